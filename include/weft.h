@@ -1,0 +1,17 @@
+/*
+ * weft: asyncio's programming model for C, on all cores.
+ *
+ * The umbrella header: include this one. See docs/api.md for the reference
+ * and docs/asyncio.md for the asyncio -> weft table.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include "weft/common.h"
+#include "weft/version.h"
+#include "weft/error.h"
+#include "weft/task.h"
+#include "weft/runtime.h"
+#include "weft/queue.h"
+
+#endif /* WEFT_H */

@@ -1,0 +1,34 @@
+/*
+ * weft: shared definitions of the public headers (visibility, C++ guards).
+ */
+#ifndef WEFT_COMMON_H
+#define WEFT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Only declarations marked WEFT_EXTERN leave the shared library; everything
+ * else is built with -fvisibility=hidden. */
+#if defined(_WIN32)
+#if defined(WEFT_BUILDING_SHARED)
+#define WEFT_EXTERN __declspec(dllexport)
+#elif defined(WEFT_USING_SHARED)
+#define WEFT_EXTERN __declspec(dllimport)
+#else
+#define WEFT_EXTERN
+#endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define WEFT_EXTERN __attribute__((visibility("default")))
+#else
+#define WEFT_EXTERN
+#endif
+
+#ifdef __cplusplus
+#define WEFT_BEGIN_DECLS extern "C" {
+#define WEFT_END_DECLS }
+#else
+#define WEFT_BEGIN_DECLS
+#define WEFT_END_DECLS
+#endif
+
+#endif /* WEFT_COMMON_H */

@@ -1,0 +1,99 @@
+/*
+ * weft runtime: configuration, weft_run (asyncio.run) and worker statistics.
+ */
+#ifndef WEFT_RUNTIME_H
+#define WEFT_RUNTIME_H
+
+#include "common.h"
+#include "task.h"
+
+WEFT_BEGIN_DECLS
+
+/* Default stack size of a task: 256 KiB of address space, of which a task
+ * that stays shallow touches (and costs) one 4 KiB page. */
+#define WEFT_STACK_SIZE_DEFAULT (256u * 1024u)
+/* Smallest accepted stack size. */
+#define WEFT_STACK_SIZE_MIN (16u * 1024u)
+/* Default number of stacks that get a guard page (two kernel mappings each;
+ * Linux allows 65530 mappings per process by default). Stacks beyond this
+ * many are carved from unguarded slabs and protected by a canary instead. */
+#define WEFT_GUARDED_STACKS_DEFAULT 8192u
+
+/* Runtime configuration. Initialise with weft_config_init(), then set fields.
+ * Fields may be appended in minor releases (see weft/version.h). */
+typedef struct weft_config {
+  /* Worker threads; 0 = uv_available_parallelism(). At most 1024. */
+  unsigned workers;
+  /* Stack size of every task in bytes, rounded up to the page size;
+   * 0 = WEFT_STACK_SIZE_DEFAULT. Must be >= WEFT_STACK_SIZE_MIN. */
+  size_t stack_size;
+  /* How many task stacks get a guard page; see WEFT_GUARDED_STACKS_DEFAULT. */
+  size_t guarded_stacks;
+  /* Upper bound on concurrently live tasks (spawned and not yet freed);
+   * spawning past it fails with WEFT_ENOMEM. 0 = no bound beyond memory. */
+  size_t max_tasks;
+  /* Deterministic mode: forces one worker and disables the LIFO slot, so that
+   * ready tasks run in exactly asyncio's FIFO order (one "loop iteration"
+   * runs the tasks that were ready when it began, then polls I/O and timers). */
+  int deterministic;
+  /* Disable the LIFO slot (a task woken by the running task runs next). */
+  int disable_lifo;
+  /* Install a SIGSEGV handler (on an alternate stack per worker) that turns a
+   * fault in a guard page into a "stack overflow in task 'name'" report
+   * before aborting. Default 1. The previous handler is chained for faults
+   * that are not stack overflows, and restored when the runtime ends. */
+  int overflow_handler;
+} weft_config_t;
+
+/* Fill cfg with the defaults. Never fails; callable from anywhere. */
+WEFT_EXTERN void weft_config_init(weft_config_t *cfg);
+
+/* asyncio.run(main(arg)): create a runtime with cfg (NULL = defaults), run
+ * main(arg) as its first task, and wait for it. When main returns, every task
+ * still alive is cancelled and awaited: from then on every suspension point
+ * of every task returns WEFT_ECANCELED at once, so shutdown cannot hang on a
+ * task that ignores one cancellation. Then all memory, stacks, threads and
+ * loops are freed.
+ *
+ * Returns main's status (0, or the error it failed with: see
+ * weft_task_fail()); main's return value is stored in *result if result is
+ * not NULL. Errors of its own: WEFT_EINVAL (main NULL, or a bad cfg field),
+ * WEFT_ENOMEM, WEFT_EBUSY (called from inside a task: nest runtimes by
+ * spawning, not by blocking a worker), or a thread/loop creation error.
+ *
+ * Blocks the calling thread; must be called outside any task. Several threads
+ * may each run their own runtime at the same time. */
+WEFT_EXTERN int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
+                         void **result);
+
+/* Counters of one worker, read with relaxed loads (a consistent snapshot is
+ * not guaranteed while the runtime runs). */
+typedef struct weft_worker_stats {
+  uint64_t tasks_run;   /* task resumptions on this worker (polls) */
+  uint64_t tasks_spawned; /* tasks created by tasks running on this worker */
+  uint64_t steals;      /* successful steal operations by this worker */
+  uint64_t stolen;      /* tasks this worker took from other workers */
+  uint64_t lifo_runs;   /* resumptions that came from the LIFO slot */
+  uint64_t inject_pops; /* tasks taken from the global inject queue */
+  uint64_t inbox_pops;  /* tasks and requests taken from this worker's inbox */
+  uint64_t io_polls;    /* non-blocking polls of the loop (fairness ticks) */
+  uint64_t parks;       /* times the worker blocked in its loop */
+  uint64_t wakeups;     /* uv_async_send calls made to wake this worker */
+} weft_worker_stats_t;
+
+/* Number of workers of the calling task's runtime, or WEFT_ENOTTASK outside
+ * a task. Does not suspend. */
+WEFT_EXTERN int weft_worker_count(void);
+
+/* Index (0..count-1) of the worker running the calling task at this instant,
+ * or WEFT_ENOTTASK outside a task. A task may move to another worker at any
+ * suspension point, so the value is only good until the next one. */
+WEFT_EXTERN int weft_worker_index(void);
+
+/* Copy worker `index`'s counters to *out. WEFT_ENOTTASK outside a task,
+ * WEFT_EINVAL for an index out of range or out NULL. Does not suspend. */
+WEFT_EXTERN int weft_worker_stats(unsigned index, weft_worker_stats_t *out);
+
+WEFT_END_DECLS
+
+#endif /* WEFT_RUNTIME_H */

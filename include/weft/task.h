@@ -1,0 +1,201 @@
+/*
+ * weft tasks: spawn (asyncio.create_task), await, gather, sleep, yield,
+ * cancel and wait_for.
+ *
+ * A task is a stackful coroutine: its body is ordinary sequential C, and the
+ * functions documented "suspends" below let other tasks run until they
+ * return. A task runs on one worker thread at a time but may resume on a
+ * different worker after any suspension point, so a task must not keep a
+ * pointer to thread-local data (errno's address included) across one; weft
+ * saves errno with the task, so its value survives a suspension.
+ *
+ * Every suspension point is a cancellation point and nothing else is: after
+ * weft_task_cancel(t), t's current or next suspending call returns
+ * WEFT_ECANCELED. Requests made before that delivery are delivered together,
+ * once (asyncio raises one CancelledError however often cancel() was called);
+ * weft_task_cancelling() counts them. If the operation a task was waiting for
+ * completes at the same moment as the cancellation (a queue item is handed
+ * to it, the awaited task finishes), the operation wins: it returns 0 and the
+ * cancellation is delivered at the next suspension point, so nothing is lost.
+ *
+ * Handles are valid until their last reference is dropped and at most until
+ * weft_run() returns; the functions that take a handle and do not suspend
+ * (done, result, ref, unref, cancel, name) may be called from any thread
+ * while the runtime runs.
+ */
+#ifndef WEFT_TASK_H
+#define WEFT_TASK_H
+
+#include "common.h"
+
+WEFT_BEGIN_DECLS
+
+/* A reference-counted task handle. */
+typedef struct weft_task weft_task_t;
+
+/* A task body (asyncio: a coroutine function). Its return value is the task's
+ * result; its status is 0 unless it calls weft_task_fail() or is cancelled
+ * (see weft_task_await()). */
+typedef void *(*weft_task_fn)(void *arg);
+
+/* Longest task name kept, in bytes, without the terminating NUL; longer
+ * names are truncated. */
+#define WEFT_TASK_NAME_MAX 31
+
+/* Spawn options. Initialise with weft_spawn_opts_init(). */
+typedef struct weft_spawn_opts {
+  /* Task name (asyncio: create_task(name=...)), copied; NULL = "task-N". */
+  const char *name;
+  /* Pin the task to worker `pin` (0-based) for its whole life: it is never
+   * stolen and always resumes there. -1 (the default) = not pinned. */
+  int pin;
+} weft_spawn_opts_t;
+
+/* Fill opts with the defaults. Never fails. */
+WEFT_EXTERN void weft_spawn_opts_init(weft_spawn_opts_t *opts);
+
+/* asyncio.create_task(fn(arg)): create a task that runs fn(arg) concurrently
+ * with the caller and, if out is not NULL, store a handle to it in *out (one
+ * reference, released with weft_task_unref()). With out NULL the task is
+ * detached: it runs to completion and frees itself.
+ *
+ * Errors: WEFT_EINVAL (fn NULL), WEFT_ENOTTASK (called outside a task),
+ * WEFT_ENOMEM (no memory, or the runtime's max_tasks reached),
+ * WEFT_ESHUTDOWN_RT (the runtime is shutting down). Does not suspend: the new
+ * task is only queued. */
+WEFT_EXTERN int weft_spawn(weft_task_fn fn, void *arg, weft_task_t **out);
+
+/* weft_spawn() with options (opts NULL = defaults). Extra error: WEFT_EINVAL
+ * for a pin outside 0..workers-1. */
+WEFT_EXTERN int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn,
+                              void *arg, weft_task_t **out);
+
+/* await task: wait until t finishes and return its status; its result is
+ * stored in *result if result is not NULL (NULL is stored when the status is
+ * not 0). Awaiting a finished task returns at once, as often as asked, from
+ * any number of tasks. Does not release the handle.
+ *
+ * A task's status is:
+ *  - the error passed to weft_task_fail(), if it called it;
+ *  - WEFT_ECANCELED if it was cancelled (a cancellation was requested and it
+ *    did not call weft_task_uncancel() afterwards), whatever it returned;
+ *  - 0 otherwise.
+ *
+ * Errors: WEFT_EINVAL (t NULL), WEFT_ENOTTASK (outside a task), WEFT_EDEADLK
+ * (t is the calling task: asyncio's "Task cannot await on itself"),
+ * WEFT_ECANCELED (the awaiting task was cancelled while waiting; t keeps
+ * running, as in asyncio where cancelling the awaiter of a task does not
+ * cancel that task... use weft_task_done() to tell the two cancellations
+ * apart). Suspends unless t has finished. */
+WEFT_EXTERN int weft_task_await(weft_task_t *t, void **result);
+
+/* asyncio.wait_for(t, timeout_ms / 1000): await t for at most timeout_ms
+ * milliseconds. On timeout, t is cancelled and awaited (so it has finished
+ * when this returns) and WEFT_ETIMEDOUT is returned if t ended cancelled; if
+ * t handled the cancellation and finished otherwise (weft_task_uncancel(),
+ * weft_task_fail()), its own status and result are returned. If the caller is
+ * cancelled while waiting, t is cancelled too and awaited, and WEFT_ECANCELED
+ * is returned (asyncio cancels the inner awaitable of wait_for). Otherwise
+ * as weft_task_await(). Suspends. */
+WEFT_EXTERN int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms,
+                                   void **result);
+
+/* task.cancel(): request cancellation of t. Its current or next suspension
+ * point returns WEFT_ECANCELED, whatever state t is in (ready, running,
+ * sleeping, awaiting). Returns 1 if a request was made, 0 if t had already
+ * finished (asyncio returns False). WEFT_EINVAL if t is NULL. May be called
+ * from any task of t's runtime; does not suspend. */
+WEFT_EXTERN int weft_task_cancel(weft_task_t *t);
+
+/* task.uncancel(): withdraw one cancellation request of the calling task,
+ * after its suspension point returned WEFT_ECANCELED, so that it may finish
+ * with status 0 or keep running normally. When no request remains, one not
+ * yet delivered is withdrawn too (as in Python 3.13). Returns the number of
+ * requests that remain, or WEFT_ENOTTASK outside a task. Does not suspend. */
+WEFT_EXTERN int weft_task_uncancel(void);
+
+/* task.cancelling(): the number of pending cancellation requests of the
+ * calling task, or WEFT_ENOTTASK outside a task. */
+WEFT_EXTERN int weft_task_cancelling(void);
+
+/* Set the calling task's status to err (a negative code, the task's
+ * "exception") and return NULL, so a task body can end with
+ * `return weft_task_fail(WEFT_EIO);`. err >= 0 is ignored. Outside a task it
+ * does nothing and returns NULL. */
+WEFT_EXTERN void *weft_task_fail(int err);
+
+/* task.done(): 1 if t has finished, 0 if not, WEFT_EINVAL if t is NULL. */
+WEFT_EXTERN int weft_task_done(const weft_task_t *t);
+
+/* task.result() without raising: if t has finished, its status (and *result
+ * as weft_task_await() would); otherwise WEFT_EAGAIN (asyncio's
+ * InvalidStateError). WEFT_EINVAL if t is NULL. Does not suspend. */
+WEFT_EXTERN int weft_task_result(const weft_task_t *t, void **result);
+
+/* asyncio.current_task(): the calling task, or NULL outside a task. The
+ * returned pointer is borrowed (no reference is added). */
+WEFT_EXTERN weft_task_t *weft_task_current(void);
+
+/* Add a reference to t and return t. t must be a live handle. */
+WEFT_EXTERN weft_task_t *weft_task_ref(weft_task_t *t);
+
+/* Drop a reference. Dropping the last one of a running task detaches it: it
+ * runs on and frees itself when it finishes. NULL is ignored. */
+WEFT_EXTERN void weft_task_unref(weft_task_t *t);
+
+/* task.get_name(): t's name (NULL t = the calling task). Valid while the
+ * caller holds a reference to t; NULL outside a task when t is NULL. */
+WEFT_EXTERN const char *weft_task_name(const weft_task_t *t);
+
+/* task.set_name(): copy name (truncated to WEFT_TASK_NAME_MAX bytes) into t's
+ * name (NULL t = the calling task). WEFT_EINVAL if name is NULL, WEFT_ENOTTASK
+ * if t is NULL outside a task. Only the task itself should rename itself
+ * while other tasks may read its name. */
+WEFT_EXTERN int weft_task_set_name(weft_task_t *t, const char *name);
+
+/* Task-local storage: one pointer per task, initially NULL. Reads and writes
+ * the calling task's slot; WEFT_ENOTTASK (set) or NULL (get) outside a task.
+ * Use it instead of thread-local variables, which change under a task that
+ * moves to another worker. */
+WEFT_EXTERN int weft_task_set_local(void *value);
+WEFT_EXTERN void *weft_task_local(void);
+
+/* asyncio.gather(*tasks): await all n tasks, which already run concurrently.
+ * Returns 0 once all have finished with status 0, storing each result in
+ * results[i] (results may be NULL). As in asyncio's default, the first
+ * failure (lowest index among those found failed when the caller wakes) is
+ * returned as soon as it is seen, and the other tasks keep running. If the
+ * caller is cancelled while waiting, every task not yet finished is
+ * cancelled and awaited, and WEFT_ECANCELED is returned (as in asyncio). When
+ * it returns early on a failure, results[i] of the tasks still running is
+ * NULL. Errors: WEFT_EINVAL
+ * (tasks NULL with n > 0, or a NULL entry), WEFT_ENOTTASK, WEFT_EDEADLK (the
+ * caller is among the tasks), WEFT_ENOMEM. Suspends unless all are done. */
+WEFT_EXTERN int weft_gather(weft_task_t *const *tasks, size_t n,
+                            void **results);
+
+/* asyncio.gather(*tasks, return_exceptions=True): await all n tasks and store
+ * each status in statuses[i] and each result in results[i] (either array may
+ * be NULL). Returns 0 once all have finished, whatever their statuses. On
+ * cancellation of the caller, as weft_gather(). Other errors as
+ * weft_gather(). */
+WEFT_EXTERN int weft_gather_all(weft_task_t *const *tasks, size_t n,
+                                void **results, int *statuses);
+
+/* asyncio.sleep(ms / 1000): suspend the calling task for at least ms
+ * milliseconds. weft_sleep(0) is asyncio.sleep(0): the task goes to the back
+ * of the run queue and runs again after the worker has polled I/O and timers.
+ * Returns 0, WEFT_ECANCELED, or WEFT_ENOTTASK outside a task. Suspends. */
+WEFT_EXTERN int weft_sleep(uint64_t ms);
+
+/* Let other ready tasks run: the same as weft_sleep(0). Returns 0,
+ * WEFT_ECANCELED, or WEFT_ENOTTASK outside a task. Suspends. */
+WEFT_EXTERN int weft_yield(void);
+
+/* Milliseconds of the runtime's monotonic clock (asyncio: loop.time(), in ms),
+ * or 0 outside a task. Does not suspend. */
+WEFT_EXTERN uint64_t weft_time_ms(void);
+
+WEFT_END_DECLS
+
+#endif /* WEFT_TASK_H */

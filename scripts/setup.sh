@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# scripts/setup.sh: install what building and testing weft needs on Debian 12
+# (bookworm), with apt-get, and only what is missing. Idempotent; prints
+# nothing when everything is already installed. Run as root (or with sudo
+# available) when something is missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# gcc builds everything, sanitizer trees included: gcc 12's sanitizer
+# runtimes are libasan8, libubsan1 and libtsan2 (normally pulled in by
+# build-essential, listed so that a trimmed system gets them too).
+# binutils gives readelf and nm to tests/install/check.sh.
+packages=(
+  build-essential
+  cmake
+  pkg-config
+  binutils
+  libuv1-dev
+  libcmocka-dev
+  libasan8
+  libubsan1
+  libtsan2
+)
+
+installed() {
+  dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q 'ok installed'
+}
+
+missing=()
+for p in "${packages[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -eq 0 ]]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "setup: missing packages: ${missing[*]}; run as root or install them" >&2
+  exit 1
+fi
+
+echo "setup: installing ${missing[*]}"
+log=$(mktemp "${TMPDIR:-/tmp}/weft-setup.XXXXXX")
+trap 'rm -f "$log"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q
+  -o DPkg::Lock::Timeout=300)
+if ! { "${apt[@]}" update &&
+  "${apt[@]}" install --no-install-recommends "${missing[@]}"; } \
+  </dev/null >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "setup: apt-get failed" >&2
+  exit 1
+fi

@@ -1,0 +1,313 @@
+/*
+ * weft internals: the task record, the worker and the runtime, and the
+ * functions the subsystems call on one another. docs/design.md explains the
+ * architecture; each structure's cross-thread protocol is at the top of the
+ * file that implements it.
+ *
+ * Fields are grouped by who may touch them: "owner" fields only by the
+ * worker's own thread, "shared" fields through atomics or under a named lock.
+ */
+#ifndef WEFT_CORE_H
+#define WEFT_CORE_H
+
+#include "weft.h"
+
+#include "ctx/ctx.h"
+#include "list.h"
+#include "sched/idle.h"
+#include "sched/inject.h"
+#include "sched/runq.h"
+#include "spinlock.h"
+#include "stack.h"
+#include "task_state.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define WEFT__NOIPA __attribute__((noinline, noipa))
+#else
+#define WEFT__NOIPA __attribute__((noinline))
+#endif
+#define WEFT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+typedef struct weft__worker weft__worker_t;
+typedef struct weft_runtime weft_runtime_t;
+
+/* Ticks between fairness checks: inject queue, inbox and a non-blocking poll
+ * of the loop (design-brief §3; Go and tokio use 61). */
+#define WEFT__FAIR_TICKS 61u
+/* Consecutive LIFO-slot runs before queued tasks get a turn. */
+#define WEFT__LIFO_MAX 3u
+/* Immediately-completing operations before a task is made to yield. */
+#define WEFT__COOP_BUDGET 128u
+
+/* ------------------------------------------------------------------------ */
+/* Waiting (wait.c)                                                          */
+
+/* One registration of a waiting task in a wait queue. Lives on the waiting
+ * task's stack for the duration of one wait. */
+typedef struct weft__waiter {
+  weft__list_t link;  /* in the wait queue; guarded by the queue's lock */
+  weft_task_t *task;  /* the waiting task */
+  atomic_int fired;   /* set (release) by the waker, before it wakes task */
+  void *item;         /* payload handed over by the waker (queues) */
+} weft__waiter_t;
+
+/* A timer registration on one worker's heap; owner-worker only. */
+typedef struct weft__timer {
+  uint64_t deadline; /* monotonic ns */
+  uint64_t seq;      /* tie-break: FIFO among equal deadlines */
+  size_t index;      /* position in the heap; SIZE_MAX when not queued */
+  weft_task_t *task; /* task to wake */
+  int fired;         /* 1 once the deadline passed and task was woken */
+} weft__timer_t;
+
+/* An entry of a worker's timer heap: the keys inline, the node aside. */
+typedef struct weft__heap_entry {
+  uint64_t deadline;    /* copy of timer->deadline */
+  uint64_t seq;         /* copy of timer->seq */
+  weft__timer_t *timer; /* the node, on the waiting task's stack */
+} weft__heap_entry_t;
+
+/* ------------------------------------------------------------------------ */
+/* Task                                                                      */
+
+struct weft_task {
+  /* --- shared --- */
+  _Alignas(64) atomic_uint state; /* task_state.h */
+  atomic_uint refs;  /* handles + 1 while not complete */
+  atomic_int cancels; /* cancellation requests not withdrawn (uncancel) */
+  /* Link in whichever single queue holds the task (overflow batch, inject,
+   * inbox, remote-free stack); only the SCHEDULED owner writes it. */
+  struct weft_task *next;
+  /* If set, the task must resume on this worker: pinned tasks, and tasks
+   * with a timer registered there. Written by the task itself, read by
+   * whoever dequeues it (ordered by the queue). */
+  weft__worker_t *route;
+  weft__spinlock_t joinq_lock; /* guards joinq and the COMPLETE transition */
+  weft__list_t joinq;          /* weft__waiter_t of tasks awaiting this one */
+
+  /* --- written by the task (or before it first runs), read after COMPLETE */
+  weft__ctx_t ctx;        /* saved context while not running */
+  weft__stack_t *stack;   /* NULL until the task first runs */
+  weft_task_fn fn;        /* body */
+  void *arg;              /* its argument */
+  void *result;           /* its return value */
+  int status;             /* set by weft_task_fail, 0 otherwise */
+  int saved_errno;        /* errno while suspended */
+  uint32_t budget;        /* cooperative budget left (task.c) */
+  uint64_t yield_mark;    /* poll epoch at the last yield (worker.c) */
+  void *local;            /* task-local storage slot */
+  weft__worker_t *pin;    /* pinned worker or NULL */
+  weft_runtime_t *rt;     /* owning runtime */
+  weft__worker_t *home;   /* worker whose registry/pool holds the record */
+  weft__list_t reg;       /* link in home's registry (home owner only) */
+  atomic_int freed;       /* 1 once released to the remote-free stack */
+  uint64_t id;            /* sequence number, for default names */
+  int is_main;            /* 1 for weft_run's main task */
+#if defined(WEFT_SANITIZE_THREAD)
+  void *tsan_fiber;       /* ThreadSanitizer fiber of this task */
+#endif
+#if defined(WEFT_SANITIZE_ADDRESS)
+  void *asan_fake_stack;  /* ASan fake-stack handle while switched out */
+#endif
+  char name[WEFT_TASK_NAME_MAX + 1];
+};
+
+/* ------------------------------------------------------------------------ */
+/* Worker                                                                    */
+
+/* What the worker does with the task that just switched back to it. */
+enum weft__after {
+  WEFT__AFTER_PARK = 0,  /* wait: park unless notified */
+  WEFT__AFTER_YIELD = 1, /* back of the run queue, after a poll */
+  WEFT__AFTER_DONE = 2   /* finished: complete and free */
+};
+
+typedef struct weft__counters {
+  atomic_uint_fast64_t v[10]; /* mirrors weft_worker_stats_t, same order */
+} weft__counters_t;
+
+enum {
+  WEFT__C_RUN,
+  WEFT__C_SPAWNED,
+  WEFT__C_STEALS,
+  WEFT__C_STOLEN,
+  WEFT__C_LIFO,
+  WEFT__C_INJECT,
+  WEFT__C_INBOX,
+  WEFT__C_POLLS,
+  WEFT__C_PARKS,
+  WEFT__C_WAKEUPS
+};
+
+struct weft__worker {
+  /* --- shared: other workers push, steal, wake --- */
+  weft__runq_t runq;                  /* local ring (runq.h) */
+  _Alignas(64) _Atomic(weft_task_t *) inbox; /* MPSC stack of tasks routed
+                                                here (worker.c) */
+  _Atomic(weft_task_t *) remote_free; /* MPSC stack of records homed here and
+                                         freed elsewhere (task.c) */
+  atomic_int parked;                  /* 1 while on the idle stack */
+  uv_async_t async;                   /* the one wake-up handle; only
+                                         uv_async_send from other threads */
+  weft__counters_t stats;             /* written by the owner (relaxed) */
+  /* Shutdown accounting (runtime.c): monotonic, owner-written. */
+  atomic_uint_fast64_t spawned;       /* tasks created by this worker */
+  atomic_uint_fast64_t finished;      /* tasks that completed on it */
+
+  /* --- owner only --- */
+  _Alignas(64) weft_runtime_t *rt;
+  unsigned index;                     /* 0..nworkers-1 */
+  uv_thread_t thread;                 /* the worker's thread (not worker 0) */
+  uv_loop_t loop;                     /* this worker's libuv loop */
+  uv_timer_t timer;                   /* armed for the earliest weft timer */
+  weft__ctx_t sched_ctx;              /* scheduler context */
+  weft_task_t *current;               /* task running now, or NULL */
+  enum weft__after after;             /* set by the task before switching */
+  weft_task_t *lifo;                  /* LIFO slot */
+  unsigned lifo_streak;               /* consecutive LIFO runs */
+  unsigned round_left;                /* ticks until the next fairness poll */
+  uint64_t poll_epoch;                /* number of polls done */
+  int searching;                      /* counted as searching (idle.h) */
+  int shutdown_seen;                  /* registry cancelled for shutdown */
+  uint32_t rng;                       /* xorshift state for victim choice */
+  /* Timers (time.c): binary min-heap. */
+  weft__heap_entry_t *heap;
+  size_t heap_len, heap_cap;
+  uint64_t timer_seq;
+  uint64_t timer_armed;               /* deadline the uv timer is set for */
+  /* Memory (task.c, stack.c). */
+  weft__stack_cache_t stacks;
+  weft_task_t *free_tasks;            /* free records homed here */
+  unsigned nfree_tasks;
+  weft__list_t registry;              /* records homed here, live or not */
+  void *task_slabs;                   /* record slabs allocated here */
+#if defined(WEFT_SANITIZE_THREAD)
+  void *tsan_sched;                   /* TSan fiber of the scheduler */
+#endif
+#if defined(WEFT_SANITIZE_ADDRESS)
+  const void *asan_stack_bottom;      /* the thread's own stack */
+  size_t asan_stack_size;
+#endif
+  void *altstack;                     /* sigaltstack for overflow reports */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Runtime                                                                   */
+
+struct weft_runtime {
+  weft_config_t cfg;          /* resolved configuration */
+  unsigned nworkers;
+  weft__worker_t *workers;    /* nworkers, cache-line aligned */
+  weft__inject_t inject;      /* global queue */
+  weft__idle_t idle;          /* searching/parking coordinator */
+  weft__stack_pool_t stacks;  /* stack slabs and free stacks */
+  atomic_int shutdown;        /* main finished: cancel everything */
+  atomic_int stop;            /* every task finished: workers exit */
+  atomic_size_t live;         /* live records, only counted with max_tasks */
+  weft_task_t *main;          /* the main task (malloc'ed, not pooled) */
+  int main_status;
+  void *main_result;
+  pthread_mutex_t start_mu;   /* start-up handshake */
+  pthread_cond_t start_cv;
+  unsigned started;           /* workers that initialised their loop */
+  unsigned exited;            /* workers that left their run loop */
+  int start_err;              /* first start-up error */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Cross-subsystem functions                                                 */
+
+/* The worker running on this thread, or NULL. Not inlinable: a task may
+ * resume on another thread, and a caller must never reuse a thread-pointer
+ * address computed before a switch (design-brief §2.6). */
+weft__worker_t *weft__worker_current(void);
+
+/* The task running on this thread, or NULL. Same caveat. */
+weft_task_t *weft__task_current(void);
+
+/* Make t runnable; t must have been SCHEDULED by the caller (spawn, wake). */
+void weft__sched_schedule(weft_task_t *t, int from_task);
+
+/* Wake t (from anywhere): enqueue it if it was parked. */
+static inline void weft__task_wake(weft_task_t *t) {
+  if (weft__state_wake(&t->state))
+    weft__sched_schedule(t, 1);
+}
+
+/* Switch from the running task to its worker's scheduler; returns when the
+ * task runs again (perhaps on another worker). Task stacks only. */
+void weft__task_switch_out(weft_task_t *t, enum weft__after after);
+
+/* Run t on worker w until it switches back (worker.c calls it). */
+void weft__task_run(weft__worker_t *w, weft_task_t *t);
+
+/* Wake every worker unconditionally (shutdown, stop). */
+void weft__workers_wake_all(weft_runtime_t *rt);
+/* Wake worker w if it is parked. */
+void weft__worker_unpark(weft__worker_t *w);
+/* Route t to w's inbox (t is SCHEDULED and owned by the caller). */
+void weft__worker_inbox_push(weft__worker_t *w, weft_task_t *t);
+/* The worker's run loop; returns when the runtime stops. */
+void weft__worker_loop(weft__worker_t *w);
+
+/* Suspension (wait.c). All return 0 or WEFT_ECANCELED. */
+#define WEFT__NO_DEADLINE UINT64_MAX
+/* 1 if the task must stop waiting: a pending request (consumed) or the
+ * runtime's shutdown. */
+int weft__wait_check_cancel(weft_task_t *t);
+/* Re-post a consumed request whose wait was satisfied anyway. */
+void weft__cancel_restore(weft_task_t *t);
+/* Waiter handshake (wait.c): under the queue's lock the waker unlinks the
+ * waiter and claims it (fired = 1); after unlocking it wakes the task and
+ * finally stores fired = 2, its last access to the waiter. */
+weft_task_t *weft__waiter_claim(weft__waiter_t *w);
+void weft__waiter_complete(weft__waiter_t *w, weft_task_t *task);
+/* Detach a waiter that is no longer wanted: returns 0 if it was still linked
+ * (now unlinked), 1 if a waker had claimed it (waits for fired == 2). */
+int weft__waiter_detach(weft__waiter_t *w, weft__spinlock_t *lock);
+/* Park until the waiter fires (0), a cancellation (WEFT_ECANCELED, unless
+ * uncancellable), or the deadline (WEFT_ETIMEDOUT). w may be NULL (a plain
+ * sleep), lock guards the queue w is linked in. On any error return, w has
+ * been detached; a waiter that fired wins over a cancellation or timeout. */
+int weft__wait(weft__waiter_t *w, weft__spinlock_t *lock, uint64_t deadline,
+               int uncancellable);
+/* Park once (spurious wakes possible): callers loop on their condition. */
+void weft__park(weft_task_t *t);
+
+/* Timers (time.c): owner worker only. */
+uint64_t weft__now_ns(void);
+/* Returns 0, or WEFT_ENOMEM if the heap cannot grow. */
+int weft__timer_add_checked(weft__worker_t *w, weft__timer_t *t);
+void weft__timer_remove(weft__worker_t *w, weft__timer_t *t);
+void weft__timers_init(weft__worker_t *w);
+void weft__timers_destroy(weft__worker_t *w);
+
+/* Task records (task.c). */
+void weft__task_finish(weft__worker_t *w, weft_task_t *t);
+void weft__task_cancel_registry(weft__worker_t *w);
+void weft__task_reclaim_remote(weft__worker_t *w);
+void weft__task_free_all(weft__worker_t *w);
+weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
+                                 void *arg);
+void weft__task_unref_main(weft_task_t *t);
+void weft__coop_tick(void);
+
+/* Runtime (runtime.c). */
+void weft__runtime_on_main_done(weft_runtime_t *rt, weft_task_t *main);
+void weft__runtime_check_quiescent(weft_runtime_t *rt);
+
+static inline void weft__count(weft__worker_t *w, int which) {
+  /* relaxed: a statistic; only this worker writes it. */
+  atomic_store_explicit(
+      &w->stats.v[which],
+      atomic_load_explicit(&w->stats.v[which], memory_order_relaxed) + 1,
+      memory_order_relaxed);
+}
+
+#endif /* WEFT_CORE_H */

@@ -1,0 +1,395 @@
+/*
+ * The runtime: configuration, weft_run (asyncio.run), worker threads, the
+ * shutdown sequence, and the stack-overflow signal handler.
+ *
+ * Lifecycle:
+ *  1. weft_run resolves the configuration, allocates the runtime and starts
+ *     workers 1..N-1 on new threads; the calling thread becomes worker 0.
+ *     Every worker initialises its own loop, async and timer handles (loop
+ *     affinity), then reports in; nothing is scheduled until all have, so no
+ *     uv_async_send can reach an uninitialised handle.
+ *  2. The main task is pushed to the inject queue; workers run.
+ *  3. When main finishes, `shutdown` is set and every worker is woken. Each
+ *     worker, on seeing it, cancels every task of its registry; from then on
+ *     every suspension point returns WEFT_ECANCELED immediately and spawning
+ *     fails with WEFT_ESHUTDOWN_RT, so the remaining tasks run to their end.
+ *  4. A worker about to park during shutdown checks quiescence: it sums every
+ *     worker's `finished` counter, then (seq_cst loads, in that order) every
+ *     `spawned` counter. Both only grow and finished <= spawned + 1 (main), so
+ *     equality proves that between the two passes no task was alive, and none can be
+ *     created afterwards. It then sets `stop` and wakes every worker.
+ *  5. Workers leave their loops, wait until all have left (wake-ups are only
+ *     sent from inside run loops, so none can reach a closing handle), and
+ *     close their handles; weft_run joins the threads, frees every record,
+ *     stack slab, queue and loop, and returns main's status.
+ */
+#include "core.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(WEFT_SANITIZE_THREAD)
+#include <sanitizer/tsan_interface.h>
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+
+void weft_config_init(weft_config_t *cfg) {
+  if (!cfg)
+    return;
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->stack_size = WEFT_STACK_SIZE_DEFAULT;
+  cfg->guarded_stacks = WEFT_GUARDED_STACKS_DEFAULT;
+  cfg->overflow_handler = 1;
+}
+
+static int resolve_config(const weft_config_t *in, weft_config_t *out) {
+  if (in)
+    *out = *in;
+  else
+    weft_config_init(out);
+  if (out->workers > 1024)
+    return WEFT_EINVAL;
+  if (out->stack_size == 0)
+    out->stack_size = WEFT_STACK_SIZE_DEFAULT;
+  if (out->stack_size < WEFT_STACK_SIZE_MIN ||
+      out->stack_size > ((size_t)1 << 30))
+    return WEFT_EINVAL;
+  if (out->deterministic) {
+    out->workers = 1;
+    out->disable_lifo = 1;
+  }
+  if (out->workers == 0) {
+    out->workers = uv_available_parallelism();
+    if (out->workers == 0)
+      out->workers = 1;
+    if (out->workers > 1024)
+      out->workers = 1024;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stack-overflow reports                                                    */
+
+static pthread_mutex_t segv_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned segv_users;              /* runtimes wanting the handler */
+static struct sigaction segv_prev;       /* handler to chain to */
+static size_t segv_page;
+
+static void on_segv(int sig, siginfo_t *si, void *uctx) {
+  weft__worker_t *w = weft__worker_current();
+  weft_task_t *t = w ? w->current : NULL;
+  if (t && t->stack && weft__stack_in_guard(t->stack, segv_page, si->si_addr)) {
+    static const char a[] = "weft: stack overflow in task '";
+    static const char b[] = "' (guard page hit)\n";
+    (void)!write(STDERR_FILENO, a, sizeof(a) - 1);
+    (void)!write(STDERR_FILENO, t->name, strlen(t->name));
+    (void)!write(STDERR_FILENO, b, sizeof(b) - 1);
+    abort();
+  }
+  /* Not ours: chain to the previous handler, or fault again with it. */
+  if (segv_prev.sa_flags & SA_SIGINFO) {
+    segv_prev.sa_sigaction(sig, si, uctx);
+  } else if (segv_prev.sa_handler == SIG_DFL ||
+             segv_prev.sa_handler == SIG_IGN) {
+    signal(sig, SIG_DFL); /* returning re-executes the fault: default dies */
+  } else {
+    segv_prev.sa_handler(sig);
+  }
+}
+
+static void segv_acquire(void) {
+  pthread_mutex_lock(&segv_mu);
+  if (segv_users++ == 0) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    segv_page = (size_t)sysconf(_SC_PAGESIZE);
+    sigaction(SIGSEGV, &sa, &segv_prev);
+  }
+  pthread_mutex_unlock(&segv_mu);
+}
+
+static void segv_release(void) {
+  pthread_mutex_lock(&segv_mu);
+  if (--segv_users == 0)
+    sigaction(SIGSEGV, &segv_prev, NULL);
+  pthread_mutex_unlock(&segv_mu);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Workers                                                                   */
+
+static void on_async(uv_async_t *h) { (void)h; /* waking is the point */ }
+
+static int worker_open(weft__worker_t *w) {
+  int rc = uv_loop_init(&w->loop);
+  if (rc)
+    return rc;
+  w->loop.data = w;
+  rc = uv_async_init(&w->loop, &w->async, on_async);
+  if (rc) {
+    uv_loop_close(&w->loop);
+    return rc;
+  }
+  w->async.data = w;
+  weft__timers_init(w);
+#if defined(WEFT_SANITIZE_THREAD)
+  w->tsan_sched = __tsan_get_current_fiber();
+#endif
+#if defined(WEFT_SANITIZE_ADDRESS)
+  pthread_attr_t attr;
+  void *addr;
+  size_t size;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+      w->asan_stack_bottom = addr;
+      w->asan_stack_size = size;
+    }
+    pthread_attr_destroy(&attr);
+  }
+#endif
+  if (w->rt->cfg.overflow_handler) {
+    size_t sz = 64 * 1024;
+    w->altstack = malloc(sz);
+    if (w->altstack) {
+      stack_t ss;
+      memset(&ss, 0, sizeof(ss));
+      ss.ss_sp = w->altstack;
+      ss.ss_size = sz;
+      sigaltstack(&ss, NULL);
+    }
+  }
+  return 0;
+}
+
+static void close_cb(uv_handle_t *h) { (void)h; }
+
+static void worker_close(weft__worker_t *w) {
+  if (w->altstack) {
+    stack_t ss;
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, NULL);
+    free(w->altstack);
+    w->altstack = NULL;
+  }
+  uv_close((uv_handle_t *)&w->timer, close_cb);
+  uv_close((uv_handle_t *)&w->async, close_cb);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&w->loop);
+}
+
+/* Report in (lifecycle step 1) and wait until every worker did. Returns 0,
+ * or the first start-up error of any worker. */
+static int start_handshake(weft_runtime_t *rt, int err) {
+  pthread_mutex_lock(&rt->start_mu);
+  if (err && !rt->start_err)
+    rt->start_err = err;
+  rt->started++;
+  pthread_cond_broadcast(&rt->start_cv);
+  while (rt->started < rt->nworkers)
+    pthread_cond_wait(&rt->start_cv, &rt->start_mu);
+  err = rt->start_err;
+  pthread_mutex_unlock(&rt->start_mu);
+  return err;
+}
+
+/* Wait until every worker has left its run loop (lifecycle step 5): wakes
+ * are sent only from inside run loops, so after this no uv_async_send can
+ * reach a handle that is being closed. */
+static void exit_handshake(weft_runtime_t *rt) {
+  pthread_mutex_lock(&rt->start_mu);
+  rt->exited++;
+  pthread_cond_broadcast(&rt->start_cv);
+  while (rt->exited < rt->nworkers)
+    pthread_cond_wait(&rt->start_cv, &rt->start_mu);
+  pthread_mutex_unlock(&rt->start_mu);
+}
+
+static void worker_thread(void *arg) {
+  weft__worker_t *w = arg;
+  int rc = worker_open(w);
+  if (start_handshake(w->rt, rc) == 0)
+    weft__worker_loop(w);
+  exit_handshake(w->rt);
+  if (rc == 0)
+    worker_close(w);
+}
+
+void weft__runtime_on_main_done(weft_runtime_t *rt, weft_task_t *main) {
+  rt->main_status = main->status;
+  rt->main_result = main->result;
+  /* seq_cst: the flag is ordered before the wake-ups and the quiescence
+   * checks that follow it. */
+  atomic_store_explicit(&rt->shutdown, 1, memory_order_seq_cst);
+  weft__workers_wake_all(rt);
+}
+
+void weft__runtime_check_quiescent(weft_runtime_t *rt) {
+  if (atomic_load_explicit(&rt->stop, memory_order_acquire))
+    return;
+  uint64_t finished = 0, spawned = 0;
+  /* seq_cst loads: every `finished` read precedes every `spawned` read in
+   * the single total order (lifecycle step 4); each also acquires the
+   * owner's release increment. */
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    finished += atomic_load_explicit(&rt->workers[i].finished,
+                                     memory_order_seq_cst);
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    spawned += atomic_load_explicit(&rt->workers[i].spawned,
+                                    memory_order_seq_cst);
+  if (finished == spawned + 1) {
+    /* release: workers that see stop see every task's completion. */
+    atomic_store_explicit(&rt->stop, 1, memory_order_release);
+    weft__workers_wake_all(rt);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* weft_run                                                                  */
+
+static void runtime_free(weft_runtime_t *rt) {
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    weft__worker_t *w = &rt->workers[i];
+    weft__task_free_all(w);
+    weft__timers_destroy(w);
+    weft__stack_cache_flush(&rt->stacks, &w->stacks);
+  }
+  weft__stack_pool_destroy(&rt->stacks);
+  weft__idle_destroy(&rt->idle);
+  weft__inject_destroy(&rt->inject);
+  pthread_mutex_destroy(&rt->start_mu);
+  pthread_cond_destroy(&rt->start_cv);
+  free(rt->workers);
+  free(rt);
+}
+
+int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
+             void **result) {
+  if (result)
+    *result = NULL;
+  if (!main)
+    return WEFT_EINVAL;
+  if (weft__worker_current())
+    return WEFT_EBUSY;
+  weft_config_t c;
+  int rc = resolve_config(cfg, &c);
+  if (rc)
+    return rc;
+
+  weft_runtime_t *rt = calloc(1, sizeof(*rt));
+  if (!rt)
+    return WEFT_ENOMEM;
+  rt->cfg = c;
+  rt->nworkers = c.workers;
+  rt->workers = aligned_alloc(64, sizeof(weft__worker_t) * rt->nworkers);
+  if (!rt->workers) {
+    free(rt);
+    return WEFT_ENOMEM;
+  }
+  memset(rt->workers, 0, sizeof(weft__worker_t) * rt->nworkers);
+  if (weft__inject_init(&rt->inject) != 0 ||
+      weft__idle_init(&rt->idle, rt->nworkers) != 0 ||
+      weft__stack_pool_init(&rt->stacks, c.stack_size, c.guarded_stacks) !=
+          0) {
+    /* These only fail for lack of memory; the rest was zeroed. */
+    free(rt->workers);
+    free(rt);
+    return WEFT_ENOMEM;
+  }
+  pthread_mutex_init(&rt->start_mu, NULL);
+  pthread_cond_init(&rt->start_cv, NULL);
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    weft__worker_t *w = &rt->workers[i];
+    weft__runq_init(&w->runq);
+    w->rt = rt;
+    w->index = i;
+    w->rng = 0x9E3779B9u * (i + 1);
+    weft__list_init(&w->registry);
+  }
+  rt->main = weft__task_new_main(rt, main, arg);
+  if (!rt->main) {
+    runtime_free(rt);
+    return WEFT_ENOMEM;
+  }
+  if (c.overflow_handler)
+    segv_acquire();
+
+  unsigned started_threads = 0;
+  for (unsigned i = 1; i < rt->nworkers; i++) {
+    rc = uv_thread_create(&rt->workers[i].thread, worker_thread,
+                          &rt->workers[i]);
+    if (rc)
+      break;
+    started_threads++;
+  }
+  if (rc) {
+    /* Let the threads that did start finish their handshake and leave. */
+    pthread_mutex_lock(&rt->start_mu);
+    rt->start_err = rc;
+    rt->started += rt->nworkers - 1 - started_threads;
+    rt->exited += rt->nworkers - 1 - started_threads;
+    pthread_mutex_unlock(&rt->start_mu);
+  }
+  weft__worker_t *w0 = &rt->workers[0];
+  int rc0 = worker_open(w0);
+  rc = start_handshake(rt, rc0 ? rc0 : rc);
+  if (rc == 0) {
+    weft__sched_schedule(rt->main, 0); /* from this (not yet worker) thread */
+    weft__worker_loop(w0);
+  }
+  exit_handshake(rt);
+  if (rc0 == 0)
+    worker_close(w0);
+  for (unsigned i = 1; i <= started_threads; i++)
+    uv_thread_join(&rt->workers[i].thread);
+  if (c.overflow_handler)
+    segv_release();
+
+  if (rc == 0) {
+    rc = rt->main_status;
+    if (result)
+      *result = rt->main_result;
+  }
+  weft__task_unref_main(rt->main);
+  runtime_free(rt);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Worker queries                                                            */
+
+int weft_worker_count(void) {
+  weft__worker_t *w = weft__worker_current();
+  return w && w->current ? (int)w->rt->nworkers : WEFT_ENOTTASK;
+}
+
+int weft_worker_index(void) {
+  weft__worker_t *w = weft__worker_current();
+  return w && w->current ? (int)w->index : WEFT_ENOTTASK;
+}
+
+int weft_worker_stats(unsigned index, weft_worker_stats_t *out) {
+  weft__worker_t *w = weft__worker_current();
+  if (!w || !w->current)
+    return WEFT_ENOTTASK;
+  if (!out || index >= w->rt->nworkers)
+    return WEFT_EINVAL;
+  weft__worker_t *v = &w->rt->workers[index];
+  uint64_t vals[10];
+  for (int i = 0; i < 10; i++)
+    /* relaxed: statistics, no consistency promised. */
+    vals[i] = atomic_load_explicit(&v->stats.v[i], memory_order_relaxed);
+  _Static_assert(sizeof(weft_worker_stats_t) == sizeof(vals),
+                 "stats layout mirrors the counters");
+  memcpy(out, vals, sizeof(vals));
+  return 0;
+}

@@ -1,0 +1,385 @@
+/*
+ * The worker: one OS thread, one libuv loop, and the scheduling policy.
+ *
+ * Run loop, one tick per task resumption:
+ *  1. Every WEFT__FAIR_TICKS ticks (or, in deterministic mode, once the
+ *     tasks that were ready at the last poll have run), poll: move the inbox
+ *     to the run queue, take one task from the inject queue, run the loop
+ *     once without blocking (timers and I/O), and on shutdown cancel the
+ *     tasks of this worker's registry.
+ *  2. Take the LIFO slot (at most WEFT__LIFO_MAX times in a row while other
+ *     tasks are queued), else the head of the run queue.
+ *  3. Out of local work: the inbox, then a batch from the inject queue, then
+ *     (if at most half of the workers already search) steal half of another
+ *     worker's ring, visiting all from a random start (idle.h protocol).
+ *  4. Nothing found: park in uv_run(UV_RUN_ONCE) until a timer, I/O, or a
+ *     uv_async_send from a waker (idle.h steps 4-6).
+ *
+ * Inbox protocol (MPSC, tasks only): producers push with a seq_cst CAS on
+ * `inbox`; the owner takes the whole stack with an acquire exchange and
+ * reverses it into FIFO order. A producer then reads `parked` (seq_cst); the
+ * owner stores `parked` (seq_cst) and re-reads `inbox` (seq_cst) before
+ * blocking. One of the two sees the other (Dekker), so a push
+ * never sleeps unnoticed, and a busy worker is never sent a system call.
+ *
+ * After the running task switches back, the worker finishes its transition
+ * (two-phase suspension, task_state.h): PARK calls weft__state_park() and
+ * re-queues the task if a wake raced with the switch; YIELD queues it at the
+ * back with a mark that makes the worker poll before resuming it; DONE
+ * completes and frees it.
+ */
+#include "core.h"
+
+#include <stdlib.h>
+
+static __thread weft__worker_t *tls_worker
+    __attribute__((tls_model("initial-exec")));
+
+WEFT__NOIPA weft__worker_t *weft__worker_current(void) {
+  weft__worker_t *w = tls_worker;
+  /* Opaque to the optimiser: the value is re-read at every call. */
+  __asm__ __volatile__("" : "+r"(w));
+  return w;
+}
+
+WEFT__NOIPA weft_task_t *weft__task_current(void) {
+  weft__worker_t *w = tls_worker;
+  __asm__ __volatile__("" : "+r"(w));
+  return w ? w->current : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Waking workers                                                            */
+
+static void send_wake(weft__worker_t *w) {
+  weft__count(w, WEFT__C_WAKEUPS);
+  uv_async_send(&w->async);
+}
+
+void weft__worker_unpark(weft__worker_t *w) {
+  if (weft__idle_claim(&w->rt->idle, w->index))
+    send_wake(w);
+}
+
+void weft__workers_wake_all(weft_runtime_t *rt) {
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    uv_async_send(&rt->workers[i].async);
+}
+
+/* Wake a parked worker to help (idle.h step 2). */
+static void notify_one(weft_runtime_t *rt, int force) {
+  if (rt->nworkers < 2 && !force)
+    return; /* a lone worker runs what it queued itself */
+  int idx = weft__idle_pick_to_notify(&rt->idle, force);
+  if (idx >= 0)
+    send_wake(&rt->workers[idx]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Queues                                                                    */
+
+void weft__worker_inbox_push(weft__worker_t *w, weft_task_t *t) {
+  /* relaxed: the CAS below publishes. */
+  weft_task_t *head = atomic_load_explicit(&w->inbox, memory_order_relaxed);
+  do {
+    t->next = head;
+    /* seq_cst: publishes t to the owner's exchange (release) and is ordered
+     * before the read of `parked` below (Dekker with park). */
+  } while (!atomic_compare_exchange_weak_explicit(
+      &w->inbox, &head, t, memory_order_seq_cst, memory_order_relaxed));
+  /* seq_cst: see above. */
+  if (atomic_load_explicit(&w->parked, memory_order_seq_cst))
+    weft__worker_unpark(w);
+}
+
+static void runq_push(weft__worker_t *w, weft_task_t *t) {
+  while (!weft__runq_try_push_owner(&w->runq, t)) {
+    if (weft__runq_push_overflow(&w->runq, t, &w->rt->inject) == 0)
+      break;
+  }
+}
+
+/* Queue t locally and get help if somebody is parked and nobody searches. */
+static void runq_push_notify(weft__worker_t *w, weft_task_t *t) {
+  runq_push(w, t);
+  if (!w->searching)
+    notify_one(w->rt, 0);
+}
+
+void weft__sched_schedule(weft_task_t *t, int from_task) {
+  weft__worker_t *w = weft__worker_current();
+  weft_runtime_t *rt = t->rt;
+  weft__worker_t *route = t->route;
+  if (route && route != w) {
+    weft__worker_inbox_push(route, t);
+    return;
+  }
+  if (!w || w->rt != rt) {
+    weft__inject_push_batch(&rt->inject, t, t, 1);
+    notify_one(rt, 1); /* forced: reads the idle state with a seq_cst RMW */
+    return;
+  }
+  if (from_task && w->current && !rt->cfg.disable_lifo) {
+    weft_task_t *prev = w->lifo;
+    w->lifo = t;
+    if (!prev)
+      return;
+    t = prev; /* the displaced task goes to the back of the ring */
+  }
+  runq_push_notify(w, t);
+}
+
+/* Take the inbox; returns the oldest entry and queues the rest locally. */
+static weft_task_t *inbox_take(weft__worker_t *w) {
+  /* relaxed: a cheap emptiness test before the exchange. */
+  if (!atomic_load_explicit(&w->inbox, memory_order_relaxed))
+    return NULL;
+  /* acquire: pairs with producers' release CAS. */
+  weft_task_t *s = atomic_exchange_explicit(&w->inbox, NULL,
+                                            memory_order_acquire);
+  weft_task_t *fifo = NULL;
+  while (s) { /* reverse: the stack is newest first */
+    weft_task_t *next = s->next;
+    s->next = fifo;
+    fifo = s;
+    s = next;
+  }
+  if (!fifo)
+    return NULL;
+  weft_task_t *first = fifo;
+  for (weft_task_t *t = first->next; t;) {
+    weft_task_t *next = t->next;
+    runq_push(w, t);
+    weft__count(w, WEFT__C_INBOX);
+    t = next;
+  }
+  weft__count(w, WEFT__C_INBOX);
+  return first;
+}
+
+/* Take a batch from the inject queue (Go's globrunqget): a fair share, at
+ * most half a ring. Returns one task and queues the rest. */
+static weft_task_t *inject_take(weft__worker_t *w, size_t max) {
+  weft_runtime_t *rt = w->rt;
+  if (weft__inject_is_empty(&rt->inject))
+    return NULL;
+  size_t share =
+      atomic_load_explicit(&rt->inject.len, memory_order_relaxed) /
+          rt->nworkers + 1;
+  if (share > max)
+    share = max;
+  size_t n;
+  weft_task_t *first = weft__inject_pop_batch(&rt->inject, share, &n);
+  if (!first)
+    return NULL;
+  for (weft_task_t *t = first->next; t;) {
+    weft_task_t *next = t->next;
+    runq_push(w, t);
+    t = next;
+  }
+  for (size_t i = 0; i < n; i++)
+    weft__count(w, WEFT__C_INJECT);
+  return first;
+}
+
+static weft_task_t *steal(weft__worker_t *w) {
+  weft_runtime_t *rt = w->rt;
+  unsigned n = rt->nworkers;
+  /* xorshift32: a random start spreads thieves over victims. */
+  w->rng ^= w->rng << 13;
+  w->rng ^= w->rng >> 17;
+  w->rng ^= w->rng << 5;
+  unsigned start = w->rng % n;
+  for (unsigned i = 0; i < n; i++) {
+    weft__worker_t *v = &rt->workers[(start + i) % n];
+    if (v == w)
+      continue;
+    uint32_t moved;
+    weft_task_t *t = weft__runq_steal_into(&v->runq, &w->runq, &moved);
+    if (t) {
+      weft__count(w, WEFT__C_STEALS);
+      for (uint32_t k = 0; k < moved; k++)
+        weft__count(w, WEFT__C_STOLEN);
+      return t;
+    }
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Polling and the run loop                                                  */
+
+static int runtime_stopping(weft_runtime_t *rt) {
+  /* acquire: pairs with the release that sets stop after the last task. */
+  return atomic_load_explicit(&rt->stop, memory_order_acquire);
+}
+
+static void check_shutdown(weft__worker_t *w) {
+  /* relaxed: a flag; cancellation itself is ordered by the task state word. */
+  if (!w->shutdown_seen &&
+      atomic_load_explicit(&w->rt->shutdown, memory_order_relaxed)) {
+    w->shutdown_seen = 1;
+    weft__task_cancel_registry(w);
+  }
+}
+
+static void fair_poll(weft__worker_t *w) {
+  weft_runtime_t *rt = w->rt;
+  w->poll_epoch++;
+  weft__count(w, WEFT__C_POLLS);
+  weft_task_t *t = inbox_take(w);
+  if (t)
+    runq_push(w, t);
+  t = inject_take(w, 1);
+  if (t)
+    runq_push(w, t);
+  uv_run(&w->loop, UV_RUN_NOWAIT);
+  check_shutdown(w);
+  if (rt->cfg.deterministic)
+    w->round_left = weft__runq_len(&w->runq);
+  else
+    w->round_left = WEFT__FAIR_TICKS;
+}
+
+static uint64_t yield_mark(weft__worker_t *w) {
+  return (w->poll_epoch * w->rt->nworkers + w->index) + 1;
+}
+
+static weft_task_t *next_local(weft__worker_t *w) {
+  if (w->round_left == 0)
+    fair_poll(w);
+  weft_task_t *t = w->lifo;
+  if (t) {
+    w->lifo = NULL;
+    if (w->lifo_streak < WEFT__LIFO_MAX || weft__runq_is_empty(&w->runq)) {
+      w->lifo_streak++;
+      weft__count(w, WEFT__C_LIFO);
+      return t;
+    }
+    runq_push(w, t); /* cap reached: queued tasks get their turn */
+  }
+  w->lifo_streak = 0;
+  return weft__runq_pop_owner(&w->runq);
+}
+
+static weft_task_t *search(weft__worker_t *w) {
+  weft_task_t *t = inbox_take(w);
+  if (!t)
+    t = inject_take(w, WEFT_RUNQ_CAPACITY / 2);
+  if (t || w->rt->nworkers < 2)
+    return t;
+  if (!w->searching) {
+    if (!weft__idle_try_search(&w->rt->idle))
+      return NULL;
+    w->searching = 1;
+  }
+  t = steal(w);
+  if (!t)
+    t = inject_take(w, WEFT_RUNQ_CAPACITY / 2);
+  return t;
+}
+
+/* Found work while counted as searching (idle.h step 3): stop searching, and
+ * if this was the last searcher, wake one more to continue the search. */
+static void leave_search(weft__worker_t *w) {
+  w->searching = 0;
+  if (weft__idle_end_search(&w->rt->idle))
+    notify_one(w->rt, 0);
+}
+
+static int work_anywhere(weft_runtime_t *rt) {
+  if (!weft__inject_is_empty(&rt->inject))
+    return 1;
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    if (!weft__runq_is_empty(&rt->workers[i].runq))
+      return 1;
+  return 0;
+}
+
+static void park(weft__worker_t *w) {
+  weft_runtime_t *rt = w->rt;
+  if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
+    weft__runtime_check_quiescent(rt);
+  weft__task_reclaim_remote(w);
+  weft__stack_trim(&rt->stacks, 64);
+  /* seq_cst: `parked` is set before the inbox re-check below (Dekker with
+   * weft__worker_inbox_push). */
+  atomic_store_explicit(&w->parked, 1, memory_order_seq_cst);
+  int last = weft__idle_park(&rt->idle, w->index, w->searching);
+  w->searching = 0;
+  if (last && work_anywhere(rt))
+    notify_one(rt, 0);
+  /* seq_cst: ordered after the store of `parked` (Dekker with inbox push). */
+  int skip = atomic_load_explicit(&w->inbox, memory_order_seq_cst) != NULL ||
+             !weft__inject_is_empty(&rt->inject) || runtime_stopping(rt) ||
+             (!w->shutdown_seen &&
+              atomic_load_explicit(&rt->shutdown, memory_order_relaxed));
+  if (!skip) {
+    weft__count(w, WEFT__C_PARKS);
+    uv_run(&w->loop, UV_RUN_ONCE);
+  }
+  w->searching = weft__idle_unpark_self(&rt->idle, w->index);
+  atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
+  w->poll_epoch++;
+  check_shutdown(w);
+  if (rt->cfg.deterministic)
+    w->round_left = weft__runq_len(&w->runq);
+  else
+    w->round_left = WEFT__FAIR_TICKS;
+}
+
+static void after_switch(weft__worker_t *w, weft_task_t *t) {
+  switch (w->after) {
+  case WEFT__AFTER_PARK:
+    if (!weft__state_park(&t->state))
+      runq_push_notify(w, t); /* woken while switching: run it again */
+    break;
+  case WEFT__AFTER_YIELD:
+    t->yield_mark = yield_mark(w);
+    runq_push_notify(w, t);
+    break;
+  case WEFT__AFTER_DONE:
+    weft__task_finish(w, t);
+    break;
+  }
+}
+
+static void run(weft__worker_t *w, weft_task_t *t) {
+  if (t->route && t->route != w) {
+    weft__worker_inbox_push(t->route, t); /* pinned or timer elsewhere */
+    return;
+  }
+  if (t->yield_mark) {
+    if (t->yield_mark == yield_mark(w))
+      fair_poll(w); /* a yielded task resumes only after a poll */
+    t->yield_mark = 0;
+  }
+  if (w->round_left)
+    w->round_left--;
+  weft__count(w, WEFT__C_RUN);
+  weft__task_run(w, t);
+  after_switch(w, t);
+}
+
+void weft__worker_loop(weft__worker_t *w) {
+  weft_runtime_t *rt = w->rt;
+  tls_worker = w;
+  w->round_left = rt->cfg.deterministic ? 0 : WEFT__FAIR_TICKS;
+  while (!runtime_stopping(rt)) {
+    weft_task_t *t = next_local(w);
+    if (!t)
+      t = search(w);
+    if (t) {
+      if (w->searching)
+        leave_search(w);
+      run(w, t);
+    } else {
+      park(w);
+    }
+  }
+  if (w->searching) {
+    weft__idle_end_search(&rt->idle);
+    w->searching = 0;
+  }
+  tls_worker = NULL;
+}

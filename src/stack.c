@@ -1,0 +1,209 @@
+/*
+ * Task stacks; the layout and pooling protocol are at the top of stack.h.
+ */
+#include "stack.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <stdlib.h>
+
+#if defined(WEFT_SANITIZE_ADDRESS)
+#include <sanitizer/asan_interface.h>
+#endif
+
+int weft__stack_pool_init(weft__stack_pool_t *p, size_t size,
+                          size_t guarded_budget) {
+  memset(p, 0, sizeof(*p));
+  p->page = (size_t)sysconf(_SC_PAGESIZE);
+  p->size = (size + p->page - 1) & ~(p->page - 1);
+  p->guarded_budget = guarded_budget;
+  p->trim_hwm = 1024;
+  return -pthread_mutex_init(&p->mu, NULL);
+}
+
+void weft__stack_pool_destroy(weft__stack_pool_t *p) {
+  weft__stack_slab_t *s = p->slabs;
+  while (s) {
+    weft__stack_slab_t *next = s->next;
+    munmap(s->base, s->len);
+    free(s);
+    s = next;
+  }
+  pthread_mutex_destroy(&p->mu);
+}
+
+static weft__stack_t *header_of(char *region, size_t size) {
+  return (weft__stack_t *)(void *)(region + size - sizeof(weft__stack_t));
+}
+
+static void header_init(weft__stack_t *h, char *region, unsigned guarded) {
+  h->next = NULL;
+  h->lo = region;
+  h->usable = (size_t)((char *)h - region);
+  h->guarded = guarded;
+  h->trimmed = 0;
+  h->canary = WEFT__STACK_CANARY;
+}
+
+/* Map a slab of WEFT__STACK_SLAB stacks and chain their headers. The system
+ * calls run without the pool lock; only the guard budget and the slab list
+ * are touched under it. */
+static weft__stack_t *carve_slab(weft__stack_pool_t *p) {
+  const size_t n = WEFT__STACK_SLAB;
+  pthread_mutex_lock(&p->mu);
+  const int guarded = p->guarded_budget >= n;
+  if (guarded)
+    p->guarded_budget -= n;
+  pthread_mutex_unlock(&p->mu);
+  const size_t stride = p->size + (guarded ? p->page : 0);
+  /* Unguarded slabs start with one page whose top word is the canary of the
+   * lowest stack. */
+  const size_t len = n * stride + (guarded ? 0 : p->page);
+  weft__stack_slab_t *slab = malloc(sizeof(*slab));
+  char *base = MAP_FAILED;
+  if (slab)
+    base = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  char *first = base;
+  int ok = base != MAP_FAILED;
+  if (ok && guarded) {
+    for (size_t i = 0; ok && i < n; i++)
+      ok = mprotect(base + i * stride, p->page, PROT_NONE) == 0;
+  } else if (ok) {
+    first = base + p->page;
+    *(uint64_t *)(void *)(first - sizeof(uint64_t)) = WEFT__STACK_CANARY;
+  }
+  if (!ok) {
+    if (base != MAP_FAILED)
+      munmap(base, len);
+    free(slab);
+    if (guarded) {
+      pthread_mutex_lock(&p->mu);
+      p->guarded_budget += n;
+      pthread_mutex_unlock(&p->mu);
+    }
+    return NULL;
+  }
+  slab->base = base;
+  slab->len = len;
+  pthread_mutex_lock(&p->mu);
+  slab->next = p->slabs;
+  p->slabs = slab;
+  pthread_mutex_unlock(&p->mu);
+
+  weft__stack_t *chain = NULL;
+  for (size_t i = n; i-- > 0;) {
+    char *region = first + i * stride + (guarded ? p->page : 0);
+    weft__stack_t *h = header_of(region, p->size);
+    header_init(h, region, (unsigned)guarded);
+    h->next = chain;
+    chain = h;
+  }
+  return chain;
+}
+
+weft__stack_t *weft__stack_alloc(weft__stack_pool_t *p,
+                                 weft__stack_cache_t *c) {
+  if (!c->top) {
+    pthread_mutex_lock(&p->mu);
+    unsigned k = 0;
+    while (p->free && k < WEFT__STACK_CACHE_BATCH) {
+      weft__stack_t *s = p->free;
+      p->free = s->next;
+      s->next = c->top;
+      c->top = s;
+      k++;
+    }
+    p->nfree -= k;
+    c->n += k;
+    pthread_mutex_unlock(&p->mu);
+    if (!c->top) {
+      weft__stack_t *chain = carve_slab(p);
+      while (chain) {
+        weft__stack_t *s = chain;
+        chain = s->next;
+        s->next = c->top;
+        c->top = s;
+        c->n++;
+      }
+    }
+    if (!c->top)
+      return NULL;
+  }
+  weft__stack_t *s = c->top;
+  c->top = s->next;
+  c->n--;
+  s->next = NULL;
+  s->trimmed = 0;
+  return s;
+}
+
+void weft__stack_release(weft__stack_pool_t *p, weft__stack_cache_t *c,
+                         weft__stack_t *s) {
+#if defined(WEFT_SANITIZE_ADDRESS)
+  /* Frames of a finished task never returned: clear their poison before the
+   * stack is reused. */
+  ASAN_UNPOISON_MEMORY_REGION(s->lo, s->usable);
+#endif
+  s->next = c->top;
+  c->top = s;
+  if (++c->n <= WEFT__STACK_CACHE_MAX)
+    return;
+  /* Move a batch from the cold end of the cache (the bottom of the LIFO). */
+  weft__stack_t *keep = c->top;
+  for (unsigned i = 1; i < c->n - WEFT__STACK_CACHE_BATCH; i++)
+    keep = keep->next;
+  weft__stack_t *batch = keep->next;
+  keep->next = NULL;
+  c->n -= WEFT__STACK_CACHE_BATCH;
+  weft__stack_t *last = batch;
+  while (last->next)
+    last = last->next;
+  pthread_mutex_lock(&p->mu);
+  last->next = p->free;
+  p->free = batch;
+  p->nfree += WEFT__STACK_CACHE_BATCH;
+  pthread_mutex_unlock(&p->mu);
+}
+
+size_t weft__stack_trim(weft__stack_pool_t *p, size_t max) {
+  /* Trimmed stacks sit below the untrimmed ones: the pool is LIFO, so the
+   * coldest stacks are deepest. Walk past trim_hwm warm ones first. */
+  size_t done = 0;
+  pthread_mutex_lock(&p->mu);
+  if (p->nfree <= p->trim_hwm) {
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+  }
+  weft__stack_t *s = p->free;
+  for (size_t i = 0; s && i < p->trim_hwm; i++)
+    s = s->next;
+  for (; s && done < max; s = s->next) {
+    if (s->trimmed)
+      continue;
+    /* Give back everything below the header's page. */
+    char *hdr_page = (char *)((uintptr_t)s & ~(uintptr_t)(p->page - 1));
+    if (hdr_page > s->lo)
+      madvise(s->lo, (size_t)(hdr_page - s->lo), MADV_DONTNEED);
+    s->trimmed = 1;
+    done++;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return done;
+}
+
+void weft__stack_cache_flush(weft__stack_pool_t *p, weft__stack_cache_t *c) {
+  if (!c->top)
+    return;
+  pthread_mutex_lock(&p->mu);
+  while (c->top) {
+    weft__stack_t *s = c->top;
+    c->top = s->next;
+    s->next = p->free;
+    p->free = s;
+    p->nfree++;
+  }
+  c->n = 0;
+  pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,110 @@
+/*
+ * Task stacks: mmap'd, carved from slabs, pooled per worker.
+ *
+ * Layout of a stack region (size = the configured stack size):
+ *
+ *     lo                                         lo + size
+ *     | usable stack (grows down) ... | weft__stack_t header |
+ *
+ * The header (free-list link, bounds, and a canary as its highest word) sits
+ * at the top of the region, in the page every running task touches anyway,
+ * so a pooled stack costs no memory beyond what its task used.
+ *
+ * Guarded stacks (the first cfg.guarded_stacks of the runtime) have a
+ * PROT_NONE page below lo: an overflow faults, and the runtime's SIGSEGV
+ * handler reports it with the task's name. Each costs two kernel mappings,
+ * and Linux allows 65530 per process by default, so past that budget stacks
+ * come from unguarded slabs (one mapping per slab of 64): there the region
+ * below lo is the top of the neighbouring stack, whose header ends with a
+ * canary word; an overflow overwrites it first. The canary below a task's
+ * stack and the task's stack pointer are checked at every switch out of an
+ * unguarded stack and when the stack is released; a failed check reports the
+ * overflow with the task's name and aborts.
+ *
+ * Pooling: each worker keeps a LIFO cache of free stacks (owner-only, warm in
+ * cache and in memory); caches exchange batches with the runtime-wide pool
+ * under its mutex. Free stacks past a high-water mark have their pages below
+ * the header given back to the kernel (MADV_DONTNEED) by idle workers, a
+ * bounded number per park, so the release path never makes a system call.
+ */
+#ifndef WEFT_STACK_H
+#define WEFT_STACK_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEFT__STACK_CANARY 0x5745465443414e52ull /* "WEFTCANR" */
+#define WEFT__STACK_SLAB 64u        /* stacks per slab */
+#define WEFT__STACK_CACHE_MAX 128u  /* per-worker cache high-water mark */
+#define WEFT__STACK_CACHE_BATCH 32u /* stacks moved per cache exchange */
+
+typedef struct weft__stack {
+  struct weft__stack *next; /* free-list link */
+  char *lo;                 /* lowest usable byte of the stack */
+  size_t usable;            /* bytes from lo up to this header */
+  unsigned guarded;         /* 1 if a guard page lies below lo */
+  unsigned trimmed;         /* 1 if its pages were given back while free */
+  uint64_t canary;          /* overflow sentinel for the stack above */
+} weft__stack_t;
+
+typedef struct weft__stack_slab {
+  struct weft__stack_slab *next; /* all slabs, for unmapping */
+  void *base;                    /* the mapping */
+  size_t len;                    /* its length */
+} weft__stack_slab_t;
+
+typedef struct weft__stack_pool {
+  pthread_mutex_t mu;         /* guards everything below */
+  weft__stack_t *free;        /* runtime-wide free stacks */
+  size_t nfree;               /* their number */
+  weft__stack_slab_t *slabs;  /* every slab mapped */
+  size_t size;                /* region size of a stack (page multiple) */
+  size_t page;                /* page size */
+  size_t guarded_budget;      /* stacks that may still get a guard page */
+  size_t trim_hwm;            /* free stacks kept with their pages */
+} weft__stack_pool_t;
+
+/* Per-worker cache; owner-only. */
+typedef struct weft__stack_cache {
+  weft__stack_t *top; /* LIFO: the most recently released stack */
+  unsigned n;         /* stacks in the cache */
+} weft__stack_cache_t;
+
+int weft__stack_pool_init(weft__stack_pool_t *p, size_t size,
+                          size_t guarded_budget);
+void weft__stack_pool_destroy(weft__stack_pool_t *p);
+
+/* Take a stack for a task; NULL when out of memory or address space. */
+weft__stack_t *weft__stack_alloc(weft__stack_pool_t *p, weft__stack_cache_t *c);
+
+/* Return a stack (its task has switched away for good). */
+void weft__stack_release(weft__stack_pool_t *p, weft__stack_cache_t *c,
+                         weft__stack_t *s);
+
+/* Give back to the kernel the pages of up to max free stacks beyond the
+ * pool's high-water mark (called by idle workers, off the hot path).
+ * Returns the number of stacks trimmed. */
+size_t weft__stack_trim(weft__stack_pool_t *p, size_t max);
+
+/* Give a worker's cache back to the pool (worker exit). */
+void weft__stack_cache_flush(weft__stack_pool_t *p, weft__stack_cache_t *c);
+
+/* 1 if the stack shows an overflow given the saved stack pointer sp (NULL:
+ * check the canary only). Only meaningful for unguarded stacks. */
+static inline int weft__stack_overflowed(const weft__stack_t *s,
+                                         const void *sp) {
+  if (sp && (const char *)sp < s->lo)
+    return 1;
+  return *(const uint64_t *)(const void *)(s->lo - sizeof(uint64_t)) !=
+         WEFT__STACK_CANARY;
+}
+
+/* 1 if addr lies in the guard page below a guarded stack. */
+static inline int weft__stack_in_guard(const weft__stack_t *s, size_t page,
+                                       const void *addr) {
+  const char *a = addr;
+  return s->guarded && a < s->lo && a >= s->lo - page;
+}
+
+#endif /* WEFT_STACK_H */

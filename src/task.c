@@ -1,0 +1,692 @@
+/*
+ * Tasks: records, spawn, the switch into and out of a task, completion,
+ * await, cancel, gather, and the small accessors.
+ *
+ * Record lifetime (cross-thread protocol):
+ *  1. A record is allocated from the spawning worker's free list (its
+ *     "home"), linked into home's registry, and holds one reference while the
+ *     task has not completed plus one per handle.
+ *  2. The last reference dropped frees it: on home, straight back to the
+ *     free list; elsewhere, pushed (release CAS) onto home's remote-free
+ *     stack, which home takes whole (acquire exchange) when its free list
+ *     runs dry or before it parks. Only home reuses a record, so a record
+ *     stays valid while it is on home's registry, which lets home walk its
+ *     registry at shutdown to cancel every task it spawned.
+ *  3. COMPLETE is set under joinq_lock, after result and status are final;
+ *     awaiters check it under the same lock before linking a waiter, so none
+ *     links after the completer drained the queue.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(WEFT_SANITIZE_THREAD)
+#include <sanitizer/tsan_interface.h>
+#endif
+#if defined(WEFT_SANITIZE_ADDRESS)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#define TASK_SLAB 64
+
+typedef struct task_slab {
+  struct task_slab *next;           /* all slabs of a worker */
+  weft_task_t recs[TASK_SLAB];      /* the records */
+} task_slab_t;
+
+/* ------------------------------------------------------------------------ */
+/* errno travels with the task. Not inlinable: errno's address belongs to
+ * the thread, and a caller must not reuse one computed before a switch. */
+
+WEFT__NOIPA static void errno_save(weft_task_t *t) { t->saved_errno = errno; }
+WEFT__NOIPA static void errno_restore(weft_task_t *t) {
+  errno = t->saved_errno;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Records                                                                   */
+
+static void record_once(weft_task_t *t, weft__worker_t *home) {
+  atomic_init(&t->state, 0);
+  atomic_init(&t->refs, 0);
+  atomic_init(&t->cancels, 0);
+  atomic_init(&t->freed, 0);
+  atomic_init(&t->joinq_lock.locked, 0);
+  weft__list_init(&t->joinq);
+  weft__list_init(&t->reg);
+  t->home = home;
+}
+
+void weft__task_reclaim_remote(weft__worker_t *w) {
+  /* relaxed: cheap emptiness test before the exchange. */
+  if (!atomic_load_explicit(&w->remote_free, memory_order_relaxed))
+    return;
+  /* acquire: pairs with the freeing thread's release CAS. */
+  weft_task_t *t = atomic_exchange_explicit(&w->remote_free, NULL,
+                                            memory_order_acquire);
+  while (t) {
+    weft_task_t *next = t->next;
+    weft__list_remove(&t->reg);
+    t->next = w->free_tasks;
+    w->free_tasks = t;
+    w->nfree_tasks++;
+    t = next;
+  }
+}
+
+static weft_task_t *record_alloc(weft__worker_t *w) {
+  if (!w->free_tasks)
+    weft__task_reclaim_remote(w);
+  if (!w->free_tasks) {
+    task_slab_t *slab = aligned_alloc(64, sizeof(task_slab_t));
+    if (!slab)
+      return NULL;
+    memset(slab, 0, sizeof(*slab));
+    slab->next = w->task_slabs;
+    w->task_slabs = slab;
+    for (int i = TASK_SLAB; i-- > 0;) {
+      weft_task_t *t = &slab->recs[i];
+      record_once(t, w);
+      t->next = w->free_tasks;
+      w->free_tasks = t;
+    }
+    w->nfree_tasks += TASK_SLAB;
+  }
+  weft_task_t *t = w->free_tasks;
+  w->free_tasks = t->next;
+  w->nfree_tasks--;
+  return t;
+}
+
+static void record_release(weft_task_t *t) {
+  weft_runtime_t *rt = t->rt;
+  if (rt->cfg.max_tasks)
+    /* relaxed: a counter; the limit is approximate under races. */
+    atomic_fetch_sub_explicit(&rt->live, 1, memory_order_relaxed);
+  if (t->is_main)
+    return; /* weft_run frees it */
+  weft__worker_t *home = t->home;
+  if (weft__worker_current() == home) {
+    weft__list_remove(&t->reg);
+    t->next = home->free_tasks;
+    home->free_tasks = t;
+    home->nfree_tasks++;
+    return;
+  }
+  /* relaxed: read by home's registry walk, which only skips the record. */
+  atomic_store_explicit(&t->freed, 1, memory_order_relaxed);
+  weft_task_t *head =
+      atomic_load_explicit(&home->remote_free, memory_order_relaxed);
+  do {
+    t->next = head;
+    /* release: everything done to the record happens before its reuse. */
+  } while (!atomic_compare_exchange_weak_explicit(
+      &home->remote_free, &head, t, memory_order_release,
+      memory_order_relaxed));
+}
+
+void weft__task_free_all(weft__worker_t *w) {
+  weft__task_reclaim_remote(w);
+  task_slab_t *s = w->task_slabs;
+  while (s) {
+    task_slab_t *next = s->next;
+#if defined(WEFT_SANITIZE_THREAD)
+    for (int i = 0; i < TASK_SLAB; i++)
+      if (s->recs[i].tsan_fiber)
+        __tsan_destroy_fiber(s->recs[i].tsan_fiber);
+#endif
+    free(s);
+    s = next;
+  }
+  w->task_slabs = NULL;
+  w->free_tasks = NULL;
+}
+
+void weft__task_cancel_registry(weft__worker_t *w) {
+  weft__task_reclaim_remote(w);
+  for (weft__list_t *n = w->registry.next; n != &w->registry; n = n->next) {
+    weft_task_t *t = weft__container_of(n, weft_task_t, reg);
+    /* relaxed: a freed record is only skipped. */
+    if (!atomic_load_explicit(&t->freed, memory_order_relaxed))
+      weft_task_cancel(t);
+  }
+}
+
+/* "task-N" without snprintf: spawning is a hot path. */
+static void default_name(char *dst, uint64_t id) {
+  char digits[24];
+  int n = 0;
+  do {
+    digits[n++] = (char)('0' + id % 10);
+    id /= 10;
+  } while (id);
+  memcpy(dst, "task-", 5);
+  int i = 5;
+  while (n)
+    dst[i++] = digits[--n];
+  dst[i] = 0;
+}
+
+static void copy_name(char *dst, const char *src) {
+  size_t n = strlen(src);
+  if (n > WEFT_TASK_NAME_MAX)
+    n = WEFT_TASK_NAME_MAX;
+  memcpy(dst, src, n);
+  dst[n] = 0;
+}
+
+static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
+                      void *arg, unsigned refs) {
+  atomic_store_explicit(&t->state, WEFT__ST_SCHEDULED, memory_order_relaxed);
+  atomic_store_explicit(&t->refs, refs, memory_order_relaxed);
+  atomic_store_explicit(&t->cancels, 0, memory_order_relaxed);
+  atomic_store_explicit(&t->freed, 0, memory_order_relaxed);
+  t->next = NULL;
+  t->route = NULL;
+  t->pin = NULL;
+  t->stack = NULL;
+  t->fn = fn;
+  t->arg = arg;
+  t->result = NULL;
+  t->status = 0;
+  t->saved_errno = 0;
+  t->yield_mark = 0;
+  t->local = NULL;
+  t->rt = rt;
+  t->is_main = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Switching                                                                 */
+
+static void report_overflow(const weft_task_t *t) {
+  char msg[128];
+  int n = snprintf(msg, sizeof(msg),
+                   "weft: stack overflow in task '%s' (stack of %zu bytes)\n",
+                   t->name, t->stack ? t->stack->usable : (size_t)0);
+  if (n > 0)
+    (void)!write(STDERR_FILENO, msg, (size_t)n);
+  abort();
+}
+
+static void task_entry(void *arg) {
+  weft_task_t *t = arg;
+#if defined(WEFT_SANITIZE_ADDRESS)
+  __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+  errno_restore(t);
+  t->result = t->fn(t->arg);
+  weft__task_switch_out(t, WEFT__AFTER_DONE);
+  abort(); /* a finished task is never resumed */
+}
+
+void weft__task_switch_out(weft_task_t *t, enum weft__after after) {
+  weft__worker_t *w = weft__worker_current();
+  w->after = after;
+  errno_save(t);
+#if defined(WEFT_SANITIZE_ADDRESS)
+  __sanitizer_start_switch_fiber(
+      after == WEFT__AFTER_DONE ? NULL : &t->asan_fake_stack,
+      w->asan_stack_bottom, w->asan_stack_size);
+#endif
+#if defined(WEFT_SANITIZE_THREAD)
+  __tsan_switch_to_fiber(w->tsan_sched, 0);
+#endif
+  weft__ctx_switch(&t->ctx, &w->sched_ctx);
+  /* Resumed, perhaps on another worker: `w` is stale from here on. */
+#if defined(WEFT_SANITIZE_ADDRESS)
+  __sanitizer_finish_switch_fiber(t->asan_fake_stack, NULL, NULL);
+#endif
+  errno_restore(t);
+}
+
+void weft__task_run(weft__worker_t *w, weft_task_t *t) {
+  if (WEFT__UNLIKELY(!t->stack)) {
+    weft__stack_t *s = weft__stack_alloc(&t->rt->stacks, &w->stacks);
+    if (!s) {
+      /* No stack: the task finishes without running, status ENOMEM. */
+      t->status = WEFT_ENOMEM;
+      w->after = WEFT__AFTER_DONE;
+      return;
+    }
+    t->stack = s;
+    weft__ctx_make(&t->ctx, s->lo, s->usable, task_entry, t);
+#if defined(WEFT_SANITIZE_THREAD)
+    if (!t->tsan_fiber)
+      t->tsan_fiber = __tsan_create_fiber(0);
+#endif
+  }
+  t->budget = WEFT__COOP_BUDGET;
+  w->current = t;
+#if defined(WEFT_SANITIZE_ADDRESS)
+  void *fake = NULL;
+  __sanitizer_start_switch_fiber(&fake, t->stack->lo, t->stack->usable);
+#endif
+#if defined(WEFT_SANITIZE_THREAD)
+  __tsan_switch_to_fiber(t->tsan_fiber, 0);
+#endif
+  weft__ctx_switch(&w->sched_ctx, &t->ctx);
+#if defined(WEFT_SANITIZE_ADDRESS)
+  __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+  w->current = NULL;
+#if !defined(WEFT_CTX_ucontext)
+  if (!t->stack->guarded && weft__stack_overflowed(t->stack, t->ctx.sp))
+    report_overflow(t);
+#endif
+}
+
+void weft__coop_tick(void) {
+  weft_task_t *t = weft__task_current();
+  if (t && --t->budget == 0) {
+    t->budget = WEFT__COOP_BUDGET;
+    weft__task_switch_out(t, WEFT__AFTER_YIELD);
+  }
+}
+
+/* Called by the worker (scheduler context) after the task's final switch. */
+void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
+  weft_runtime_t *rt = t->rt;
+  if (t->stack) {
+    if (!t->stack->guarded && weft__stack_overflowed(t->stack, NULL))
+      report_overflow(t);
+    weft__stack_release(&rt->stacks, &w->stacks, t->stack);
+    t->stack = NULL;
+  }
+  /* relaxed: cancels is only compared; the task's own writes are ordered
+   * by program order on this thread after the switch. */
+  if (t->status == 0 &&
+      atomic_load_explicit(&t->cancels, memory_order_relaxed) > 0)
+    t->status = WEFT_ECANCELED;
+  if (t->status != 0)
+    t->result = NULL;
+
+  weft__list_t claimed;
+  weft__list_init(&claimed);
+  weft__spin_lock(&t->joinq_lock);
+  /* release: result and status are published with COMPLETE. */
+  atomic_fetch_or_explicit(&t->state, WEFT__ST_COMPLETE, memory_order_release);
+  weft__list_t *n;
+  while (!weft__list_empty(&t->joinq)) {
+    weft__waiter_t *wt = weft__container_of(t->joinq.next, weft__waiter_t, link);
+    weft__waiter_claim(wt); /* unlinks it */
+    weft__list_push_back(&claimed, &wt->link);
+  }
+  weft__spin_unlock(&t->joinq_lock);
+  while ((n = weft__list_pop_front(&claimed))) {
+    weft__waiter_t *wt = weft__container_of(n, weft__waiter_t, link);
+    weft__waiter_complete(wt, wt->task);
+  }
+  /* relaxed: single writer; read by the quiescence check after a fence. */
+  atomic_store_explicit(
+      &w->finished,
+      atomic_load_explicit(&w->finished, memory_order_relaxed) + 1,
+      memory_order_release);
+  if (t->is_main)
+    weft__runtime_on_main_done(rt, t);
+  weft_task_unref(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spawning                                                                  */
+
+void weft_spawn_opts_init(weft_spawn_opts_t *opts) {
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->pin = -1;
+}
+
+int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
+                  weft_task_t **out) {
+  if (!fn)
+    return WEFT_EINVAL;
+  weft__worker_t *w = weft__worker_current();
+  if (!w || !w->current)
+    return WEFT_ENOTTASK;
+  weft_runtime_t *rt = w->rt;
+  if (opts && (opts->pin < -1 || (opts->pin >= 0 &&
+                                   (unsigned)opts->pin >= rt->nworkers)))
+    return WEFT_EINVAL;
+  /* relaxed: a flag; spawns racing with shutdown are cancelled by the
+   * registry walk (worker.c). */
+  if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
+    return WEFT_ESHUTDOWN_RT;
+  if (rt->cfg.max_tasks &&
+      atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed) >=
+          rt->cfg.max_tasks) {
+    atomic_fetch_sub_explicit(&rt->live, 1, memory_order_relaxed);
+    return WEFT_ENOMEM;
+  }
+  weft_task_t *t = record_alloc(w);
+  if (!t) {
+    if (rt->cfg.max_tasks)
+      atomic_fetch_sub_explicit(&rt->live, 1, memory_order_relaxed);
+    return WEFT_ENOMEM;
+  }
+  task_init(t, rt, fn, arg, out ? 2u : 1u);
+  uint64_t seq = atomic_load_explicit(&w->spawned, memory_order_relaxed);
+  t->id = seq * rt->nworkers + w->index + 1;
+  if (opts && opts->name)
+    copy_name(t->name, opts->name);
+  else
+    default_name(t->name, t->id);
+  if (opts && opts->pin >= 0)
+    t->route = t->pin = &rt->workers[opts->pin];
+  weft__list_push_back(&w->registry, &t->reg);
+  /* release: pairs with the quiescence check's acquire loads. */
+  atomic_store_explicit(&w->spawned, seq + 1, memory_order_release);
+  weft__count(w, WEFT__C_SPAWNED);
+  if (out)
+    *out = t;
+  weft__sched_schedule(t, 1);
+  return 0;
+}
+
+int weft_spawn(weft_task_fn fn, void *arg, weft_task_t **out) {
+  return weft_spawn_ex(NULL, fn, arg, out);
+}
+
+weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
+                                 void *arg) {
+  weft_task_t *t = aligned_alloc(64, sizeof(weft_task_t));
+  if (!t)
+    return NULL;
+  memset(t, 0, sizeof(*t));
+  record_once(t, NULL);
+  task_init(t, rt, fn, arg, 2u);
+  t->is_main = 1;
+  copy_name(t->name, "main");
+  if (rt->cfg.max_tasks)
+    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+  return t;
+}
+
+void weft__task_unref_main(weft_task_t *t) {
+#if defined(WEFT_SANITIZE_THREAD)
+  if (t->tsan_fiber)
+    __tsan_destroy_fiber(t->tsan_fiber);
+#endif
+  free(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handles                                                                   */
+
+weft_task_t *weft_task_ref(weft_task_t *t) {
+  if (t)
+    /* relaxed: the caller already holds a reference. */
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+  return t;
+}
+
+void weft_task_unref(weft_task_t *t) {
+  /* acq_rel: the last dropper sees every other holder's accesses. */
+  if (t && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+    record_release(t);
+}
+
+static int is_complete(const weft_task_t *t) {
+  /* acquire: pairs with the release that set COMPLETE (result, status). */
+  return (atomic_load_explicit(&t->state, memory_order_acquire) &
+          WEFT__ST_COMPLETE) != 0;
+}
+
+static int collect(const weft_task_t *t, void **result) {
+  if (result)
+    *result = t->result;
+  return t->status;
+}
+
+int weft_task_done(const weft_task_t *t) {
+  if (!t)
+    return WEFT_EINVAL;
+  return is_complete(t);
+}
+
+int weft_task_result(const weft_task_t *t, void **result) {
+  if (!t)
+    return WEFT_EINVAL;
+  if (!is_complete(t))
+    return WEFT_EAGAIN;
+  return collect(t, result);
+}
+
+/* Link a waiter on t's join queue; returns 0 if t is already complete. */
+static int join_link(weft_task_t *t, weft__waiter_t *wt, weft_task_t *self) {
+  wt->task = self;
+  atomic_init(&wt->fired, 0);
+  wt->item = NULL;
+  weft__spin_lock(&t->joinq_lock);
+  if (is_complete(t)) {
+    weft__spin_unlock(&t->joinq_lock);
+    return 0;
+  }
+  weft__list_push_back(&t->joinq, &wt->link);
+  weft__spin_unlock(&t->joinq_lock);
+  return 1;
+}
+
+/* Await t without being cancellable (cleanup paths). */
+static void await_uncancellable(weft_task_t *t, weft_task_t *self) {
+  weft__waiter_t wt;
+  if (join_link(t, &wt, self))
+    weft__wait(&wt, &t->joinq_lock, WEFT__NO_DEADLINE, 1);
+}
+
+static int await_until(weft_task_t *t, uint64_t deadline, void **result) {
+  if (!t)
+    return WEFT_EINVAL;
+  weft_task_t *self = weft__task_current();
+  if (!self)
+    return WEFT_ENOTTASK;
+  if (t == self)
+    return WEFT_EDEADLK;
+  if (result)
+    *result = NULL;
+  if (is_complete(t)) {
+    weft__coop_tick();
+    return collect(t, result);
+  }
+  weft__waiter_t wt;
+  if (join_link(t, &wt, self)) {
+    int rc = weft__wait(&wt, &t->joinq_lock, deadline, 0);
+    if (rc == WEFT_ETIMEDOUT) {
+      /* asyncio.wait_for: cancel the awaited task and wait for it. */
+      weft_task_cancel(t);
+      await_uncancellable(t, self);
+      return t->status == WEFT_ECANCELED ? WEFT_ETIMEDOUT : collect(t, result);
+    }
+    if (rc == WEFT_ECANCELED) {
+      if (deadline != WEFT__NO_DEADLINE) { /* wait_for cancels the inner */
+        weft_task_cancel(t);
+        await_uncancellable(t, self);
+      }
+      return rc;
+    }
+    if (rc != 0)
+      return rc;
+  }
+  return collect(t, result);
+}
+
+int weft_task_await(weft_task_t *t, void **result) {
+  return await_until(t, WEFT__NO_DEADLINE, result);
+}
+
+int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms, void **result) {
+  if (timeout_ms > UINT64_MAX / 2000000)
+    timeout_ms = UINT64_MAX / 2000000;
+  if (!weft__task_current())
+    return t ? WEFT_ENOTTASK : WEFT_EINVAL;
+  return await_until(t, weft__now_ns() + timeout_ms * 1000000u, result);
+}
+
+int weft_task_cancel(weft_task_t *t) {
+  if (!t)
+    return WEFT_EINVAL;
+  if (is_complete(t))
+    return 0;
+  /* relaxed: counted before the request is posted; finish reads it after
+   * the task's last switch. */
+  atomic_fetch_add_explicit(&t->cancels, 1, memory_order_relaxed);
+  if (!weft__state_cancel(&t->state))
+    return 0;
+  weft__task_wake(t);
+  return 1;
+}
+
+int weft_task_uncancel(void) {
+  weft_task_t *t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  /* relaxed: the task's own counter; cancellers only increment it. */
+  int c = atomic_load_explicit(&t->cancels, memory_order_relaxed);
+  while (c > 0 && !atomic_compare_exchange_weak_explicit(
+                      &t->cancels, &c, c - 1, memory_order_relaxed,
+                      memory_order_relaxed))
+    ;
+  if (c <= 1)
+    weft__state_take_cancel(&t->state); /* none left: drop an undelivered one */
+  return c > 0 ? c - 1 : 0;
+}
+
+int weft_task_cancelling(void) {
+  weft_task_t *t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  return atomic_load_explicit(&t->cancels, memory_order_relaxed);
+}
+
+void *weft_task_fail(int err) {
+  weft_task_t *t = weft__task_current();
+  if (t && err < 0)
+    t->status = err;
+  return NULL;
+}
+
+weft_task_t *weft_task_current(void) { return weft__task_current(); }
+
+const char *weft_task_name(const weft_task_t *t) {
+  if (!t)
+    t = weft__task_current();
+  return t ? t->name : NULL;
+}
+
+int weft_task_set_name(weft_task_t *t, const char *name) {
+  if (!name)
+    return WEFT_EINVAL;
+  if (!t)
+    t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  copy_name(t->name, name);
+  return 0;
+}
+
+int weft_task_set_local(void *value) {
+  weft_task_t *t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  t->local = value;
+  return 0;
+}
+
+void *weft_task_local(void) {
+  weft_task_t *t = weft__task_current();
+  return t ? t->local : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* gather                                                                    */
+
+static int gather(weft_task_t *const *tasks, size_t n, void **results,
+                  int *statuses, int all) {
+  if (n > 0 && !tasks)
+    return WEFT_EINVAL;
+  weft_task_t *self = weft__task_current();
+  for (size_t i = 0; i < n; i++) {
+    if (!tasks[i])
+      return WEFT_EINVAL;
+  }
+  if (!self)
+    return WEFT_ENOTTASK;
+  for (size_t i = 0; i < n; i++)
+    if (tasks[i] == self)
+      return WEFT_EDEADLK;
+
+  weft__waiter_t local[8];
+  weft__waiter_t *wt = local;
+  if (n > 8) {
+    wt = malloc(n * sizeof(*wt));
+    if (!wt)
+      return WEFT_ENOMEM;
+  }
+  unsigned char linked_local[8];
+  unsigned char *linked = n > 8 ? calloc(n, 1) : linked_local;
+  if (!linked) {
+    free(wt);
+    return WEFT_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++)
+    linked[i] = (unsigned char)join_link(tasks[i], &wt[i], self);
+
+  int rc = 0;
+  for (;;) {
+    size_t pending = 0;
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (!is_complete(tasks[i]))
+        pending++;
+      else if (!all && tasks[i]->status != 0 && !failed)
+        failed = tasks[i]->status;
+    }
+    if (failed) {
+      rc = failed;
+      break;
+    }
+    if (pending == 0)
+      break;
+    if (weft__wait_check_cancel(self)) {
+      rc = WEFT_ECANCELED;
+      break;
+    }
+    weft__park(self);
+  }
+  for (size_t i = 0; i < n; i++)
+    if (linked[i])
+      weft__waiter_detach(&wt[i], &tasks[i]->joinq_lock);
+  if (rc == WEFT_ECANCELED) {
+    /* asyncio: cancelling gather cancels the children it still waits for. */
+    for (size_t i = 0; i < n; i++)
+      weft_task_cancel(tasks[i]);
+    for (size_t i = 0; i < n; i++)
+      await_uncancellable(tasks[i], self);
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      int done = is_complete(tasks[i]);
+      if (results)
+        results[i] = done ? tasks[i]->result : NULL;
+      if (statuses)
+        statuses[i] = done ? tasks[i]->status : WEFT_EAGAIN;
+    }
+  }
+  if (n > 8) {
+    free(wt);
+    free(linked);
+  }
+  return rc;
+}
+
+int weft_gather(weft_task_t *const *tasks, size_t n, void **results) {
+  return gather(tasks, n, results, NULL, 0);
+}
+
+int weft_gather_all(weft_task_t *const *tasks, size_t n, void **results,
+                    int *statuses) {
+  return gather(tasks, n, results, statuses, 1);
+}

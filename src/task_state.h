@@ -1,0 +1,100 @@
+/*
+ * The task state word: one atomic word with named bits, changed only by the
+ * transition functions below (in the spirit of tokio's task/state.rs).
+ *
+ * Bits:
+ *   SCHEDULED  the scheduler owns the task: it is in exactly one run queue,
+ *              LIFO slot, inbox or inject queue, or running on a worker. Only
+ *              the thread that sets SCHEDULED (spawn, wake) may enqueue it.
+ *   NOTIFIED   a wake arrived while SCHEDULED (typically while the task was
+ *              running or saving its context): the worker re-queues the task
+ *              instead of parking it.
+ *   CANCEL     a cancellation request waits to be delivered at the task's
+ *              current or next suspension point.
+ *   COMPLETE   the body returned; result and status are final (published by
+ *              the release that sets this bit).
+ *
+ * Protocol (the "one runner" invariant of docs/design.md):
+ *  1. A task suspends in two phases: it switches to its worker's scheduler
+ *     context first; only then does the worker call weft__state_park(), which
+ *     clears SCHEDULED unless NOTIFIED is set. So a task is never made
+ *     runnable while its registers are still being saved.
+ *  2. weft__state_wake() sets SCHEDULED on a parked task and tells the caller
+ *     to enqueue it; on a SCHEDULED task it only sets NOTIFIED. Exactly one
+ *     waker therefore enqueues a parked task, however many race.
+ *  3. Yielding and running need no transition: the task stays SCHEDULED.
+ */
+#ifndef WEFT_TASK_STATE_H
+#define WEFT_TASK_STATE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+enum {
+  WEFT__ST_SCHEDULED = 1u << 0,
+  WEFT__ST_NOTIFIED = 1u << 1,
+  WEFT__ST_CANCEL = 1u << 2,
+  WEFT__ST_COMPLETE = 1u << 3
+};
+
+/* Returns 1 if the caller must enqueue the task (it was parked). */
+static inline int weft__state_wake(atomic_uint *st) {
+  /* relaxed: the CAS below does the ordering. */
+  unsigned old = atomic_load_explicit(st, memory_order_relaxed);
+  unsigned nw;
+  do {
+    if (old & WEFT__ST_COMPLETE)
+      return 0;
+    if (old & WEFT__ST_SCHEDULED) {
+      if (old & WEFT__ST_NOTIFIED)
+        return 0;
+      nw = old | WEFT__ST_NOTIFIED;
+    } else {
+      nw = old | WEFT__ST_SCHEDULED;
+    }
+    /* acq_rel: release publishes the waker's writes (fired flags, handed-over
+     * items) to whoever runs the task next; acquire orders them after the
+     * park that made the task idle. */
+  } while (!atomic_compare_exchange_weak_explicit(
+      st, &old, nw, memory_order_acq_rel, memory_order_relaxed));
+  return !(old & WEFT__ST_SCHEDULED);
+}
+
+/* Called by the worker after the task switched away to wait. Returns 1 if
+ * the task was parked, 0 if a wake arrived meanwhile (NOTIFIED consumed) and
+ * the worker must re-queue it. */
+static inline int weft__state_park(atomic_uint *st) {
+  unsigned old = atomic_load_explicit(st, memory_order_relaxed);
+  unsigned nw;
+  do {
+    if (old & WEFT__ST_NOTIFIED)
+      nw = old & ~(unsigned)WEFT__ST_NOTIFIED;
+    else
+      nw = old & ~(unsigned)WEFT__ST_SCHEDULED;
+    /* acq_rel: release makes the task's saved context visible to the waker
+     * that will enqueue it; acquire pairs with a racing waker's release. */
+  } while (!atomic_compare_exchange_weak_explicit(
+      st, &old, nw, memory_order_acq_rel, memory_order_relaxed));
+  return !(old & WEFT__ST_NOTIFIED);
+}
+
+/* Post a cancellation request. Returns 0 if the task already completed. */
+static inline int weft__state_cancel(atomic_uint *st) {
+  /* acq_rel: the request is ordered with the task's own transitions. */
+  unsigned old = atomic_fetch_or_explicit(st, WEFT__ST_CANCEL,
+                                          memory_order_acq_rel);
+  return !(old & WEFT__ST_COMPLETE);
+}
+
+/* Consume a pending cancellation request; returns 1 if there was one. */
+static inline int weft__state_take_cancel(atomic_uint *st) {
+  /* relaxed check first: the common case has no request. */
+  if (!(atomic_load_explicit(st, memory_order_relaxed) & WEFT__ST_CANCEL))
+    return 0;
+  /* acquire: pairs with the canceller's fetch_or. */
+  return (atomic_fetch_and_explicit(st, ~(unsigned)WEFT__ST_CANCEL,
+                                    memory_order_acquire) &
+          WEFT__ST_CANCEL) != 0;
+}
+
+#endif /* WEFT_TASK_STATE_H */

@@ -1,0 +1,430 @@
+/*
+ * api_queue: weft_queue_* (asyncio.Queue of pointers): errors, the
+ * non-suspending forms, FIFO order of items and of waiters, maxsize 0 as
+ * unbounded, blocking put and get, free with waiters, wake-ups from a thread
+ * that is not a task, and producers and consumers on 4 workers with the sums
+ * checked.
+ */
+#include "harness.h"
+
+#define ITEM(i) ((void *)(uintptr_t)(i))
+
+/* ---- outside the runtime: the non-suspending forms ------------------------------ */
+
+static void test_basics_and_errors(void **state) {
+  weft_queue_t *q = NULL;
+  void *item = NULL;
+  uintptr_t i;
+
+  (void)state;
+  assert_int_equal(weft_queue_new(0, NULL), WEFT_EINVAL);
+  assert_int_equal(weft_queue_free(NULL), 0);
+  assert_int_equal(weft_queue_try_put(NULL, ITEM(1)), WEFT_EINVAL);
+  assert_int_equal(weft_queue_try_get(NULL, &item), WEFT_EINVAL);
+  assert_int_equal(weft_queue_size(NULL), WEFT_EINVAL);
+
+  assert_int_equal(weft_queue_new(2, &q), 0);
+  assert_non_null(q);
+  assert_int_equal(weft_queue_try_get(q, NULL), WEFT_EINVAL);
+  assert_int_equal(weft_queue_size(q), 0);
+  assert_int_equal(weft_queue_try_get(q, &item), WEFT_EAGAIN);
+  assert_int_equal(weft_queue_try_put(q, ITEM(1)), 0);
+  assert_int_equal(weft_queue_try_put(q, ITEM(2)), 0);
+  assert_int_equal(weft_queue_try_put(q, ITEM(3)), WEFT_EAGAIN);
+  assert_int_equal(weft_queue_size(q), 2);
+  assert_int_equal(weft_queue_try_get(q, &item), 0);
+  assert_ptr_equal(item, ITEM(1));
+  assert_int_equal(weft_queue_try_put(q, ITEM(3)), 0);
+  assert_int_equal(weft_queue_try_get(q, &item), 0);
+  assert_ptr_equal(item, ITEM(2));
+  assert_int_equal(weft_queue_try_get(q, &item), 0);
+  assert_ptr_equal(item, ITEM(3));
+  assert_int_equal(weft_queue_try_get(q, &item), WEFT_EAGAIN);
+  assert_int_equal(weft_queue_size(q), 0);
+  /* NULL is an item like any other. */
+  assert_int_equal(weft_queue_try_put(q, NULL), 0);
+  item = ITEM(5);
+  assert_int_equal(weft_queue_try_get(q, &item), 0);
+  assert_null(item);
+  /* Items still queued are dropped by free. */
+  assert_int_equal(weft_queue_try_put(q, ITEM(9)), 0);
+  assert_int_equal(weft_queue_free(q), 0);
+
+  /* maxsize 0: unbounded. */
+  assert_int_equal(weft_queue_new(0, &q), 0);
+  for (i = 1; i <= 100000; i++)
+    assert_int_equal(weft_queue_try_put(q, ITEM(i)), 0);
+  assert_int_equal(weft_queue_size(q), 100000);
+  for (i = 1; i <= 100000; i++) {
+    assert_int_equal(weft_queue_try_get(q, &item), 0);
+    if (item != ITEM(i))
+      fail_msg("item %zu out of order", (size_t)i);
+  }
+  assert_int_equal(weft_queue_try_get(q, &item), WEFT_EAGAIN);
+  assert_int_equal(weft_queue_free(q), 0);
+
+  /* maxsize 1. */
+  assert_int_equal(weft_queue_new(1, &q), 0);
+  assert_int_equal(weft_queue_try_put(q, ITEM(1)), 0);
+  assert_int_equal(weft_queue_try_put(q, ITEM(2)), WEFT_EAGAIN);
+  assert_int_equal(weft_queue_free(q), 0);
+}
+
+/* ---- blocking put and get ------------------------------------------------------------ */
+
+typedef struct pc {
+  weft_queue_t *q;
+  atomic_int done;  /* items the producer has put */
+  void *got[8];     /* what the consumer received */
+} pc_t;
+
+static void *put_three(void *arg) {
+  pc_t *p = arg;
+  int i;
+
+  for (i = 1; i <= 3; i++) {
+    CHECK_OK(weft_queue_put(p->q, ITEM(i)));
+    atomic_store(&p->done, i);
+  }
+  return NULL;
+}
+
+static void *get_three(void *arg) {
+  pc_t *p = arg;
+  int i;
+
+  for (i = 0; i < 3; i++)
+    CHECK_OK(weft_queue_get(p->q, &p->got[i]));
+  return NULL;
+}
+
+static void *blocking_main(void *arg) {
+  pc_t p;
+  weft_task_t *t;
+  void *item;
+
+  (void)arg;
+  memset(&p, 0, sizeof p);
+  /* put blocks while full. */
+  CHECK_OK(weft_queue_new(1, &p.q));
+  CHECK_OK(weft_spawn(put_three, &p, &t));
+  CHECK_OK(weft_sleep(20));
+  CHECK_EQ(atomic_load(&p.done), 1);
+  CHECK_EQ(weft_queue_size(p.q), 1);
+  CHECK_EQ(weft_task_done(t), 0);
+  CHECK_OK(weft_queue_get(p.q, &item));
+  CHECK(item == ITEM(1));
+  CHECK_OK(weft_queue_get(p.q, &item));
+  CHECK(item == ITEM(2));
+  CHECK_OK(weft_queue_get(p.q, &item));
+  CHECK(item == ITEM(3));
+  CHECK_OK(weft_task_await(t, NULL));
+  CHECK_EQ(atomic_load(&p.done), 3);
+  CHECK_EQ(weft_queue_size(p.q), 0);
+  weft_task_unref(t);
+
+  /* get blocks while empty. */
+  CHECK_OK(weft_spawn(get_three, &p, &t));
+  CHECK_OK(weft_sleep(20));
+  CHECK_EQ(weft_task_done(t), 0);
+  CHECK_OK(weft_queue_put(p.q, ITEM(7)));
+  CHECK_OK(weft_sleep(5));
+  /* The non-suspending put works from a task too, waiting getter or not. */
+  CHECK_OK(weft_queue_try_put(p.q, ITEM(8)));
+  CHECK_OK(weft_queue_put(p.q, ITEM(9)));
+  CHECK_OK(weft_task_await(t, NULL));
+  CHECK(p.got[0] == ITEM(7));
+  CHECK(p.got[1] == ITEM(8));
+  CHECK(p.got[2] == ITEM(9));
+  CHECK_EQ(weft_queue_size(p.q), 0);
+  weft_task_unref(t);
+  CHECK_OK(weft_queue_free(p.q));
+  return NULL;
+}
+
+static void test_blocking_put_and_get(void **state) {
+  (void)state;
+  run_in_weft(blocking_main, NULL, 1);
+  run_in_weft(blocking_main, NULL, 2);
+}
+
+/* ---- waiters are served in FIFO order ---------------------------------------------------- */
+
+typedef struct waiter {
+  weft_queue_t *q;
+  void *item;
+} waiter_t;
+
+static void *get_one(void *arg) {
+  waiter_t *w = arg;
+
+  CHECK_OK(weft_queue_get(w->q, &w->item));
+  return NULL;
+}
+
+static void *put_one(void *arg) {
+  waiter_t *w = arg;
+
+  CHECK_OK(weft_queue_put(w->q, w->item));
+  return NULL;
+}
+
+static void *put_one_until_cancelled(void *arg) {
+  waiter_t *w = arg;
+
+  CHECK_RC(weft_queue_put(w->q, w->item), WEFT_ECANCELED);
+  return NULL;
+}
+
+static void *fifo_waiters_main(void *arg) {
+  weft_queue_t *q;
+  waiter_t w[4];
+  weft_task_t *t[4];
+  void *item;
+  int i;
+
+  (void)arg;
+  CHECK_OK(weft_queue_new(1, &q));
+  /* Getters, registered one after the other. */
+  for (i = 0; i < 4; i++) {
+    w[i].q = q;
+    w[i].item = NULL;
+    CHECK_OK(weft_spawn(get_one, &w[i], &t[i]));
+    CHECK_OK(weft_sleep(5));
+  }
+  for (i = 0; i < 4; i++)
+    CHECK_OK(weft_queue_put(q, ITEM(100 + i)));
+  CHECK_OK(weft_gather(t, 4, NULL));
+  for (i = 0; i < 4; i++) {
+    CHECK(w[i].item == ITEM(100 + i));
+    weft_task_unref(t[i]);
+  }
+  /* Putters on a full queue. */
+  CHECK_OK(weft_queue_put(q, ITEM(1)));
+  for (i = 0; i < 4; i++) {
+    w[i].q = q;
+    w[i].item = ITEM(200 + i);
+    CHECK_OK(weft_spawn(put_one, &w[i], &t[i]));
+    CHECK_OK(weft_sleep(5));
+  }
+  CHECK_EQ(weft_queue_size(q), 1);
+  CHECK_OK(weft_queue_get(q, &item));
+  CHECK(item == ITEM(1));
+  for (i = 0; i < 4; i++) {
+    CHECK_OK(weft_queue_get(q, &item));
+    CHECK(item == ITEM(200 + i));
+  }
+  CHECK_OK(weft_gather(t, 4, NULL));
+  for (i = 0; i < 4; i++)
+    weft_task_unref(t[i]);
+  CHECK_OK(weft_queue_free(q));
+  return NULL;
+}
+
+static void test_waiters_fifo(void **state) {
+  (void)state;
+  run_in_weft(fifo_waiters_main, NULL, 1);
+  run_in_weft(fifo_waiters_main, NULL, 3);
+}
+
+/* ---- free with waiters ---------------------------------------------------------------- */
+
+static void *free_busy_main(void *arg) {
+  weft_queue_t *q;
+  waiter_t w;
+  weft_task_t *t;
+
+  (void)arg;
+  CHECK_OK(weft_queue_new(0, &q));
+  w.q = q;
+  w.item = NULL;
+  CHECK_OK(weft_spawn(get_one, &w, &t));
+  CHECK_OK(weft_sleep(10));
+  CHECK_RC(weft_queue_free(q), WEFT_EBUSY);
+  /* Not freed: still usable. */
+  CHECK_EQ(weft_queue_size(q), 0);
+  CHECK_OK(weft_queue_put(q, ITEM(3)));
+  CHECK_OK(weft_task_await(t, NULL));
+  CHECK(w.item == ITEM(3));
+  weft_task_unref(t);
+  CHECK_OK(weft_queue_free(q));
+
+  /* A blocked putter counts as a waiter too. */
+  CHECK_OK(weft_queue_new(1, &q));
+  CHECK_OK(weft_queue_try_put(q, ITEM(1)));
+  w.q = q;
+  w.item = ITEM(2);
+  CHECK_OK(weft_spawn(put_one_until_cancelled, &w, &t));
+  CHECK_OK(weft_sleep(10));
+  CHECK_RC(weft_queue_free(q), WEFT_EBUSY);
+  CHECK_EQ(weft_task_cancel(t), 1);
+  CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
+  weft_task_unref(t);
+  CHECK_EQ(weft_queue_size(q), 1);
+  CHECK_OK(weft_queue_free(q));
+  return NULL;
+}
+
+static void test_free_with_waiters(void **state) {
+  (void)state;
+  run_in_weft(free_busy_main, NULL, 2);
+}
+
+/* ---- a thread that is not a task wakes a getter ------------------------------------------- */
+
+#define N_FOREIGN 2000
+
+static void *foreign_producer(void *arg) {
+  weft_queue_t *q = arg;
+  uintptr_t i;
+  struct timespec pause = {0, 100 * 1000};
+
+  for (i = 1; i <= N_FOREIGN; i++) {
+    while (weft_queue_try_put(q, ITEM(i)) == WEFT_EAGAIN)
+      nanosleep(&pause, NULL);
+    if (i % 256 == 0)
+      nanosleep(&pause, NULL); /* let the consumer block now and then */
+  }
+  return NULL;
+}
+
+static void *foreign_main(void *arg) {
+  weft_queue_t *q;
+  pthread_t th;
+  void *item;
+  uintptr_t i;
+  int bad = 0;
+
+  (void)arg;
+  CHECK_OK(weft_queue_new(8, &q));
+  CHECK_EQ(pthread_create(&th, NULL, foreign_producer, q), 0);
+  for (i = 1; i <= N_FOREIGN; i++) {
+    CHECK_OK(weft_queue_get(q, &item));
+    if (item != ITEM(i))
+      bad++;
+  }
+  CHECK_EQ(bad, 0);
+  CHECK_EQ(pthread_join(th, NULL), 0);
+  CHECK_OK(weft_queue_free(q));
+  return NULL;
+}
+
+static void test_foreign_thread_wakes_getter(void **state) {
+  (void)state;
+  run_in_weft(foreign_main, NULL, 1);
+  run_in_weft(foreign_main, NULL, 2);
+}
+
+/* ---- producers and consumers on 4 workers -------------------------------------------------- */
+
+#define N_PRODUCERS 4
+#define N_CONSUMERS 4
+#define PER_PRODUCER HARNESS_SIZE(50000, 5000, 20000)
+
+typedef struct mpmc {
+  weft_queue_t *q;
+  atomic_ullong sum;     /* of all items received */
+  atomic_long count;     /* items received */
+  atomic_int workers[8]; /* consumers saw each worker */
+} mpmc_t;
+
+typedef struct mpmc_arg {
+  mpmc_t *m;
+  uintptr_t base;
+} mpmc_arg_t;
+
+static void *mpmc_producer(void *arg) {
+  mpmc_arg_t *a = arg;
+  uintptr_t i;
+
+  for (i = 1; i <= PER_PRODUCER; i++)
+    CHECK_OK(weft_queue_put(a->m->q, ITEM(a->base + i)));
+  return NULL;
+}
+
+static void *mpmc_consumer(void *arg) {
+  mpmc_arg_t *a = arg;
+  unsigned long long sum = 0;
+  long count = 0;
+  void *item;
+  int idx, rc;
+
+  for (;;) {
+    rc = weft_queue_get(a->m->q, &item);
+    CHECK_OK(rc);
+    if (rc != 0 || item == NULL)
+      break;
+    sum += (uintptr_t)item;
+    count++;
+    idx = weft_worker_index();
+    if (idx >= 0 && idx < 8)
+      atomic_store(&a->m->workers[idx], 1);
+  }
+  atomic_fetch_add(&a->m->sum, sum);
+  atomic_fetch_add(&a->m->count, count);
+  return NULL;
+}
+
+static void *mpmc_main(void *arg) {
+  mpmc_t *m = arg;
+  mpmc_arg_t pa[N_PRODUCERS], ca[N_CONSUMERS];
+  weft_task_t *p[N_PRODUCERS], *c[N_CONSUMERS];
+  int i;
+
+  CHECK_OK(weft_queue_new(16, &m->q));
+  for (i = 0; i < N_CONSUMERS; i++) {
+    ca[i].m = m;
+    ca[i].base = 0;
+    CHECK_OK(weft_spawn(mpmc_consumer, &ca[i], &c[i]));
+  }
+  for (i = 0; i < N_PRODUCERS; i++) {
+    pa[i].m = m;
+    pa[i].base = (uintptr_t)i * 1000000u;
+    CHECK_OK(weft_spawn(mpmc_producer, &pa[i], &p[i]));
+  }
+  CHECK_OK(weft_gather(p, N_PRODUCERS, NULL));
+  for (i = 0; i < N_CONSUMERS; i++)
+    CHECK_OK(weft_queue_put(m->q, NULL)); /* one end marker each */
+  CHECK_OK(weft_gather(c, N_CONSUMERS, NULL));
+  CHECK_EQ(weft_queue_size(m->q), 0);
+  for (i = 0; i < N_PRODUCERS; i++)
+    weft_task_unref(p[i]);
+  for (i = 0; i < N_CONSUMERS; i++)
+    weft_task_unref(c[i]);
+  CHECK_OK(weft_queue_free(m->q));
+  return NULL;
+}
+
+static void test_producers_consumers_4_workers(void **state) {
+  mpmc_t m;
+  unsigned long long want = 0;
+  int i, seen = 0;
+
+  (void)state;
+  memset(&m, 0, sizeof m);
+  run_in_weft(mpmc_main, &m, 4);
+  for (i = 0; i < N_PRODUCERS; i++) {
+    unsigned long long base = (unsigned long long)i * 1000000u;
+    unsigned long long n = PER_PRODUCER;
+
+    want += base * n + n * (n + 1) / 2;
+  }
+  assert_int_equal(atomic_load(&m.count), (long)N_PRODUCERS * PER_PRODUCER);
+  assert_true(atomic_load(&m.sum) == want);
+  for (i = 0; i < 4; i++)
+    seen += atomic_load(&m.workers[i]);
+  assert_true(seen >= 2);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_basics_and_errors),
+      cmocka_unit_test(test_blocking_put_and_get),
+      cmocka_unit_test(test_waiters_fifo),
+      cmocka_unit_test(test_free_with_waiters),
+      cmocka_unit_test(test_foreign_thread_wakes_getter),
+      cmocka_unit_test(test_producers_consumers_4_workers),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
