@@ -12,9 +12,10 @@
  *     runs dry or before it parks. Only home reuses a record, so a record
  *     stays valid while it is on home's registry, which lets home walk its
  *     registry at shutdown to cancel every task it spawned.
- *  3. COMPLETE is set under joinq_lock, after result and status are final;
- *     awaiters check it under the same lock before linking a waiter, so none
- *     links after the completer drained the queue.
+ *  3. COMPLETE is set after result and status are final. An awaiter sets
+ *     JOINED (under joinq_lock) before linking and backs off if COMPLETE was
+ *     already set; the completer drains the queue under the lock only if it
+ *     saw JOINED, so no waiter links after the drain (task_state.h).
  */
 #include "core.h"
 
@@ -288,6 +289,25 @@ void weft__coop_tick(void) {
   }
 }
 
+/* Wake every waiter of a completed task (wait.c handshake: claim under the
+ * lock, complete after it). */
+static void wake_joiners(weft_task_t *t) {
+  weft__list_t claimed, *n;
+  weft__list_init(&claimed);
+  weft__spin_lock(&t->joinq_lock);
+  while (!weft__list_empty(&t->joinq)) {
+    weft__waiter_t *wt =
+        weft__container_of(t->joinq.next, weft__waiter_t, link);
+    weft__waiter_claim(wt); /* unlinks it */
+    weft__list_push_back(&claimed, &wt->link);
+  }
+  weft__spin_unlock(&t->joinq_lock);
+  while ((n = weft__list_pop_front(&claimed))) {
+    weft__waiter_t *wt = weft__container_of(n, weft__waiter_t, link);
+    weft__waiter_complete(wt, wt->task);
+  }
+}
+
 /* Called by the worker (scheduler context) after the task's final switch. */
 void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
   weft_runtime_t *rt = t->rt;
@@ -305,22 +325,12 @@ void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
   if (t->status != 0)
     t->result = NULL;
 
-  weft__list_t claimed;
-  weft__list_init(&claimed);
-  weft__spin_lock(&t->joinq_lock);
-  /* release: result and status are published with COMPLETE. */
-  atomic_fetch_or_explicit(&t->state, WEFT__ST_COMPLETE, memory_order_release);
-  weft__list_t *n;
-  while (!weft__list_empty(&t->joinq)) {
-    weft__waiter_t *wt = weft__container_of(t->joinq.next, weft__waiter_t, link);
-    weft__waiter_claim(wt); /* unlinks it */
-    weft__list_push_back(&claimed, &wt->link);
-  }
-  weft__spin_unlock(&t->joinq_lock);
-  while ((n = weft__list_pop_front(&claimed))) {
-    weft__waiter_t *wt = weft__container_of(n, weft__waiter_t, link);
-    weft__waiter_complete(wt, wt->task);
-  }
+  /* acq_rel: result and status are published with COMPLETE; acquire sees
+   * an awaiter's JOINED (task_state.h). */
+  unsigned old = atomic_fetch_or_explicit(&t->state, WEFT__ST_COMPLETE,
+                                          memory_order_acq_rel);
+  if (old & WEFT__ST_JOINED)
+    wake_joiners(t);
   /* relaxed: single writer; read by the quiescence check after a fence. */
   atomic_store_explicit(
       &w->finished,
@@ -462,7 +472,11 @@ static int join_link(weft_task_t *t, weft__waiter_t *wt, weft_task_t *self) {
   atomic_init(&wt->fired, 0);
   wt->item = NULL;
   weft__spin_lock(&t->joinq_lock);
-  if (is_complete(t)) {
+  /* acq_rel: announces the waiter to the completer, and acquires result and
+   * status if COMPLETE is already set (task_state.h, JOINED). */
+  if (atomic_fetch_or_explicit(&t->state, WEFT__ST_JOINED,
+                               memory_order_acq_rel) &
+      WEFT__ST_COMPLETE) {
     weft__spin_unlock(&t->joinq_lock);
     return 0;
   }

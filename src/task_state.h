@@ -13,6 +13,11 @@
  *              current or next suspension point.
  *   COMPLETE   the body returned; result and status are final (published by
  *              the release that sets this bit).
+ *   JOINED     some task linked a waiter on the join queue (set under the
+ *              queue's lock before linking). The completer takes that lock
+ *              only if its own fetch_or(COMPLETE) saw JOINED: both are RMWs
+ *              on this word, so either the awaiter sees COMPLETE and does not
+ *              link, or the completer sees JOINED and drains the queue.
  *
  * Protocol (the "one runner" invariant of docs/design.md):
  *  1. A task suspends in two phases: it switches to its worker's scheduler
@@ -34,7 +39,8 @@ enum {
   WEFT__ST_SCHEDULED = 1u << 0,
   WEFT__ST_NOTIFIED = 1u << 1,
   WEFT__ST_CANCEL = 1u << 2,
-  WEFT__ST_COMPLETE = 1u << 3
+  WEFT__ST_COMPLETE = 1u << 3,
+  WEFT__ST_JOINED = 1u << 4
 };
 
 /* Returns 1 if the caller must enqueue the task (it was parked). */
