@@ -319,7 +319,7 @@ static void test_foreign_thread_wakes_getter(void **state) {
 
 #define N_PRODUCERS 4
 #define N_CONSUMERS 4
-#define PER_PRODUCER HARNESS_SIZE(50000, 5000, 20000)
+#define PER_PRODUCER HARNESS_SIZE(50000, 5000, 50000)
 
 typedef struct mpmc {
   weft_queue_t *q;

@@ -250,7 +250,7 @@ static void run_repeat(unsigned workers) {
 }
 
 static void test_repeated_runs_leave_nothing(void **state) {
-  int runs = HARNESS_SIZE(100, 20, 40);
+  int runs = HARNESS_SIZE(100, 20, 100);
   int threads0, fds0, i;
 
   (void)state;

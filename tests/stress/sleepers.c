@@ -10,7 +10,7 @@
 #include "harness.h"
 
 /* ThreadSanitizer gives every live fiber a thread slot (8k at most). */
-#define N_SLEEPERS HARNESS_SIZE(100000, 4000, 50000)
+#define N_SLEEPERS HARNESS_SIZE(100000, 4000, 100000)
 #define WORKERS 2
 
 typedef struct sleepers {

@@ -9,7 +9,7 @@
 #include "harness.h"
 
 /* ThreadSanitizer gives every live fiber a thread slot (8k at most). */
-#define N_SPAWNS HARNESS_SIZE(1000000, 200000, 300000)
+#define N_SPAWNS HARNESS_SIZE(1000000, 200000, 1000000)
 #define WINDOW HARNESS_SIZE(20000, 2000, 20000)
 #define N_SPAWNERS 4
 

@@ -13,7 +13,7 @@
 #include "harness.h"
 
 /* ThreadSanitizer gives every live fiber a thread slot (8k at most). */
-#define N_TASKS HARNESS_SIZE(400000, 40000, 100000)
+#define N_TASKS HARNESS_SIZE(400000, 40000, 400000)
 #define N_SPAWNERS 4
 #define WINDOW HARNESS_SIZE(5000, 1000, 5000)
 
