@@ -184,7 +184,7 @@ static void test_overflow(void **state) {
       pop_expect(&ring_a, first + HALF + i);
     pop_expect_empty(&ring_a);
     if (round == 0) {
-      /* Leave a few queued at an offset for the second round. */
+      /* Shift the indices so that the second round starts mid-ring. */
       push_ok(&ring_a, next++);
       push_ok(&ring_a, next++);
       pop_expect(&ring_a, next - 2);
