@@ -91,7 +91,8 @@ size_t weft__stack_trim(weft__stack_pool_t *p, size_t max);
 void weft__stack_cache_flush(weft__stack_pool_t *p, weft__stack_cache_t *c);
 
 /* 1 if the stack shows an overflow given the saved stack pointer sp (NULL:
- * check the canary only). Only meaningful for unguarded stacks. */
+ * check the canary only). Unguarded stacks only: on a guarded stack the
+ * canary word lies in the guard page and reading it faults. */
 static inline int weft__stack_overflowed(const weft__stack_t *s,
                                          const void *sp) {
   if (sp && (const char *)sp < s->lo)
