@@ -57,21 +57,22 @@ typedef struct weft__waiter {
   void *item;         /* payload handed over by the waker (queues) */
 } weft__waiter_t;
 
-/* A timer registration on one worker's heap; owner-worker only. */
+/* Where a timer is (time.c). */
+enum { WEFT__TIMER_NONE = 0, WEFT__TIMER_WHEEL = 1, WEFT__TIMER_FAR = 2 };
+
+/* A timer registration on one worker's wheel; owner-worker only. Lives on
+ * the waiting task's stack; set up with weft__timer_init(). */
 typedef struct weft__timer {
-  uint64_t deadline; /* monotonic ns */
-  uint64_t seq;      /* tie-break: FIFO among equal deadlines */
-  size_t index;      /* position in the heap; SIZE_MAX when not queued */
-  weft_task_t *task; /* task to wake */
-  int fired;         /* 1 once the deadline passed and task was woken */
+  weft__list_t link;  /* in a wheel slot or the far list */
+  uint64_t deadline;  /* monotonic ns */
+  uint64_t tick;      /* the 1 ms tick it fires at */
+  weft_task_t *task;  /* task to wake */
+  int where;          /* WEFT__TIMER_* */
+  int fired;          /* 1 once the deadline passed and task was woken */
 } weft__timer_t;
 
-/* An entry of a worker's timer heap: the keys inline, the node aside. */
-typedef struct weft__heap_entry {
-  uint64_t deadline;    /* copy of timer->deadline */
-  uint64_t seq;         /* copy of timer->seq */
-  weft__timer_t *timer; /* the node, on the waiting task's stack */
-} weft__heap_entry_t;
+/* Slots of a worker's timing wheel (1 ms each); a power of two >= 128. */
+#define WEFT__WHEEL_SLOTS 1024u
 
 /* ------------------------------------------------------------------------ */
 /* Task                                                                      */
@@ -98,7 +99,9 @@ struct weft_task {
   void *arg;              /* its argument */
   void *result;           /* its return value */
   int status;             /* set by weft_task_fail, 0 otherwise */
-  int saved_errno;        /* errno while suspended */
+  int saved_errno;        /* errno while suspended (task.c) */
+  struct weft__worker *worker; /* worker running the task; valid while it
+                                  runs (set by weft__task_run) */
   uint32_t budget;        /* cooperative budget left (task.c) */
   uint64_t yield_mark;    /* poll epoch at the last yield (worker.c) */
   void *local;            /* task-local storage slot */
@@ -166,8 +169,12 @@ struct weft__worker {
   uv_thread_t thread;                 /* the worker's thread (not worker 0) */
   uv_loop_t loop;                     /* this worker's libuv loop */
   uv_timer_t timer;                   /* armed for the earliest weft timer */
+  uv_timer_t trim_timer;              /* armed while parked with stacks to
+                                         trim (worker.c) */
+  uint64_t trim_runs;                 /* WEFT__C_RUN when it last trimmed */
   weft__ctx_t sched_ctx;              /* scheduler context */
   weft_task_t *current;               /* task running now, or NULL */
+  int *errno_loc;                     /* this thread's errno (task.c) */
   enum weft__after after;             /* set by the task before switching */
   weft_task_t *lifo;                  /* LIFO slot */
   unsigned lifo_streak;               /* consecutive LIFO runs */
@@ -176,11 +183,15 @@ struct weft__worker {
   int searching;                      /* counted as searching (idle.h) */
   int shutdown_seen;                  /* registry cancelled for shutdown */
   uint32_t rng;                       /* xorshift state for victim choice */
-  /* Timers (time.c): binary min-heap. */
-  weft__heap_entry_t *heap;
-  size_t heap_len, heap_cap;
-  uint64_t timer_seq;
-  uint64_t timer_armed;               /* deadline the uv timer is set for */
+  /* Timers (time.c): hashed timing wheel. */
+  weft__list_t wheel[WEFT__WHEEL_SLOTS]; /* FIFO of timers per tick slot */
+  uint64_t wheel_bits[WEFT__WHEEL_SLOTS / 64]; /* non-empty slots */
+  uint64_t wheel_tick;                /* next tick to process */
+  size_t wheel_len;                   /* timers in the wheel */
+  weft__list_t far;                   /* timers past the wheel's window */
+  size_t far_len;
+  uint64_t far_min;                   /* lower bound of their ticks */
+  uint64_t timer_armed;               /* tick the uv timer is set for */
   /* Memory (task.c, stack.c). */
   weft__stack_cache_t stacks;
   weft_task_t *free_tasks;            /* free records homed here */
@@ -282,7 +293,8 @@ void weft__park(weft_task_t *t);
 
 /* Timers (time.c): owner worker only. */
 uint64_t weft__now_ns(void);
-/* Returns 0, or WEFT_ENOMEM if the heap cannot grow. */
+void weft__timer_init(weft__timer_t *t, uint64_t deadline, weft_task_t *task);
+/* Returns 0: the wheel needs no memory (WEFT_ENOMEM was the old heap's). */
 int weft__timer_add_checked(weft__worker_t *w, weft__timer_t *t);
 void weft__timer_remove(weft__worker_t *w, weft__timer_t *t);
 void weft__timers_init(weft__worker_t *w);
@@ -297,6 +309,7 @@ weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
                                  void *arg);
 void weft__task_unref_main(weft_task_t *t);
 void weft__coop_tick(void);
+
 
 /* Runtime (runtime.c). */
 void weft__runtime_on_main_done(weft_runtime_t *rt, weft_task_t *main);

@@ -140,6 +140,9 @@ static int worker_open(weft__worker_t *w) {
     return rc;
   }
   w->async.data = w;
+  uv_timer_init(&w->loop, &w->trim_timer); /* cannot fail */
+  w->trim_timer.data = w;
+  w->trim_runs = UINT64_MAX; /* not trimming yet */
   weft__timers_init(w);
 #if defined(WEFT_SANITIZE_THREAD)
   w->tsan_sched = __tsan_get_current_fiber();
@@ -182,6 +185,7 @@ static void worker_close(weft__worker_t *w) {
     w->altstack = NULL;
   }
   uv_close((uv_handle_t *)&w->timer, close_cb);
+  uv_close((uv_handle_t *)&w->trim_timer, close_cb);
   uv_close((uv_handle_t *)&w->async, close_cb);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);

@@ -19,6 +19,7 @@ int weft__stack_pool_init(weft__stack_pool_t *p, size_t size,
   p->size = (size + p->page - 1) & ~(p->page - 1);
   p->guarded_budget = guarded_budget;
   p->trim_hwm = 1024;
+  atomic_init(&p->warm_hint, 0);
   return -pthread_mutex_init(&p->mu, NULL);
 }
 
@@ -31,6 +32,13 @@ void weft__stack_pool_destroy(weft__stack_pool_t *p) {
     s = next;
   }
   pthread_mutex_destroy(&p->mu);
+}
+
+/* Under p->mu, after nfree or ntrimmed changed. */
+static void update_hint(weft__stack_pool_t *p) {
+  /* relaxed: a hint for weft__stack_trim_wanted(). */
+  atomic_store_explicit(&p->warm_hint, p->nfree - p->ntrimmed,
+                        memory_order_relaxed);
 }
 
 static weft__stack_t *header_of(char *region, size_t size) {
@@ -111,11 +119,16 @@ weft__stack_t *weft__stack_alloc(weft__stack_pool_t *p,
     while (p->free && k < WEFT__STACK_CACHE_BATCH) {
       weft__stack_t *s = p->free;
       p->free = s->next;
+      if (s->trimmed) {
+        s->trimmed = 0;
+        p->ntrimmed--;
+      }
       s->next = c->top;
       c->top = s;
       k++;
     }
     p->nfree -= k;
+    update_hint(p);
     c->n += k;
     pthread_mutex_unlock(&p->mu);
     if (!c->top) {
@@ -164,6 +177,7 @@ void weft__stack_release(weft__stack_pool_t *p, weft__stack_cache_t *c,
   last->next = p->free;
   p->free = batch;
   p->nfree += WEFT__STACK_CACHE_BATCH;
+  update_hint(p);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -172,14 +186,15 @@ size_t weft__stack_trim(weft__stack_pool_t *p, size_t max) {
    * coldest stacks are deepest. Walk past trim_hwm warm ones first. */
   size_t done = 0;
   pthread_mutex_lock(&p->mu);
-  if (p->nfree <= p->trim_hwm) {
+  if (p->nfree - p->ntrimmed <= p->trim_hwm) {
     pthread_mutex_unlock(&p->mu);
     return 0;
   }
   weft__stack_t *s = p->free;
   for (size_t i = 0; s && i < p->trim_hwm; i++)
     s = s->next;
-  for (; s && done < max; s = s->next) {
+  for (; s && done < max && p->nfree - p->ntrimmed - done > p->trim_hwm;
+       s = s->next) {
     if (s->trimmed)
       continue;
     /* Give back everything below the header's page. */
@@ -189,6 +204,8 @@ size_t weft__stack_trim(weft__stack_pool_t *p, size_t max) {
     s->trimmed = 1;
     done++;
   }
+  p->ntrimmed += done;
+  update_hint(p);
   pthread_mutex_unlock(&p->mu);
   return done;
 }
@@ -204,6 +221,7 @@ void weft__stack_cache_flush(weft__stack_pool_t *p, weft__stack_cache_t *c) {
     p->free = s;
     p->nfree++;
   }
+  update_hint(p);
   c->n = 0;
   pthread_mutex_unlock(&p->mu);
 }

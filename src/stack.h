@@ -24,13 +24,16 @@
  * Pooling: each worker keeps a LIFO cache of free stacks (owner-only, warm in
  * cache and in memory); caches exchange batches with the runtime-wide pool
  * under its mutex. Free stacks past a high-water mark have their pages below
- * the header given back to the kernel (MADV_DONTNEED) by idle workers, a
- * bounded number per park, so the release path never makes a system call.
+ * the header given back to the kernel (MADV_DONTNEED) by workers that have
+ * stayed idle for a while (a trim timer armed at park, worker.c), so the
+ * release path never makes a system call and a briefly idle worker never
+ * throws away pages that the next burst of tasks would fault in again.
  */
 #ifndef WEFT_STACK_H
 #define WEFT_STACK_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +61,10 @@ typedef struct weft__stack_pool {
   pthread_mutex_t mu;         /* guards everything below */
   weft__stack_t *free;        /* runtime-wide free stacks */
   size_t nfree;               /* their number */
+  size_t ntrimmed;            /* how many of them are trimmed */
+  /* nfree - ntrimmed, stored (relaxed) under mu and read without it by
+   * idle workers deciding whether to arm their trim timer: a hint. */
+  atomic_size_t warm_hint;
   weft__stack_slab_t *slabs;  /* every slab mapped */
   size_t size;                /* region size of a stack (page multiple) */
   size_t page;                /* page size */
@@ -86,6 +93,13 @@ void weft__stack_release(weft__stack_pool_t *p, weft__stack_cache_t *c,
  * pool's high-water mark (called by idle workers, off the hot path).
  * Returns the number of stacks trimmed. */
 size_t weft__stack_trim(weft__stack_pool_t *p, size_t max);
+
+/* 1 if weft__stack_trim would find work (a racy hint; any thread). */
+static inline int weft__stack_trim_wanted(weft__stack_pool_t *p) {
+  /* relaxed: a hint; trimming re-checks under the pool's mutex. */
+  return atomic_load_explicit(&p->warm_hint, memory_order_relaxed) >
+         p->trim_hwm;
+}
 
 /* Give a worker's cache back to the pool (worker exit). */
 void weft__stack_cache_flush(weft__stack_pool_t *p, weft__stack_cache_t *c);

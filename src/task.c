@@ -40,15 +40,6 @@ typedef struct task_slab {
 } task_slab_t;
 
 /* ------------------------------------------------------------------------ */
-/* errno travels with the task. Not inlinable: errno's address belongs to
- * the thread, and a caller must not reuse one computed before a switch. */
-
-WEFT__NOIPA static void errno_save(weft_task_t *t) { t->saved_errno = errno; }
-WEFT__NOIPA static void errno_restore(weft_task_t *t) {
-  errno = t->saved_errno;
-}
-
-/* ------------------------------------------------------------------------ */
 /* Records                                                                   */
 
 static void record_once(weft_task_t *t, weft__worker_t *home) {
@@ -219,16 +210,14 @@ static void task_entry(void *arg) {
 #if defined(WEFT_SANITIZE_ADDRESS)
   __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-  errno_restore(t);
   t->result = t->fn(t->arg);
   weft__task_switch_out(t, WEFT__AFTER_DONE);
   abort(); /* a finished task is never resumed */
 }
 
 void weft__task_switch_out(weft_task_t *t, enum weft__after after) {
-  weft__worker_t *w = weft__worker_current();
+  weft__worker_t *w = t->worker; /* t runs: set by weft__task_run */
   w->after = after;
-  errno_save(t);
 #if defined(WEFT_SANITIZE_ADDRESS)
   __sanitizer_start_switch_fiber(
       after == WEFT__AFTER_DONE ? NULL : &t->asan_fake_stack,
@@ -242,7 +231,6 @@ void weft__task_switch_out(weft_task_t *t, enum weft__after after) {
 #if defined(WEFT_SANITIZE_ADDRESS)
   __sanitizer_finish_switch_fiber(t->asan_fake_stack, NULL, NULL);
 #endif
-  errno_restore(t);
 }
 
 void weft__task_run(weft__worker_t *w, weft_task_t *t) {
@@ -262,7 +250,12 @@ void weft__task_run(weft__worker_t *w, weft_task_t *t) {
 #endif
   }
   t->budget = WEFT__COOP_BUDGET;
+  t->worker = w;
   w->current = t;
+  /* errno travels with the task. It is swapped here, on the scheduler's
+   * side, whose thread never changes, so the cached address is always this
+   * thread's errno (the task's side could not cache it: design-brief §2.6). */
+  *w->errno_loc = t->saved_errno;
 #if defined(WEFT_SANITIZE_ADDRESS)
   void *fake = NULL;
   __sanitizer_start_switch_fiber(&fake, t->stack->lo, t->stack->usable);
@@ -274,6 +267,7 @@ void weft__task_run(weft__worker_t *w, weft_task_t *t) {
 #if defined(WEFT_SANITIZE_ADDRESS)
   __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
+  t->saved_errno = *w->errno_loc;
   w->current = NULL;
 #if !defined(WEFT_CTX_ucontext)
   if (!t->stack->guarded && weft__stack_overflowed(t->stack, t->ctx.sp))

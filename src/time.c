@@ -1,5 +1,6 @@
 /*
- * Per-worker timers: a binary min-heap of (deadline, seq, timer) entries, and one uv_timer_t armed for the earliest deadline.
+ * Per-worker timers: a hashed timing wheel of 1 ms ticks and one uv_timer_t
+ * armed for the earliest non-empty tick.
  *
  * Owner-only: a timer is added, fired and removed on its worker's thread. A
  * task with a timer pending sets its `route` to that worker, so whoever wakes
@@ -7,109 +8,160 @@
  * own timer without any cross-thread access (design-brief §2.3). When the
  * timer itself fires and enqueues the parked task, nothing is left to remove,
  * so the callback clears the route and the task may run anywhere.
+ *
+ * The wheel: a timer due at `deadline` (ns) belongs to tick
+ * T = ceil(deadline / 1 ms) and fires once the clock has reached T ms, so
+ * never early and at most 1 ms late (libuv's own timers have 1 ms
+ * resolution). Ticks in [cursor, cursor + WHEEL_SLOTS) live in slot
+ * T % WHEEL_SLOTS, a FIFO list (timers of one tick fire in the order they
+ * were added), with a bitmap of non-empty slots; later ticks wait in the
+ * unsorted `far` list, which is moved into the wheel every WHEEL_SLOTS / 2
+ * ticks. Adding and removing are O(1) and touch only the neighbours in one
+ * list. A binary heap, the first version, moved up to 17 entries per expiry
+ * and wrote each moved entry's index into its timer node on another task's
+ * stack: a cache and TLB miss per level with 100,000 sleepers.
  */
 #include "core.h"
 
 #include <stdlib.h>
 
+#define NS_PER_TICK 1000000u
+#define WHEEL_MASK (WEFT__WHEEL_SLOTS - 1u)
+
 uint64_t weft__now_ns(void) { return uv_hrtime(); }
 
-/* Heap entries keep their keys inline: timer nodes live on 100,000
- * different task stacks, and comparing through pointers would miss the cache
- * (and the TLB) at every level of every sift. */
-static int key_less(const weft__heap_entry_t *a, const weft__heap_entry_t *b) {
-  return a->deadline < b->deadline ||
-         (a->deadline == b->deadline && a->seq < b->seq);
+static uint64_t tick_of(uint64_t deadline) {
+  return deadline / NS_PER_TICK + (deadline % NS_PER_TICK != 0);
 }
 
-static void heap_set(weft__worker_t *w, size_t i, weft__heap_entry_t e) {
-  w->heap[i] = e;
-  e.timer->index = i;
+static void slot_insert(weft__worker_t *w, weft__timer_t *t) {
+  unsigned s = (unsigned)(t->tick & WHEEL_MASK);
+  weft__list_push_back(&w->wheel[s], &t->link);
+  w->wheel_bits[s / 64] |= (uint64_t)1 << (s % 64);
+  w->wheel_len++;
+  t->where = WEFT__TIMER_WHEEL;
 }
 
-static void sift_up(weft__worker_t *w, size_t i) {
-  weft__heap_entry_t e = w->heap[i];
-  while (i > 0) {
-    size_t parent = (i - 1) / 2;
-    if (!key_less(&e, &w->heap[parent]))
-      break;
-    heap_set(w, i, w->heap[parent]);
-    i = parent;
+static void place(weft__worker_t *w, weft__timer_t *t) {
+  if (t->tick < w->wheel_tick)
+    t->tick = w->wheel_tick; /* already due: the next tick processed */
+  if (t->tick - w->wheel_tick < WEFT__WHEEL_SLOTS) {
+    slot_insert(w, t);
+  } else {
+    weft__list_push_back(&w->far, &t->link);
+    w->far_len++;
+    if (t->tick < w->far_min)
+      w->far_min = t->tick;
+    t->where = WEFT__TIMER_FAR;
   }
-  heap_set(w, i, e);
 }
 
-static void sift_down(weft__worker_t *w, size_t i) {
-  weft__heap_entry_t e = w->heap[i];
-  size_t n = w->heap_len;
-  for (;;) {
-    size_t l = 2 * i + 1, m = i;
-    const weft__heap_entry_t *best = &e;
-    if (l < n && key_less(&w->heap[l], best)) {
-      m = l;
-      best = &w->heap[l];
+/* Move the far timers that now fall inside the wheel's window into it, and
+ * recompute far_min. */
+static void cascade(weft__worker_t *w) {
+  weft__list_t keep, *n;
+  weft__list_init(&keep);
+  w->far_min = UINT64_MAX;
+  while ((n = weft__list_pop_front(&w->far))) {
+    weft__timer_t *t = weft__container_of(n, weft__timer_t, link);
+    w->far_len--;
+    if (t->tick < w->wheel_tick + WEFT__WHEEL_SLOTS) {
+      place(w, t);
+    } else {
+      weft__list_push_back(&keep, n);
+      w->far_len++;
+      if (t->tick < w->far_min)
+        w->far_min = t->tick;
     }
-    if (l + 1 < n && key_less(&w->heap[l + 1], best))
-      m = l + 1;
-    if (m == i)
-      break;
-    heap_set(w, i, w->heap[m]);
-    i = m;
   }
-  heap_set(w, i, e);
+  while ((n = weft__list_pop_front(&keep)))
+    weft__list_push_back(&w->far, n);
 }
 
-static void heap_remove_at(weft__worker_t *w, size_t i) {
-  w->heap[i].timer->index = SIZE_MAX;
-  weft__heap_entry_t last = w->heap[--w->heap_len];
-  if (i == w->heap_len)
-    return;
-  heap_set(w, i, last);
-  if (i > 0 && key_less(&last, &w->heap[(i - 1) / 2]))
-    sift_up(w, i);
-  else
-    sift_down(w, i);
+/* The earliest tick holding a timer, or UINT64_MAX. */
+static uint64_t earliest(weft__worker_t *w) {
+  if (w->wheel_len) {
+    unsigned s = (unsigned)(w->wheel_tick & WHEEL_MASK);
+    for (unsigned k = 0; k <= WEFT__WHEEL_SLOTS / 64; k++) {
+      unsigned word = (s / 64 + k) % (WEFT__WHEEL_SLOTS / 64);
+      uint64_t bits = w->wheel_bits[word];
+      if (k == 0)
+        bits &= ~(uint64_t)0 << (s % 64); /* slots before s: wrapped */
+      else if (k == WEFT__WHEEL_SLOTS / 64)
+        bits &= ((uint64_t)1 << (s % 64)) - 1; /* the wrapped part of s's */
+      if (bits) {
+        unsigned slot = word * 64 + (unsigned)__builtin_ctzll(bits);
+        return w->wheel_tick + ((slot - s) & WHEEL_MASK);
+      }
+    }
+  }
+  return w->far_len ? w->far_min : UINT64_MAX;
 }
 
 static void on_timer(uv_timer_t *h);
 
 static void arm(weft__worker_t *w) {
-  if (w->heap_len == 0) {
-    if (w->timer_armed) {
-      uv_timer_stop(&w->timer);
-      w->timer_armed = 0;
-    }
+  uint64_t tick = earliest(w);
+  if (tick == w->timer_armed)
+    return;
+  if (tick == UINT64_MAX) {
+    uv_timer_stop(&w->timer);
+    w->timer_armed = UINT64_MAX;
     return;
   }
-  uint64_t d = w->heap[0].deadline;
-  if (d == w->timer_armed)
-    return;
-  uint64_t now = weft__now_ns();
-  uint64_t ms = d > now ? (d - now + 999999) / 1000000 : 0;
+  uint64_t due = tick * NS_PER_TICK, now = weft__now_ns();
+  uint64_t ms = due > now ? (due - now + NS_PER_TICK - 1) / NS_PER_TICK : 0;
   uv_update_time(&w->loop);
   uv_timer_start(&w->timer, on_timer, ms, 0);
-  w->timer_armed = d;
+  w->timer_armed = tick;
 }
 
-static void on_timer(uv_timer_t *h) {
-  weft__worker_t *w = h->data;
-  uint64_t now = weft__now_ns();
+/* Fire every timer of slot s (all of tick w->wheel_tick). Returns 1 if any. */
+static int fire_slot(weft__worker_t *w, unsigned s) {
+  weft__list_t *n;
   int woke = 0;
-  w->timer_armed = 0;
-  while (w->heap_len && w->heap[0].deadline <= now) {
-    weft__timer_t *t = w->heap[0].timer;
-    heap_remove_at(w, 0);
+  while ((n = weft__list_pop_front(&w->wheel[s]))) {
+    weft__timer_t *t = weft__container_of(n, weft__timer_t, link);
+    w->wheel_len--;
+    t->where = WEFT__TIMER_NONE;
     t->fired = 1;
     weft_task_t *task = t->task;
     if (weft__state_wake(&task->state)) {
-      /* We enqueue a parked task: its timer is gone from the heap, so it may
-       * resume on any worker (the route only protects a pending timer). The
-       * queue push publishes the route and `fired`. A task already queued
-       * (woken by something else) keeps its route and comes back here. */
+      /* We enqueue a parked task: its timer is gone from the wheel, so it
+       * may resume on any worker (the route only protects a pending timer).
+       * The queue push publishes the route and `fired`. A task already
+       * queued (woken by something else) keeps its route and comes back
+       * here. */
       task->route = task->pin;
       weft__sched_schedule(task, 1);
     }
     woke = 1;
+  }
+  w->wheel_bits[s / 64] &= ~((uint64_t)1 << (s % 64));
+  return woke;
+}
+
+static void on_timer(uv_timer_t *h) {
+  weft__worker_t *w = h->data;
+  uint64_t now_tick = weft__now_ns() / NS_PER_TICK;
+  int woke = 0;
+  w->timer_armed = UINT64_MAX;
+  if (w->wheel_len == 0 && w->wheel_tick < now_tick) {
+    w->wheel_tick = now_tick; /* nothing in between: jump */
+    cascade(w);
+  }
+  while (w->wheel_tick <= now_tick) {
+    unsigned s = (unsigned)(w->wheel_tick & WHEEL_MASK);
+    if (w->wheel_bits[s / 64] & ((uint64_t)1 << (s % 64)))
+      woke |= fire_slot(w, s);
+    w->wheel_tick++;
+    if ((w->wheel_tick & (WEFT__WHEEL_SLOTS / 2 - 1)) == 0 && w->far_len)
+      cascade(w);
+    if (w->wheel_len == 0 && w->wheel_tick < now_tick) {
+      w->wheel_tick = now_tick;
+      if (w->far_len)
+        cascade(w);
+    }
   }
   arm(w);
   /* libuv runs due timers at the top of uv_run(UV_RUN_ONCE), before it
@@ -120,40 +172,61 @@ static void on_timer(uv_timer_t *h) {
     uv_stop(&w->loop);
 }
 
-int weft__timer_add_checked(weft__worker_t *w, weft__timer_t *t) {
-  if (w->heap_len == w->heap_cap) {
-    size_t cap = w->heap_cap ? w->heap_cap * 2 : 1024;
-    weft__heap_entry_t *h = realloc(w->heap, cap * sizeof(*h));
-    if (!h)
-      return WEFT_ENOMEM;
-    w->heap = h;
-    w->heap_cap = cap;
-  }
-  t->seq = w->timer_seq++;
+void weft__timer_init(weft__timer_t *t, uint64_t deadline, weft_task_t *task) {
+  t->deadline = deadline;
+  t->task = task;
+  t->tick = 0;
+  t->where = WEFT__TIMER_NONE;
   t->fired = 0;
-  weft__heap_entry_t e = {t->deadline, t->seq, t};
-  heap_set(w, w->heap_len++, e);
-  sift_up(w, t->index);
-  if (t->index == 0)
+}
+
+int weft__timer_add_checked(weft__worker_t *w, weft__timer_t *t) {
+  t->fired = 0;
+  t->tick = tick_of(t->deadline);
+  place(w, t);
+  if (t->tick < w->timer_armed)
     arm(w);
   return 0;
 }
 
 void weft__timer_remove(weft__worker_t *w, weft__timer_t *t) {
-  if (t->index == SIZE_MAX)
+  switch (t->where) {
+  case WEFT__TIMER_NONE:
     return;
-  heap_remove_at(w, t->index);
-  /* The uv timer may now fire early for a removed deadline; on_timer then
-   * finds nothing due and re-arms, which is cheaper than re-arming here. */
+  case WEFT__TIMER_WHEEL: {
+    unsigned s = (unsigned)(t->tick & WHEEL_MASK);
+    weft__list_remove(&t->link);
+    w->wheel_len--;
+    if (weft__list_empty(&w->wheel[s]))
+      w->wheel_bits[s / 64] &= ~((uint64_t)1 << (s % 64));
+    break;
+  }
+  case WEFT__TIMER_FAR:
+    weft__list_remove(&t->link);
+    w->far_len--; /* far_min stays a lower bound: at worst an early wake */
+    break;
+  }
+  t->where = WEFT__TIMER_NONE;
+  /* The uv timer may now fire early for a removed tick; on_timer then finds
+   * nothing due and re-arms, which is cheaper than re-arming here. */
 }
 
 void weft__timers_init(weft__worker_t *w) {
   uv_timer_init(&w->loop, &w->timer);
   w->timer.data = w;
+  for (unsigned i = 0; i < WEFT__WHEEL_SLOTS; i++)
+    weft__list_init(&w->wheel[i]);
+  for (unsigned i = 0; i < WEFT__WHEEL_SLOTS / 64; i++)
+    w->wheel_bits[i] = 0;
+  weft__list_init(&w->far);
+  w->wheel_tick = weft__now_ns() / NS_PER_TICK;
+  w->wheel_len = w->far_len = 0;
+  w->far_min = UINT64_MAX;
+  w->timer_armed = UINT64_MAX;
 }
 
 void weft__timers_destroy(weft__worker_t *w) {
-  free(w->heap);
-  w->heap = NULL;
-  w->heap_len = w->heap_cap = 0;
+  /* Timers live on task stacks and every task has finished: nothing to
+   * free. */
+  w->wheel_len = w->far_len = 0;
 }

@@ -87,9 +87,7 @@ int weft__wait(weft__waiter_t *w, weft__spinlock_t *lock, uint64_t deadline,
   int rc = 0;
   if (deadline != WEFT__NO_DEADLINE) {
     tw = weft__worker_current();
-    tm.deadline = deadline;
-    tm.task = t;
-    tm.index = SIZE_MAX;
+    weft__timer_init(&tm, deadline, t);
     rc = weft__timer_add_checked(tw, &tm);
     if (rc == 0)
       t->route = tw; /* resume here to remove the timer (time.c) */

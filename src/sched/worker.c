@@ -30,6 +30,7 @@
  */
 #include "core.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 static __thread weft__worker_t *tls_worker
@@ -296,12 +297,39 @@ static int work_anywhere(weft_runtime_t *rt) {
   return 0;
 }
 
+/* Stack trimming (stack.h): only a worker that has stayed parked for
+ * TRIM_IDLE_MS gives pages back, TRIM_BATCH stacks per timer expiry; while it
+ * stays idle and there is more to trim, it continues TRIM_NEXT_MS later. A
+ * worker that parks briefly between bursts of work never trims, so it never
+ * discards pages that the next burst would fault in again. */
+#define TRIM_IDLE_MS 100u
+#define TRIM_NEXT_MS 1u
+#define TRIM_BATCH 1024u
+
+static uint64_t runs_of(weft__worker_t *w) {
+  /* relaxed: only this worker writes its counters. */
+  return atomic_load_explicit(&w->stats.v[WEFT__C_RUN], memory_order_relaxed);
+}
+
+static void on_trim_timer(uv_timer_t *h) {
+  weft__worker_t *w = h->data;
+  weft__stack_trim(&w->rt->stacks, TRIM_BATCH);
+  w->trim_runs = runs_of(w);
+}
+
+static void trim_arm(weft__worker_t *w) {
+  if (!weft__stack_trim_wanted(&w->rt->stacks))
+    return;
+  /* Trimmed at the previous park and ran nothing since: keep going. */
+  uint64_t delay = w->trim_runs == runs_of(w) ? TRIM_NEXT_MS : TRIM_IDLE_MS;
+  uv_timer_start(&w->trim_timer, on_trim_timer, delay, 0);
+}
+
 static void park(weft__worker_t *w) {
   weft_runtime_t *rt = w->rt;
   if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
     weft__runtime_check_quiescent(rt);
   weft__task_reclaim_remote(w);
-  weft__stack_trim(&rt->stacks, 64);
   /* seq_cst: `parked` is set before the inbox re-check below (Dekker with
    * weft__worker_inbox_push). */
   atomic_store_explicit(&w->parked, 1, memory_order_seq_cst);
@@ -316,7 +344,9 @@ static void park(weft__worker_t *w) {
               atomic_load_explicit(&rt->shutdown, memory_order_relaxed));
   if (!skip) {
     weft__count(w, WEFT__C_PARKS);
+    trim_arm(w);
     uv_run(&w->loop, UV_RUN_ONCE);
+    uv_timer_stop(&w->trim_timer);
   }
   w->searching = weft__idle_unpark_self(&rt->idle, w->index);
   atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
@@ -364,6 +394,7 @@ static void run(weft__worker_t *w, weft_task_t *t) {
 void weft__worker_loop(weft__worker_t *w) {
   weft_runtime_t *rt = w->rt;
   tls_worker = w;
+  w->errno_loc = &errno;
   w->round_left = rt->cfg.deterministic ? 0 : WEFT__FAIR_TICKS;
   while (!runtime_stopping(rt)) {
     weft_task_t *t = next_local(w);
