@@ -107,9 +107,8 @@ struct weft_task {
   void *local;            /* task-local storage slot */
   weft__worker_t *pin;    /* pinned worker or NULL */
   weft_runtime_t *rt;     /* owning runtime */
-  weft__worker_t *home;   /* worker whose registry/pool holds the record */
-  weft__list_t reg;       /* link in home's registry (home owner only) */
-  atomic_int freed;       /* 1 once released to the remote-free stack */
+  weft__worker_t *home;   /* worker whose pool holds the record */
+  atomic_int freed;       /* 0 while a task, 1 while free (task.c) */
   uint64_t id;            /* sequence number, for default names */
   int is_main;            /* 1 for weft_run's main task */
 #if defined(WEFT_SANITIZE_THREAD)
@@ -181,7 +180,7 @@ struct weft__worker {
   unsigned round_left;                /* ticks until the next fairness poll */
   uint64_t poll_epoch;                /* number of polls done */
   int searching;                      /* counted as searching (idle.h) */
-  int shutdown_seen;                  /* registry cancelled for shutdown */
+  int shutdown_seen;                  /* its tasks cancelled for shutdown */
   uint32_t rng;                       /* xorshift state for victim choice */
   /* Timers (time.c): hashed timing wheel. */
   weft__list_t wheel[WEFT__WHEEL_SLOTS]; /* FIFO of timers per tick slot */
@@ -196,7 +195,6 @@ struct weft__worker {
   weft__stack_cache_t stacks;
   weft_task_t *free_tasks;            /* free records homed here */
   unsigned nfree_tasks;
-  weft__list_t registry;              /* records homed here, live or not */
   void *task_slabs;                   /* record slabs allocated here */
 #if defined(WEFT_SANITIZE_THREAD)
   void *tsan_sched;                   /* TSan fiber of the scheduler */
@@ -302,7 +300,7 @@ void weft__timers_destroy(weft__worker_t *w);
 
 /* Task records (task.c). */
 void weft__task_finish(weft__worker_t *w, weft_task_t *t);
-void weft__task_cancel_registry(weft__worker_t *w);
+void weft__task_cancel_all(weft__worker_t *w);
 void weft__task_reclaim_remote(weft__worker_t *w);
 void weft__task_free_all(weft__worker_t *w);
 weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,

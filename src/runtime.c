@@ -10,8 +10,8 @@
  *     uv_async_send can reach an uninitialised handle.
  *  2. The main task is pushed to the inject queue; workers run.
  *  3. When main finishes, `shutdown` is set and every worker is woken. Each
- *     worker, on seeing it, cancels every task of its registry; from then on
- *     every suspension point returns WEFT_ECANCELED immediately and spawning
+ *     worker, on seeing it, cancels every task it spawned (task.c); from then
+ *     on every suspension point returns WEFT_ECANCELED immediately; spawning
  *     fails with WEFT_ESHUTDOWN_RT, so the remaining tasks run to their end.
  *  4. A worker about to park during shutdown checks quiescence: it sums every
  *     worker's `finished` counter, then (seq_cst loads, in that order) every
@@ -317,7 +317,6 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
     w->rt = rt;
     w->index = i;
     w->rng = 0x9E3779B9u * (i + 1);
-    weft__list_init(&w->registry);
   }
   rt->main = weft__task_new_main(rt, main, arg);
   if (!rt->main) {

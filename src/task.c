@@ -4,14 +4,17 @@
  *
  * Record lifetime (cross-thread protocol):
  *  1. A record is allocated from the spawning worker's free list (its
- *     "home"), linked into home's registry, and holds one reference while the
- *     task has not completed plus one per handle.
+ *     "home"), which carves it from a slab of 64, and holds one reference
+ *     while the task has not completed plus one per handle. `freed` is 0
+ *     while it is a task, 1 while it is free.
  *  2. The last reference dropped frees it: on home, straight back to the
  *     free list; elsewhere, pushed (release CAS) onto home's remote-free
  *     stack, which home takes whole (acquire exchange) when its free list
- *     runs dry or before it parks. Only home reuses a record, so a record
- *     stays valid while it is on home's registry, which lets home walk its
- *     registry at shutdown to cancel every task it spawned.
+ *     runs dry or before it parks. Only home reuses a record and slabs are
+ *     freed only when the runtime ends, so home can walk its slabs at
+ *     shutdown and cancel every record whose `freed` is 0: every task it
+ *     spawned. (A registry list did this first, but linking and unlinking a
+ *     record touched its neighbours, two cache misses per spawn.)
  *  3. COMPLETE is set after result and status are final. An awaiter sets
  *     JOINED (under joinq_lock) before linking and backs off if COMPLETE was
  *     already set; the completer drains the queue under the lock only if it
@@ -46,10 +49,9 @@ static void record_once(weft_task_t *t, weft__worker_t *home) {
   atomic_init(&t->state, 0);
   atomic_init(&t->refs, 0);
   atomic_init(&t->cancels, 0);
-  atomic_init(&t->freed, 0);
+  atomic_init(&t->freed, 1);
   atomic_init(&t->joinq_lock.locked, 0);
   weft__list_init(&t->joinq);
-  weft__list_init(&t->reg);
   t->home = home;
 }
 
@@ -62,7 +64,6 @@ void weft__task_reclaim_remote(weft__worker_t *w) {
                                             memory_order_acquire);
   while (t) {
     weft_task_t *next = t->next;
-    weft__list_remove(&t->reg);
     t->next = w->free_tasks;
     w->free_tasks = t;
     w->nfree_tasks++;
@@ -102,15 +103,14 @@ static void record_release(weft_task_t *t) {
   if (t->is_main)
     return; /* weft_run frees it */
   weft__worker_t *home = t->home;
+  /* relaxed: read by home's shutdown walk, which only skips the record. */
+  atomic_store_explicit(&t->freed, 1, memory_order_relaxed);
   if (weft__worker_current() == home) {
-    weft__list_remove(&t->reg);
     t->next = home->free_tasks;
     home->free_tasks = t;
     home->nfree_tasks++;
     return;
   }
-  /* relaxed: read by home's registry walk, which only skips the record. */
-  atomic_store_explicit(&t->freed, 1, memory_order_relaxed);
   weft_task_t *head =
       atomic_load_explicit(&home->remote_free, memory_order_relaxed);
   do {
@@ -138,13 +138,17 @@ void weft__task_free_all(weft__worker_t *w) {
   w->free_tasks = NULL;
 }
 
-void weft__task_cancel_registry(weft__worker_t *w) {
+void weft__task_cancel_all(weft__worker_t *w) {
   weft__task_reclaim_remote(w);
-  for (weft__list_t *n = w->registry.next; n != &w->registry; n = n->next) {
-    weft_task_t *t = weft__container_of(n, weft_task_t, reg);
-    /* relaxed: a freed record is only skipped. */
-    if (!atomic_load_explicit(&t->freed, memory_order_relaxed))
-      weft_task_cancel(t);
+  for (task_slab_t *s = w->task_slabs; s; s = s->next) {
+    for (int i = 0; i < TASK_SLAB; i++) {
+      weft_task_t *t = &s->recs[i];
+      /* relaxed: only home makes a free record a task again (and home is
+       * the caller); a record freed elsewhere meanwhile is a completed task,
+       * on which cancel is a no-op. */
+      if (!atomic_load_explicit(&t->freed, memory_order_relaxed))
+        weft_task_cancel(t);
+    }
   }
 }
 
@@ -357,7 +361,7 @@ int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
                                    (unsigned)opts->pin >= rt->nworkers)))
     return WEFT_EINVAL;
   /* relaxed: a flag; spawns racing with shutdown are cancelled by the
-   * registry walk (worker.c). */
+   * shutdown walk of the record slabs (task.c). */
   if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
     return WEFT_ESHUTDOWN_RT;
   if (rt->cfg.max_tasks &&
@@ -381,7 +385,6 @@ int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
     default_name(t->name, t->id);
   if (opts && opts->pin >= 0)
     t->route = t->pin = &rt->workers[opts->pin];
-  weft__list_push_back(&w->registry, &t->reg);
   /* release: pairs with the quiescence check's acquire loads. */
   atomic_store_explicit(&w->spawned, seq + 1, memory_order_release);
   weft__count(w, WEFT__C_SPAWNED);

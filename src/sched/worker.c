@@ -6,7 +6,7 @@
  *     tasks that were ready at the last poll have run), poll: move the inbox
  *     to the run queue, take one task from the inject queue, run the loop
  *     once without blocking (timers and I/O), and on shutdown cancel the
- *     tasks of this worker's registry.
+ *     tasks this worker spawned.
  *  2. Take the LIFO slot (at most WEFT__LIFO_MAX times in a row while other
  *     tasks are queued), else the head of the run queue.
  *  3. Out of local work: the inbox, then a batch from the inject queue, then
@@ -220,7 +220,7 @@ static void check_shutdown(weft__worker_t *w) {
   if (!w->shutdown_seen &&
       atomic_load_explicit(&w->rt->shutdown, memory_order_relaxed)) {
     w->shutdown_seen = 1;
-    weft__task_cancel_registry(w);
+    weft__task_cancel_all(w);
   }
 }
 
