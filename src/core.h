@@ -117,6 +117,9 @@ struct weft_task {
 #if defined(WEFT_SANITIZE_ADDRESS)
   void *asan_fake_stack;  /* ASan fake-stack handle while switched out */
 #endif
+  /* Default names ("task-ID") are written on first read, not at spawn:
+   * 0 = not yet, 1 = being written, 2 = name valid (task.c). */
+  atomic_int name_state;
   char name[WEFT_TASK_NAME_MAX + 1];
 };
 
@@ -300,6 +303,10 @@ void weft__timers_destroy(weft__worker_t *w);
 
 /* Task records (task.c). */
 void weft__task_finish(weft__worker_t *w, weft_task_t *t);
+/* t's name without writing to t (async-signal-safe): the name itself, or
+ * its default formatted into buf. */
+const char *weft__task_name_peek(const weft_task_t *t,
+                                 char buf[WEFT_TASK_NAME_MAX + 1]);
 void weft__task_cancel_all(weft__worker_t *w);
 void weft__task_reclaim_remote(weft__worker_t *w);
 void weft__task_free_all(weft__worker_t *w);

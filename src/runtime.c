@@ -87,8 +87,10 @@ static void on_segv(int sig, siginfo_t *si, void *uctx) {
   if (t && t->stack && weft__stack_in_guard(t->stack, segv_page, si->si_addr)) {
     static const char a[] = "weft: stack overflow in task '";
     static const char b[] = "' (guard page hit)\n";
+    char buf[WEFT_TASK_NAME_MAX + 1];
+    const char *name = weft__task_name_peek(t, buf);
     (void)!write(STDERR_FILENO, a, sizeof(a) - 1);
-    (void)!write(STDERR_FILENO, t->name, strlen(t->name));
+    (void)!write(STDERR_FILENO, name, strlen(name));
     (void)!write(STDERR_FILENO, b, sizeof(b) - 1);
     abort();
   }

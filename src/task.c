@@ -50,6 +50,7 @@ static void record_once(weft_task_t *t, weft__worker_t *home) {
   atomic_init(&t->refs, 0);
   atomic_init(&t->cancels, 0);
   atomic_init(&t->freed, 1);
+  atomic_init(&t->name_state, 0);
   atomic_init(&t->joinq_lock.locked, 0);
   weft__list_init(&t->joinq);
   t->home = home;
@@ -152,7 +153,7 @@ void weft__task_cancel_all(weft__worker_t *w) {
   }
 }
 
-/* "task-N" without snprintf: spawning is a hot path. */
+/* "task-N" without snprintf (async-signal-safe). */
 static void default_name(char *dst, uint64_t id) {
   char digits[24];
   int n = 0;
@@ -173,6 +174,40 @@ static void copy_name(char *dst, const char *src) {
     n = WEFT_TASK_NAME_MAX;
   memcpy(dst, src, n);
   dst[n] = 0;
+}
+
+/* Names: a task spawned without one gets "task-ID", written into the record
+ * the first time somebody asks (formatting it at every spawn cost a tenth
+ * of the spawn path). The first reader claims name_state 0 -> 1, writes,
+ * and publishes 2; concurrent readers wait for 2. */
+static const char *name_of(weft_task_t *t) {
+  /* acquire: pairs with the release of 2 below; the name bytes are valid. */
+  int st = atomic_load_explicit(&t->name_state, memory_order_acquire);
+  if (WEFT__LIKELY(st == 2))
+    return t->name;
+  /* acquire (C11 wants success at least as strong as failure): on
+   * failure, as above, if another reader published meanwhile. */
+  if (st == 0 && atomic_compare_exchange_strong_explicit(
+                     &t->name_state, &st, 1, memory_order_acquire,
+                     memory_order_acquire)) {
+    default_name(t->name, t->id);
+    /* release: publishes the name to readers that acquire 2. */
+    atomic_store_explicit(&t->name_state, 2, memory_order_release);
+    return t->name;
+  }
+  /* acquire: as above. */
+  while (atomic_load_explicit(&t->name_state, memory_order_acquire) != 2)
+    weft__cpu_relax();
+  return t->name;
+}
+
+const char *weft__task_name_peek(const weft_task_t *t,
+                                 char buf[WEFT_TASK_NAME_MAX + 1]) {
+  /* acquire: as in name_of. */
+  if (atomic_load_explicit(&t->name_state, memory_order_acquire) == 2)
+    return t->name;
+  default_name(buf, t->id);
+  return buf;
 }
 
 static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
@@ -200,10 +235,11 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
 /* Switching                                                                 */
 
 static void report_overflow(const weft_task_t *t) {
-  char msg[128];
+  char msg[128], buf[WEFT_TASK_NAME_MAX + 1];
   int n = snprintf(msg, sizeof(msg),
                    "weft: stack overflow in task '%s' (stack of %zu bytes)\n",
-                   t->name, t->stack ? t->stack->usable : (size_t)0);
+                   weft__task_name_peek(t, buf),
+                   t->stack ? t->stack->usable : (size_t)0);
   if (n > 0)
     (void)!write(STDERR_FILENO, msg, (size_t)n);
   abort();
@@ -379,10 +415,14 @@ int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
   task_init(t, rt, fn, arg, out ? 2u : 1u);
   uint64_t seq = atomic_load_explicit(&w->spawned, memory_order_relaxed);
   t->id = seq * rt->nworkers + w->index + 1;
-  if (opts && opts->name)
+  if (opts && opts->name) {
     copy_name(t->name, opts->name);
-  else
-    default_name(t->name, t->id);
+    /* relaxed: the scheduling push below publishes the record. */
+    atomic_store_explicit(&t->name_state, 2, memory_order_relaxed);
+  } else {
+    /* relaxed: as above. */
+    atomic_store_explicit(&t->name_state, 0, memory_order_relaxed);
+  }
   if (opts && opts->pin >= 0)
     t->route = t->pin = &rt->workers[opts->pin];
   /* release: pairs with the quiescence check's acquire loads. */
@@ -408,6 +448,7 @@ weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
   task_init(t, rt, fn, arg, 2u);
   t->is_main = 1;
   copy_name(t->name, "main");
+  atomic_store_explicit(&t->name_state, 2, memory_order_relaxed);
   if (rt->cfg.max_tasks)
     atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
   return t;
@@ -585,7 +626,9 @@ weft_task_t *weft_task_current(void) { return weft__task_current(); }
 const char *weft_task_name(const weft_task_t *t) {
   if (!t)
     t = weft__task_current();
-  return t ? t->name : NULL;
+  /* The record is the library's: writing its lazily formatted default name
+   * is no change visible through the const API. */
+  return t ? name_of((weft_task_t *)(uintptr_t)t) : NULL;
 }
 
 int weft_task_set_name(weft_task_t *t, const char *name) {
@@ -595,6 +638,7 @@ int weft_task_set_name(weft_task_t *t, const char *name) {
     t = weft__task_current();
   if (!t)
     return WEFT_ENOTTASK;
+  (void)name_of(t); /* settle name_state at 2 before overwriting */
   copy_name(t->name, name);
   return 0;
 }

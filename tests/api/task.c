@@ -324,6 +324,42 @@ static void test_names(void **state) {
   run_in_weft(names_main, NULL, 2);
 }
 
+/* A default name is written on its first read: many tasks on both workers
+ * reading it at once all see the same complete name. */
+#define NAME_READERS 16
+
+static void *name_reader(void *arg) {
+  weft_task_t *target = arg;
+  const char *name = weft_task_name(target);
+  CHECK(is_default_name(name));
+  return (void *)(uintptr_t)strtoul(name + 5, NULL, 10);
+}
+
+static void *names_race_main(void *arg) {
+  (void)arg;
+  for (int round = 0; round < 200; round++) {
+    weft_task_t *target, *r[NAME_READERS];
+    void *ids[NAME_READERS];
+    CHECK_OK(weft_spawn(add_one, NULL, &target));
+    for (int i = 0; i < NAME_READERS; i++)
+      CHECK_OK(weft_spawn(name_reader, target, &r[i]));
+    CHECK_OK(weft_gather(r, NAME_READERS, ids));
+    for (int i = 1; i < NAME_READERS; i++)
+      CHECK(ids[i] == ids[0]);
+    CHECK(is_default_name(weft_task_name(target)));
+    CHECK_OK(weft_task_await(target, NULL));
+    weft_task_unref(target);
+    for (int i = 0; i < NAME_READERS; i++)
+      weft_task_unref(r[i]);
+  }
+  return NULL;
+}
+
+static void test_names_lazy_race(void **state) {
+  (void)state;
+  run_in_weft(names_race_main, NULL, 2);
+}
+
 /* ---- current task and task-local storage ----------------------------------- */
 
 static void *local_child(void *arg) {
@@ -590,6 +626,7 @@ int main(void) {
       cmocka_unit_test(test_await_self_deadlocks),
       cmocka_unit_test(test_cancel_return_values),
       cmocka_unit_test(test_names),
+      cmocka_unit_test(test_names_lazy_race),
       cmocka_unit_test(test_current_and_local),
       cmocka_unit_test(test_done_result_fail),
       cmocka_unit_test(test_spawn_errors),
