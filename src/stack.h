@@ -10,11 +10,13 @@
  * at the top of the region, in the page every running task touches anyway,
  * so a pooled stack costs no memory beyond what its task used.
  *
- * Guarded stacks (the first cfg.guarded_stacks of the runtime) have a
- * PROT_NONE page below lo: an overflow faults, and the runtime's SIGSEGV
- * handler reports it with the task's name. Each costs two kernel mappings,
- * and Linux allows 65530 per process by default, so past that budget stacks
- * come from unguarded slabs (one mapping per slab of 64): there the region
+ * Guarded stacks (the first cfg.guarded_stacks of the runtime) have a guard
+ * page below lo: an overflow faults, and the runtime's SIGSEGV handler
+ * reports it with the task's name. On Linux 6.13+ the guard is a guard
+ * region (MADV_GUARD_INSTALL: page-table entries, no extra mapping, ~1 us);
+ * older kernels get a PROT_NONE page from mprotect, which costs two kernel
+ * mappings per stack, and Linux allows 65530 per process by default. Either
+ * way past the budget stacks come from unguarded slabs: there the region
  * below lo is the top of the neighbouring stack, whose header ends with a
  * canary word; an overflow overwrites it first. The canary below a task's
  * stack and the task's stack pointer are checked at every switch out of an
@@ -100,6 +102,10 @@ static inline int weft__stack_trim_wanted(weft__stack_pool_t *p) {
   return atomic_load_explicit(&p->warm_hint, memory_order_relaxed) >
          p->trim_hwm;
 }
+
+/* Unit tests: 0 makes new guards use mprotect, as on kernels before 6.13;
+ * 1 tries MADV_GUARD_INSTALL first again (the default). */
+void weft__stack_set_guard_install(int on);
 
 /* Give a worker's cache back to the pool (worker exit). */
 void weft__stack_cache_flush(weft__stack_pool_t *p, weft__stack_cache_t *c);

@@ -14,9 +14,10 @@ WEFT_BEGIN_DECLS
 #define WEFT_STACK_SIZE_DEFAULT (256u * 1024u)
 /* Smallest accepted stack size. */
 #define WEFT_STACK_SIZE_MIN (16u * 1024u)
-/* Default number of stacks that get a guard page (two kernel mappings each;
- * Linux allows 65530 mappings per process by default). Stacks beyond this
- * many are carved from unguarded slabs and protected by a canary instead. */
+/* Default number of stacks that get a guard page (a guard region on Linux
+ * 6.13+; before that a PROT_NONE page, two kernel mappings each, and Linux
+ * allows 65530 mappings per process by default). Stacks beyond this many
+ * are carved from unguarded slabs and protected by a canary instead. */
 #define WEFT_GUARDED_STACKS_DEFAULT 8192u
 
 /* Runtime configuration. Initialise with weft_config_init(), then set fields.

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define STACK_SIZE (64u * 1024u)
@@ -23,6 +24,22 @@ static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 
 /* The protection of the mapping holding addr, from /proc/self/maps, as
  * "rwxp"-style text in perms[5]; 0 if found. */
+/* 1 if reading *addr kills a child process (SIGSEGV, or the abort of a
+ * sanitizer's SEGV report), 0 if the child reads it and exits 0. */
+static int read_faults(const char *addr) {
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    volatile char c = *(volatile const char *)addr;
+    (void)c;
+    _exit(0);
+  }
+  int st;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  return !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static int maps_perms(const void *addr, char perms[5]) {
   FILE *f = fopen("/proc/self/maps", "r");
   char line[512];
@@ -85,14 +102,14 @@ static void test_init(void **state) {
   weft__stack_pool_destroy(&p);
 }
 
-static void test_guarded_layout(void **state) {
+/* guard_perms: what /proc/self/maps must say of the guard page, or NULL. */
+static void guarded_layout(const char *guard_perms) {
   weft__stack_pool_t p;
   weft__stack_cache_t c = {NULL, 0};
   weft__stack_t *s;
   size_t pg = page_size();
   char perms[5];
 
-  (void)state;
   assert_int_equal(weft__stack_pool_init(&p, STACK_SIZE, 4 * WEFT__STACK_SLAB),
                    0);
   s = weft__stack_alloc(&p, &c);
@@ -119,8 +136,16 @@ static void test_guarded_layout(void **state) {
   assert_false(weft__stack_in_guard(s, pg, s->lo));
   assert_false(weft__stack_in_guard(s, pg, s->lo - pg - 1));
   assert_false(weft__stack_in_guard(s, pg, s->lo + s->usable));
-  assert_int_equal(maps_perms(s->lo - 1, perms), 0);
-  assert_memory_equal(perms, "---", 3);
+  /* Reading the guard faults, whichever way it was made (MADV_GUARD_INSTALL
+   * leaves the mapping rw and puts guard entries in the page tables;
+   * mprotect makes a "---" mapping); the byte above it is readable. */
+  assert_true(read_faults(s->lo - 1));
+  assert_true(read_faults(s->lo - pg));
+  assert_false(read_faults(s->lo));
+  if (guard_perms) {
+    assert_int_equal(maps_perms(s->lo - 1, perms), 0);
+    assert_memory_equal(perms, guard_perms, 3);
+  }
   assert_int_equal(maps_perms(s->lo, perms), 0);
   assert_memory_equal(perms, "rw", 2);
 
@@ -130,6 +155,20 @@ static void test_guarded_layout(void **state) {
   weft__stack_release(&p, &c, s);
   weft__stack_cache_flush(&p, &c);
   weft__stack_pool_destroy(&p);
+}
+
+/* Guard regions where the kernel has them (Linux 6.13+), else mprotect. */
+static void test_guarded_layout(void **state) {
+  (void)state;
+  guarded_layout(NULL);
+}
+
+/* The mprotect guards of older kernels, forced. */
+static void test_guarded_layout_mprotect(void **state) {
+  (void)state;
+  weft__stack_set_guard_install(0);
+  guarded_layout("---");
+  weft__stack_set_guard_install(1);
 }
 
 static void test_unguarded_canary(void **state) {
@@ -522,6 +561,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_init),
       cmocka_unit_test(test_guarded_layout),
+      cmocka_unit_test(test_guarded_layout_mprotect),
       cmocka_unit_test(test_unguarded_canary),
       cmocka_unit_test(test_guard_budget),
       cmocka_unit_test(test_lifo_reuse),
