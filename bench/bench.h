@@ -84,5 +84,15 @@ int bench_chained_spawn(unsigned workers);
 int bench_timers(unsigned workers);
 int bench_fanout_cpu(unsigned workers);
 int bench_idle_memory(unsigned workers);
+int bench_mutex_contended(unsigned workers);
+int bench_queue_mpmc(unsigned workers);
+
+/* The server workloads (serve.c runs them): listen on 127.0.0.1:port, print
+ * READY, serve until SIGTERM or SIGINT, shut down cleanly. Return 0 or
+ * BENCH_EXIT_FAIL. */
+int bench_serve(const char *workload, unsigned workers, int port,
+                weft_server_handler_fn handler);
+int bench_echo_server(unsigned workers, int port);
+int bench_http_server(unsigned workers, int port);
 
 #endif /* WEFT_BENCH_H */

@@ -123,20 +123,30 @@ static const struct workload workloads[] = {
     {"timers", bench_timers},
     {"fanout_cpu", bench_fanout_cpu},
     {"idle_memory", bench_idle_memory},
+    {"mutex_contended", bench_mutex_contended},
+    {"queue_mpmc", bench_queue_mpmc},
 };
 
-/* Server workloads of the spec, which need weft's streams API. */
-static const char *const server_workloads[] = {"echo_server", "http_server"};
+/* Server workloads: listen on 127.0.0.1:PORT until SIGTERM/SIGINT. */
+struct server_workload {
+  const char *name;
+  int (*run)(unsigned workers, int port);
+};
+
+static const struct server_workload server_workloads[] = {
+    {"echo_server", bench_echo_server},
+    {"http_server", bench_http_server},
+};
 
 static int usage(const char *argv0) {
   fprintf(stderr, "usage: %s WORKLOAD WORKERS [PORT]\n", argv0);
   fprintf(stderr, "  in-process workloads:");
   for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
     fprintf(stderr, " %s", workloads[i].name);
-  fprintf(stderr, "\n  server workloads (not implemented yet):");
+  fprintf(stderr, "\n  server workloads (PORT required):");
   for (size_t i = 0; i < sizeof server_workloads / sizeof server_workloads[0];
        i++)
-    fprintf(stderr, " %s", server_workloads[i]);
+    fprintf(stderr, " %s", server_workloads[i].name);
   fprintf(stderr, "\n  WORKERS: number of worker threads, 1..1024\n");
   return BENCH_EXIT_USAGE;
 }
@@ -157,10 +167,19 @@ int main(int argc, char **argv) {
 
   for (size_t i = 0; i < sizeof server_workloads / sizeof server_workloads[0];
        i++) {
-    if (strcmp(argv[1], server_workloads[i]) == 0) {
-      fprintf(stderr, "%s: %s: not implemented yet (streams issue)\n", argv0,
-              argv[1]);
-      return BENCH_EXIT_USAGE;
+    if (strcmp(argv[1], server_workloads[i].name) == 0) {
+      long port = -1;
+      if (argc == 4) {
+        errno = 0;
+        port = strtol(argv[3], &end, 10);
+        if (errno != 0 || end == argv[3] || *end != '\0')
+          port = -1;
+      }
+      if (port < 0 || port > 65535) {
+        fprintf(stderr, "%s: %s needs a PORT (0..65535)\n", argv0, argv[1]);
+        return usage(argv0);
+      }
+      return server_workloads[i].run((unsigned)workers, (int)port);
     }
   }
   for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {

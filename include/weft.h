@@ -13,5 +13,7 @@
 #include "weft/task.h"
 #include "weft/runtime.h"
 #include "weft/queue.h"
+#include "weft/sync.h"
+#include "weft/stream.h"
 
 #endif /* WEFT_H */

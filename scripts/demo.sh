@@ -2,7 +2,10 @@
 # scripts/demo.sh: install the dependencies (scripts/setup.sh), build weft and
 # its examples in build/ (RelWithDebInfo), then run the examples in order:
 # hello, gather and tasks (asyncio tutorial programs ported to weft) and
-# fanout (CPU-bound tasks spread over every core by work stealing).
+# fanout (CPU-bound tasks spread over every core by work stealing), and
+# finally the echo server of the asyncio streams tutorial with its client
+# (examples/echo_test.sh: the server on a free port with two workers, two
+# clients, then SIGTERM).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,7 +29,7 @@ echo "demo: building weft and its examples in build/"
 quietly "cmake configure" cmake -S . -B build \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=
 quietly "build" cmake --build build -j "$(nproc)" \
-  --target "${examples[@]/#/example_}"
+  --target "${examples[@]/#/example_}" example_echo_server example_echo_client
 
 for ex in "${examples[@]}"; do
   echo
@@ -34,4 +37,7 @@ for ex in "${examples[@]}"; do
   "build/examples/$ex"
 done
 echo
-echo "demo: all ${#examples[@]} examples ran"
+echo "=== examples/echo_server.c + examples/echo_client.c ==="
+sh examples/echo_test.sh build/examples/echo_server build/examples/echo_client
+echo
+echo "demo: all $((${#examples[@]} + 2)) examples ran"

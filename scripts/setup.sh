@@ -10,6 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # runtimes are libasan8, libubsan1 and libtsan2 (normally pulled in by
 # build-essential, listed so that a trimmed system gets them too).
 # binutils gives readelf and nm to tests/install/check.sh.
+# libhttp-parser-dev is the HTTP parser of weft-bench's http_server
+# workload (docs/design.md says why this one).
 packages=(
   build-essential
   cmake
@@ -17,6 +19,7 @@ packages=(
   binutils
   libuv1-dev
   libcmocka-dev
+  libhttp-parser-dev
   libasan8
   libubsan1
   libtsan2

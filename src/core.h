@@ -199,6 +199,8 @@ struct weft__worker {
   weft_task_t *free_tasks;            /* free records homed here */
   unsigned nfree_tasks;
   void *task_slabs;                   /* record slabs allocated here */
+  weft__list_t io_objs;               /* open streams and servers homed
+                                         here (io/home.c) */
 #if defined(WEFT_SANITIZE_THREAD)
   void *tsan_sched;                   /* TSan fiber of the scheduler */
 #endif
@@ -315,6 +317,9 @@ weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
 void weft__task_unref_main(weft_task_t *t);
 void weft__coop_tick(void);
 
+/* I/O (io/home.c): close and free the streams and servers still homed on
+ * w; worker_close calls it on w's thread before running the loop out. */
+void weft__io_worker_close(weft__worker_t *w);
 
 /* Runtime (runtime.c). */
 void weft__runtime_on_main_done(weft_runtime_t *rt, weft_task_t *main);

@@ -22,6 +22,8 @@ _Static_assert((int)WEFT_ECONNRESET == (int)UV_ECONNRESET, "libuv ECONNRESET");
 _Static_assert((int)WEFT_EPIPE == (int)UV_EPIPE, "libuv EPIPE");
 _Static_assert((int)WEFT_EADDRINUSE == (int)UV_EADDRINUSE, "libuv EADDRINUSE");
 _Static_assert((int)WEFT_ENOTSUP == (int)UV_ENOTSUP, "libuv ENOTSUP");
+_Static_assert((int)WEFT_ESHUTDOWN == (int)UV_ESHUTDOWN, "libuv ESHUTDOWN");
+_Static_assert((int)WEFT_EOVERFLOW == (int)UV_EOVERFLOW, "libuv EOVERFLOW");
 
 /* 1 if err is one of libuv's codes (asking libuv about another code makes
  * it allocate a message it never frees). */

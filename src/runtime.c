@@ -186,6 +186,7 @@ static void worker_close(weft__worker_t *w) {
     free(w->altstack);
     w->altstack = NULL;
   }
+  weft__io_worker_close(w); /* streams the program did not free */
   uv_close((uv_handle_t *)&w->timer, close_cb);
   uv_close((uv_handle_t *)&w->trim_timer, close_cb);
   uv_close((uv_handle_t *)&w->async, close_cb);
@@ -319,6 +320,7 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
     w->rt = rt;
     w->index = i;
     w->rng = 0x9E3779B9u * (i + 1);
+    weft__list_init(&w->io_objs);
   }
   rt->main = weft__task_new_main(rt, main, arg);
   if (!rt->main) {

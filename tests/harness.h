@@ -288,4 +288,61 @@ static inline void harness_log_expect(harness_log_t *log,
 
 #define HARNESS_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* ---- placing tasks on workers -------------------------------------------- */
+
+/* Spawn fn(arg) pinned to worker `pin`. */
+static inline int harness_spawn_pinned(weft_task_fn fn, void *arg, int pin,
+                                       weft_task_t **out) {
+  weft_spawn_opts_t o;
+  weft_spawn_opts_init(&o);
+  o.pin = pin;
+  return weft_spawn_ex(&o, fn, arg, out);
+}
+
+/* Spawn the i-th helper of a race on a worker other than 0 (round robin
+ * over 1..workers-1), so that a driver pinned to worker 0 and the helper
+ * really run in parallel. Needs 2 workers or more. */
+static inline int harness_spawn_elsewhere(weft_task_fn fn, void *arg, int i,
+                                          weft_task_t **out) {
+  return harness_spawn_pinned(fn, arg, 1 + i % (weft_worker_count() - 1),
+                              out);
+}
+
+/* Race a cancellation of t against a grant to it (grant(arg): a release, a
+ * set, a notify; it checks its own result). The i-th round of a race picks
+ * one of four orders, so that both outcomes and the photo finish between
+ * them all happen: grant then cancel, cancel then grant, cancel, yield,
+ * grant, and cancel, spin 0..15 us, grant. */
+static inline void harness_race_cancel(int i, weft_task_t *t,
+                                       void (*grant)(void *), void *arg) {
+  switch (i % 4) {
+  case 0:
+    grant(arg);
+    weft_task_cancel(t);
+    break;
+  case 1:
+    weft_task_cancel(t);
+    grant(arg);
+    break;
+  case 2:
+    weft_task_cancel(t);
+    CHECK_OK(weft_yield());
+    grant(arg);
+    break;
+  default:
+    weft_task_cancel(t);
+    harness_spin_us((double)(i % 16));
+    grant(arg);
+    break;
+  }
+}
+
+/* Run fn(arg) as a task pinned to worker 0 and await it (a race driver). */
+static inline void harness_run_on_worker0(weft_task_fn fn, void *arg) {
+  weft_task_t *t;
+  CHECK_OK(harness_spawn_pinned(fn, arg, 0, &t));
+  CHECK_OK(weft_task_await(t, NULL));
+  weft_task_unref(t);
+}
+
 #endif /* WEFT_TESTS_HARNESS_H */

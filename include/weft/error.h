@@ -59,12 +59,16 @@
   XX(EPERM, (-EPERM), "operation not permitted")                               \
   XX(EPIPE, (-EPIPE), "broken pipe")                                           \
   XX(ERANGE, (-ERANGE), "result too large")                                    \
+  XX(ESHUTDOWN, (-ESHUTDOWN), "cannot send after transport endpoint shutdown")  \
   XX(ESRCH, (-ESRCH), "no such process")                                       \
   XX(ETIMEDOUT, (-ETIMEDOUT), "connection timed out")                          \
   XX(EOF, (-4095), "end of file")                                              \
   XX(ENOTTASK, (-11001), "called outside a weft task")                         \
   XX(ESHUTDOWN_RT, (-11002), "the runtime is shutting down")                   \
-  XX(ESTACKOVERFLOW, (-11003), "task stack overflow")
+  XX(ESTACKOVERFLOW, (-11003), "task stack overflow")                          \
+  XX(EBROKEN, (-11004), "barrier is broken")                                   \
+  XX(EINCOMPLETE, (-11010), "end of stream before the requested data")         \
+  XX(ELIMIT, (-11011), "separator not found within the stream limit")
 
 WEFT_BEGIN_DECLS
 

@@ -102,8 +102,13 @@ static void runq_push(weft__worker_t *w, weft_task_t *t) {
 
 /* Queue t locally and get help if somebody is parked and nobody searches. */
 static void runq_push_notify(weft__worker_t *w, weft_task_t *t) {
+  /* A task routed here (an I/O operation in progress on this worker, a
+   * pending timer, a pin) can run nowhere else: waking a parked worker for
+   * it would only cost an eventfd write, and a thief would send it back.
+   * Read before the push, after which a thief may already run it. */
+  int local_only = t->route == w;
   runq_push(w, t);
-  if (!w->searching)
+  if (!w->searching && !local_only)
     notify_one(w->rt, 0);
 }
 
@@ -365,6 +370,12 @@ static void after_switch(weft__worker_t *w, weft_task_t *t) {
       runq_push_notify(w, t); /* woken while switching: run it again */
     break;
   case WEFT__AFTER_YIELD:
+    if (t->route && t->route != w) {
+      /* Moving to another worker (a pin, a stream's home): straight to its
+       * inbox rather than through this worker's queue. */
+      weft__worker_inbox_push(t->route, t);
+      break;
+    }
     t->yield_mark = yield_mark(w);
     runq_push_notify(w, t);
     break;

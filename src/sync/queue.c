@@ -1,12 +1,25 @@
 /*
- * weft_queue: asyncio.Queue of pointers, thread-safe across workers.
+ * weft_queue: asyncio.Queue, LifoQueue and PriorityQueue of pointers,
+ * thread-safe across workers.
  *
- * Protocol: a ring buffer and two FIFO wait queues (getters, putters), all
- * under one spinlock. Items are handed over directly: a put that finds a
- * waiting getter gives the item to it (claimed under the lock, wait.c
- * handshake) instead of queueing it, and a get that frees a slot moves the
- * oldest waiting putter's item into the queue. Getters only wait while the
- * queue is empty and putters only while it is full, so FIFO order holds.
+ * Protocol: a store (a ring for FIFO, an array used as a stack for LIFO, a
+ * binary heap for PRIORITY) and three FIFO wait queues (getters, putters,
+ * joiners), all under one spinlock. Items are handed over directly: a put
+ * that finds a waiting getter gives the item to it (claimed under the lock,
+ * wait.c handshake) instead of storing it, and a get that frees a slot moves
+ * the oldest waiting putter's item into the store. Getters only wait while
+ * the store is empty and putters only while it is full, so the order of the
+ * kind holds, and waiters are served in FIFO order.
+ *
+ * task_done/join: `unfinished` counts items put (stored or handed over) and
+ * not yet marked done; task_done() decrements it, and the one that reaches 0
+ * claims every joiner.
+ *
+ * Shutdown (Python 3.13): under the lock, set `shutdown`; with `immediate`,
+ * drop every stored item and mark it done. Then claim every getter and every
+ * putter with the SHUT payload: a getter waits only while the store is
+ * empty, so it has nothing left to drain, and a putter's item is not queued.
+ * Afterwards put fails, and get drains what is stored, then fails.
  *
  * Cancellation safety: a waiter that is cancelled while a waker claims it
  * gets the item (or has its item taken) anyway: weft__wait() lets the event
@@ -14,51 +27,118 @@
  * cancelled before any claim unlinks itself, so nothing is handed to it.
  */
 #include "core.h"
+#include "waitq.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* One slot of the priority heap: the item and its insertion number, which
+ * keeps items of equal priority in FIFO order. */
+typedef struct pq_entry {
+  void *item;
+  uint64_t seq;
+} pq_entry_t;
+
 struct weft_queue {
-  weft__spinlock_t lock; /* guards everything below */
-  void **buf;            /* ring of items */
-  size_t cap;            /* allocated slots (power of two) */
-  size_t head;           /* index of the oldest item */
-  size_t len;            /* queued items */
-  size_t maxsize;        /* 0 = unbounded */
-  weft__list_t getters;  /* weft__waiter_t waiting for an item */
-  weft__list_t putters;  /* weft__waiter_t with an item waiting for room */
+  weft__spinlock_t lock;  /* guards everything below */
+  weft_queue_kind_t kind; /* set at creation */
+  weft_queue_cmp_fn cmp;  /* PRIORITY: item order; set at creation */
+  void *cmp_arg;          /* its argument */
+  void **buf;             /* FIFO ring (power-of-two cap) or LIFO stack */
+  pq_entry_t *heap;       /* PRIORITY heap */
+  size_t cap;             /* allocated slots of buf or heap */
+  size_t head;            /* FIFO: index of the oldest item */
+  size_t len;             /* stored items */
+  size_t maxsize;         /* 0 = unbounded */
+  uint64_t seq;           /* PRIORITY: next insertion number */
+  size_t unfinished;      /* items put and not yet marked done */
+  int shutdown;           /* 1 after weft_queue_shutdown() */
+  weft__list_t getters;   /* weft__waiter_t waiting for an item */
+  weft__list_t putters;   /* weft__waiter_t with an item waiting for room */
+  weft__list_t joiners;   /* weft__waiter_t waiting for unfinished == 0 */
 };
 
-int weft_queue_new(size_t maxsize, weft_queue_t **out) {
-  if (!out)
+/* Payload given to getters and putters woken by a shutdown. Its address is
+ * private to this file, so it cannot be an item. */
+static char shut_mark;
+#define SHUT ((void *)&shut_mark)
+
+void weft_queue_opts_init(weft_queue_opts_t *opts) {
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->kind = WEFT_QUEUE_FIFO;
+}
+
+int weft_queue_new_ex(const weft_queue_opts_t *opts, weft_queue_t **out) {
+  if (!opts || !out)
+    return WEFT_EINVAL;
+  if (opts->kind != WEFT_QUEUE_FIFO && opts->kind != WEFT_QUEUE_LIFO &&
+      opts->kind != WEFT_QUEUE_PRIORITY)
+    return WEFT_EINVAL;
+  if (opts->kind == WEFT_QUEUE_PRIORITY && !opts->cmp)
     return WEFT_EINVAL;
   weft_queue_t *q = calloc(1, sizeof(*q));
   if (!q)
     return WEFT_ENOMEM;
-  q->maxsize = maxsize;
+  q->kind = opts->kind;
+  q->cmp = opts->cmp;
+  q->cmp_arg = opts->cmp_arg;
+  q->maxsize = opts->maxsize;
   weft__list_init(&q->getters);
   weft__list_init(&q->putters);
+  weft__list_init(&q->joiners);
   *out = q;
   return 0;
+}
+
+int weft_queue_new(size_t maxsize, weft_queue_t **out) {
+  weft_queue_opts_t opts;
+  weft_queue_opts_init(&opts);
+  opts.maxsize = maxsize;
+  return weft_queue_new_ex(&opts, out);
 }
 
 int weft_queue_free(weft_queue_t *q) {
   if (!q)
     return 0;
   weft__spin_lock(&q->lock);
-  int busy = !weft__list_empty(&q->getters) || !weft__list_empty(&q->putters);
+  int busy = !weft__list_empty(&q->getters) ||
+             !weft__list_empty(&q->putters) || !weft__list_empty(&q->joiners);
   weft__spin_unlock(&q->lock);
   if (busy)
     return WEFT_EBUSY;
   free(q->buf);
+  free(q->heap);
   free(q);
   return 0;
 }
 
-/* Append under the lock; WEFT_ENOMEM if the ring cannot grow. */
-static int ring_push(weft_queue_t *q, void *item) {
-  if (q->len == q->cap) {
-    size_t cap = q->cap ? q->cap * 2 : 8;
+/* ---- the store (under the lock) ----------------------------------------- */
+
+/* 1 if a before b in the heap: smaller by cmp, then older. */
+static int pq_before(const weft_queue_t *q, const pq_entry_t *a,
+                     const pq_entry_t *b) {
+  int c = q->cmp(a->item, b->item, q->cmp_arg);
+  return c < 0 || (c == 0 && a->seq < b->seq);
+}
+
+/* Make room for one more item. WEFT_ENOMEM if the store cannot grow. */
+static int store_reserve(weft_queue_t *q) {
+  if (q->len < q->cap)
+    return 0;
+  size_t cap = q->cap ? q->cap * 2 : 8;
+  if (q->kind == WEFT_QUEUE_PRIORITY) {
+    pq_entry_t *h = realloc(q->heap, cap * sizeof(*h));
+    if (!h)
+      return WEFT_ENOMEM;
+    q->heap = h;
+  } else if (q->kind == WEFT_QUEUE_LIFO) {
+    void **b = realloc(q->buf, cap * sizeof(*b));
+    if (!b)
+      return WEFT_ENOMEM;
+    q->buf = b;
+  } else {
     void **b = malloc(cap * sizeof(*b));
     if (!b)
       return WEFT_ENOMEM;
@@ -66,81 +146,133 @@ static int ring_push(weft_queue_t *q, void *item) {
       b[i] = q->buf[(q->head + i) & (q->cap - 1)];
     free(q->buf);
     q->buf = b;
-    q->cap = cap;
     q->head = 0;
   }
-  q->buf[(q->head + q->len) & (q->cap - 1)] = item;
+  q->cap = cap;
+  return 0;
+}
+
+/* Store item; WEFT_ENOMEM if the store cannot grow. Cannot fail right after
+ * a store_pop(), which leaves a free slot. */
+static int store_push(weft_queue_t *q, void *item) {
+  int rc = store_reserve(q);
+  if (rc != 0)
+    return rc;
+  if (q->kind == WEFT_QUEUE_FIFO) {
+    q->buf[(q->head + q->len) & (q->cap - 1)] = item;
+  } else if (q->kind == WEFT_QUEUE_LIFO) {
+    q->buf[q->len] = item;
+  } else {
+    pq_entry_t e = {item, q->seq++};
+    size_t i = q->len;
+    while (i > 0) {
+      size_t parent = (i - 1) / 2;
+      if (!pq_before(q, &e, &q->heap[parent]))
+        break;
+      q->heap[i] = q->heap[parent];
+      i = parent;
+    }
+    q->heap[i] = e;
+  }
   q->len++;
   return 0;
 }
 
-static void *ring_pop(weft_queue_t *q) {
-  void *item = q->buf[q->head];
-  q->head = (q->head + 1) & (q->cap - 1);
+/* Remove the next item of the kind's order; the store is not empty. */
+static void *store_pop(weft_queue_t *q) {
+  void *item;
   q->len--;
+  if (q->kind == WEFT_QUEUE_FIFO) {
+    item = q->buf[q->head];
+    q->head = (q->head + 1) & (q->cap - 1);
+  } else if (q->kind == WEFT_QUEUE_LIFO) {
+    item = q->buf[q->len];
+  } else {
+    item = q->heap[0].item;
+    pq_entry_t last = q->heap[q->len];
+    size_t i = 0, n = q->len;
+    for (;;) {
+      size_t c = 2 * i + 1;
+      if (c >= n)
+        break;
+      if (c + 1 < n && pq_before(q, &q->heap[c + 1], &q->heap[c]))
+        c++;
+      if (!pq_before(q, &q->heap[c], &last))
+        break;
+      q->heap[i] = q->heap[c];
+      i = c;
+    }
+    if (n > 0)
+      q->heap[i] = last;
+  }
   return item;
 }
 
-static weft__waiter_t *first_waiter(weft__list_t *l) {
-  return weft__list_empty(l) ? NULL
-                             : weft__container_of(l->next, weft__waiter_t, link);
+/* Drop every stored item (immediate shutdown). */
+static void store_clear(weft_queue_t *q) {
+  q->len = 0;
+  q->head = 0;
 }
 
-/* Put without waiting. Returns 0, WEFT_EAGAIN (full) or WEFT_ENOMEM. On 0,
- * *wake may name a claimed getter the caller must complete after unlock. */
-static int put_locked(weft_queue_t *q, void *item, weft__waiter_t **wake) {
-  weft__waiter_t *g = first_waiter(&q->getters);
+/* ---- operations (under the lock) ----------------------------------------- */
+
+/* Put without waiting. Returns 0, WEFT_EAGAIN (full), WEFT_ESHUTDOWN or
+ * WEFT_ENOMEM. On 0, a claimed getter may be added to *claimed for the
+ * caller to complete after unlock. */
+static int put_locked(weft_queue_t *q, void *item, weft__list_t *claimed) {
+  if (q->shutdown)
+    return WEFT_ESHUTDOWN;
+  weft__waiter_t *g = weft__waitq_first(&q->getters);
   if (g) {
-    g->item = item;
-    weft__waiter_claim(g);
-    *wake = g;
-    return 0;
+    weft__waitq_claim_to(claimed, g, item);
+  } else {
+    if (q->maxsize && q->len >= q->maxsize)
+      return WEFT_EAGAIN;
+    int rc = store_push(q, item);
+    if (rc != 0)
+      return rc;
   }
-  if (q->maxsize && q->len >= q->maxsize)
-    return WEFT_EAGAIN;
-  return ring_push(q, item);
-}
-
-/* Get without waiting. Returns 0 or WEFT_EAGAIN (empty); *wake as above for
- * a putter whose item moved into the freed slot. */
-static int get_locked(weft_queue_t *q, void **item, weft__waiter_t **wake) {
-  if (q->len == 0)
-    return WEFT_EAGAIN;
-  *item = ring_pop(q);
-  weft__waiter_t *p = first_waiter(&q->putters);
-  if (p) {
-    q->buf[(q->head + q->len) & (q->cap - 1)] = p->item; /* slot just freed */
-    q->len++;
-    weft__waiter_claim(p);
-    *wake = p;
-  }
+  q->unfinished++;
   return 0;
 }
 
-static void complete(weft__waiter_t *w) {
-  if (w)
-    weft__waiter_complete(w, w->task);
+/* Get without waiting. Returns 0, WEFT_EAGAIN (empty) or WEFT_ESHUTDOWN
+ * (empty and shut down); a putter whose item moved into the freed slot is
+ * added to *claimed. */
+static int get_locked(weft_queue_t *q, void **item, weft__list_t *claimed) {
+  if (q->len == 0)
+    return q->shutdown ? WEFT_ESHUTDOWN : WEFT_EAGAIN;
+  *item = store_pop(q);
+  weft__waiter_t *p = weft__waitq_first(&q->putters);
+  if (p) {
+    store_push(q, p->item); /* cannot fail: a slot was just freed */
+    q->unfinished++;
+    weft__waitq_claim_to(claimed, p, NULL);
+  }
+  return 0;
 }
 
 int weft_queue_try_put(weft_queue_t *q, void *item) {
   if (!q)
     return WEFT_EINVAL;
-  weft__waiter_t *wake = NULL;
+  weft__list_t claimed;
+  weft__list_init(&claimed);
   weft__spin_lock(&q->lock);
-  int rc = put_locked(q, item, &wake);
+  int rc = put_locked(q, item, &claimed);
   weft__spin_unlock(&q->lock);
-  complete(wake);
+  weft__waitq_complete_all(&claimed);
   return rc;
 }
 
 int weft_queue_try_get(weft_queue_t *q, void **item) {
   if (!q || !item)
     return WEFT_EINVAL;
-  weft__waiter_t *wake = NULL;
+  weft__list_t claimed;
+  weft__list_init(&claimed);
   weft__spin_lock(&q->lock);
-  int rc = get_locked(q, item, &wake);
+  int rc = get_locked(q, item, &claimed);
   weft__spin_unlock(&q->lock);
-  complete(wake);
+  weft__waitq_complete_all(&claimed);
   return rc;
 }
 
@@ -150,23 +282,25 @@ int weft_queue_put(weft_queue_t *q, void *item) {
   weft_task_t *self = weft__task_current();
   if (!self)
     return WEFT_ENOTTASK;
-  weft__waiter_t *wake = NULL;
+  weft__list_t claimed;
+  weft__list_init(&claimed);
   weft__spin_lock(&q->lock);
-  int rc = put_locked(q, item, &wake);
+  int rc = put_locked(q, item, &claimed);
   if (rc != WEFT_EAGAIN) {
     weft__spin_unlock(&q->lock);
-    complete(wake);
+    weft__waitq_complete_all(&claimed);
     if (rc == 0)
       weft__coop_tick();
     return rc;
   }
   weft__waiter_t wt;
-  wt.task = self;
-  wt.item = item;
-  atomic_init(&wt.fired, 0);
+  weft__waiter_prepare(&wt, self, item);
   weft__list_push_back(&q->putters, &wt.link);
   weft__spin_unlock(&q->lock);
-  return weft__wait(&wt, &q->lock, WEFT__NO_DEADLINE, 0);
+  rc = weft__wait(&wt, &q->lock, WEFT__NO_DEADLINE, 0);
+  if (rc == 0 && wt.item == SHUT)
+    return WEFT_ESHUTDOWN;
+  return rc;
 }
 
 int weft_queue_get(weft_queue_t *q, void **item) {
@@ -175,25 +309,28 @@ int weft_queue_get(weft_queue_t *q, void **item) {
   weft_task_t *self = weft__task_current();
   if (!self)
     return WEFT_ENOTTASK;
-  weft__waiter_t *wake = NULL;
+  weft__list_t claimed;
+  weft__list_init(&claimed);
   weft__spin_lock(&q->lock);
-  int rc = get_locked(q, item, &wake);
-  if (rc == 0) {
+  int rc = get_locked(q, item, &claimed);
+  if (rc != WEFT_EAGAIN) {
     weft__spin_unlock(&q->lock);
-    complete(wake);
-    weft__coop_tick();
-    return 0;
+    weft__waitq_complete_all(&claimed);
+    if (rc == 0)
+      weft__coop_tick();
+    return rc;
   }
   weft__waiter_t wt;
-  wt.task = self;
-  wt.item = NULL;
-  atomic_init(&wt.fired, 0);
+  weft__waiter_prepare(&wt, self, NULL);
   weft__list_push_back(&q->getters, &wt.link);
   weft__spin_unlock(&q->lock);
   rc = weft__wait(&wt, &q->lock, WEFT__NO_DEADLINE, 0);
-  if (rc == 0)
-    *item = wt.item;
-  return rc;
+  if (rc != 0)
+    return rc;
+  if (wt.item == SHUT)
+    return WEFT_ESHUTDOWN;
+  *item = wt.item;
+  return 0;
 }
 
 int weft_queue_size(const weft_queue_t *q) {
@@ -204,4 +341,80 @@ int weft_queue_size(const weft_queue_t *q) {
   size_t n = m->len;
   weft__spin_unlock(&m->lock);
   return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
+}
+
+int weft_queue_task_done(weft_queue_t *q) {
+  if (!q)
+    return WEFT_EINVAL;
+  weft__list_t claimed;
+  weft__list_init(&claimed);
+  weft__spin_lock(&q->lock);
+  if (q->unfinished == 0) {
+    weft__spin_unlock(&q->lock);
+    return WEFT_EINVAL;
+  }
+  if (--q->unfinished == 0)
+    weft__waitq_claim_n(&q->joiners, &claimed, SIZE_MAX, NULL);
+  weft__spin_unlock(&q->lock);
+  weft__waitq_complete_all(&claimed);
+  return 0;
+}
+
+int weft_queue_join(weft_queue_t *q) {
+  if (!q)
+    return WEFT_EINVAL;
+  weft_task_t *self = weft__task_current();
+  if (!self)
+    return WEFT_ENOTTASK;
+  weft__spin_lock(&q->lock);
+  if (q->unfinished == 0) {
+    weft__spin_unlock(&q->lock);
+    weft__coop_tick();
+    return 0;
+  }
+  weft__waiter_t wt;
+  weft__waiter_prepare(&wt, self, NULL);
+  weft__list_push_back(&q->joiners, &wt.link);
+  weft__spin_unlock(&q->lock);
+  return weft__wait(&wt, &q->lock, WEFT__NO_DEADLINE, 0);
+}
+
+int weft_queue_unfinished(const weft_queue_t *q) {
+  if (!q)
+    return WEFT_EINVAL;
+  weft_queue_t *m = (weft_queue_t *)q;
+  weft__spin_lock(&m->lock);
+  size_t n = m->unfinished;
+  weft__spin_unlock(&m->lock);
+  return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
+}
+
+int weft_queue_shutdown(weft_queue_t *q, int immediate) {
+  if (!q)
+    return WEFT_EINVAL;
+  weft__list_t claimed;
+  weft__list_init(&claimed);
+  weft__spin_lock(&q->lock);
+  q->shutdown = 1;
+  if (immediate) {
+    q->unfinished -= q->len < q->unfinished ? q->len : q->unfinished;
+    store_clear(q);
+    if (q->unfinished == 0)
+      weft__waitq_claim_n(&q->joiners, &claimed, SIZE_MAX, NULL);
+  }
+  weft__waitq_claim_n(&q->getters, &claimed, SIZE_MAX, SHUT);
+  weft__waitq_claim_n(&q->putters, &claimed, SIZE_MAX, SHUT);
+  weft__spin_unlock(&q->lock);
+  weft__waitq_complete_all(&claimed);
+  return 0;
+}
+
+int weft_queue_is_shutdown(const weft_queue_t *q) {
+  if (!q)
+    return WEFT_EINVAL;
+  weft_queue_t *m = (weft_queue_t *)q;
+  weft__spin_lock(&m->lock);
+  int s = m->shutdown;
+  weft__spin_unlock(&m->lock);
+  return s;
 }

@@ -1,0 +1,126 @@
+/*
+ * Name resolution for streams and servers: address literals are converted
+ * on the spot, names go through uv_getaddrinfo (libuv's thread pool) on the
+ * calling task's worker.
+ *
+ * Threading: the request is issued and its callback runs on the worker the
+ * caller entered (io/home.c protocol), so the request record is owner-only.
+ * It is heap-allocated because a cancelled caller leaves before the thread
+ * pool finishes: it clears `task` and tries uv_cancel; the callback, which
+ * libuv always runs (with UV_EAI_CANCELED if the cancel won), then frees the
+ * record and any result. worker_close runs the loop until it did, so
+ * nothing leaks at shutdown.
+ */
+#include "io/io.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct gai_op {
+  uv_getaddrinfo_t req;
+  weft_task_t *task;    /* the waiting task, NULL once it left */
+  int done;             /* the callback ran */
+  int status;           /* its status */
+  struct addrinfo *res; /* its result */
+} gai_op_t;
+
+static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  gai_op_t *op = req->data;
+  if (!op->task) { /* abandoned by a cancelled caller */
+    if (res)
+      uv_freeaddrinfo(res);
+    free(op);
+    return;
+  }
+  op->status = status;
+  op->res = res;
+  op->done = 1;
+  weft__task_wake(op->task);
+}
+
+static int one_addr(const struct sockaddr_storage *ss,
+                    struct sockaddr_storage **addrs, size_t *n) {
+  *addrs = malloc(sizeof(**addrs));
+  if (!*addrs)
+    return WEFT_ENOMEM;
+  **addrs = *ss;
+  *n = 1;
+  return 0;
+}
+
+static int copy_list(struct addrinfo *res, int port,
+                     struct sockaddr_storage **addrs, size_t *n) {
+  size_t count = 0;
+  for (struct addrinfo *a = res; a; a = a->ai_next)
+    if (a->ai_family == AF_INET || a->ai_family == AF_INET6)
+      count++;
+  if (count == 0)
+    return WEFT_EAI_NONAME;
+  struct sockaddr_storage *v = calloc(count, sizeof(*v));
+  if (!v)
+    return WEFT_ENOMEM;
+  size_t i = 0;
+  for (struct addrinfo *a = res; a; a = a->ai_next) {
+    if (a->ai_family == AF_INET) {
+      memcpy(&v[i], a->ai_addr, sizeof(struct sockaddr_in));
+      ((struct sockaddr_in *)&v[i])->sin_port = htons((uint16_t)port);
+      i++;
+    } else if (a->ai_family == AF_INET6) {
+      memcpy(&v[i], a->ai_addr, sizeof(struct sockaddr_in6));
+      ((struct sockaddr_in6 *)&v[i])->sin6_port = htons((uint16_t)port);
+      i++;
+    }
+  }
+  *addrs = v;
+  *n = count;
+  return 0;
+}
+
+int weft__io_resolve(const char *host, int port, int passive,
+                     struct sockaddr_storage **addrs, size_t *n) {
+  struct sockaddr_storage ss;
+  *addrs = NULL;
+  *n = 0;
+  if (!host) {
+    if (!passive)
+      return WEFT_EINVAL;
+    host = "0.0.0.0";
+  }
+  memset(&ss, 0, sizeof(ss));
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0 ||
+      uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0)
+    return one_addr(&ss, addrs, n);
+
+  weft_task_t *t = weft__task_current();
+  weft__worker_t *w = weft__worker_current();
+  gai_op_t *op = calloc(1, sizeof(*op));
+  if (!op)
+    return WEFT_ENOMEM;
+  op->task = t;
+  op->req.data = op;
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = passive ? AI_PASSIVE : 0;
+  int rc = uv_getaddrinfo(&w->loop, &op->req, on_gai, host, NULL, &hints);
+  if (rc) {
+    free(op);
+    return rc;
+  }
+  rc = weft__io_wait_flag(t, &op->done, 0);
+  if (rc) {
+    op->task = NULL; /* the callback frees op */
+    uv_cancel((uv_req_t *)&op->req);
+    return rc;
+  }
+  rc = op->status;
+  if (rc == 0)
+    rc = copy_list(op->res, port, addrs, n);
+  if (op->res)
+    uv_freeaddrinfo(op->res);
+  free(op);
+  return rc;
+}

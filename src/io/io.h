@@ -1,0 +1,83 @@
+/*
+ * weft internals of the I/O layer (streams, servers, resolver): the home
+ * worker of a handle, moving a task there, waiting for a libuv callback,
+ * and the per-worker list of open objects that shutdown reaps.
+ *
+ * Every I/O object has a home worker whose loop owns its libuv handles. Its
+ * state is owner-only: it is touched only on the home worker's thread, by
+ * tasks running there (between switches) and by libuv callbacks (in the
+ * scheduler context, during uv_run), which never run at the same time. A
+ * task on another worker first moves itself there (weft__io_enter). See
+ * home.c for the protocol.
+ */
+#ifndef WEFT_IO_H
+#define WEFT_IO_H
+
+#include "core.h"
+
+typedef struct weft__io_obj weft__io_obj_t;
+
+/* Runtime teardown of an object the program never freed: close its handles
+ * and arrange for its memory to be freed by their close callbacks (the
+ * worker runs its loop out afterwards). Called on the home thread, after
+ * every task has finished. */
+typedef void (*weft__io_reap_fn)(weft__io_obj_t *o);
+
+/* The header of every object on a worker's io_objs list. */
+struct weft__io_obj {
+  weft__list_t link;     /* in home->io_objs; home owner only */
+  weft__worker_t *home;  /* the worker whose loop owns the handles */
+  weft__io_reap_fn reap; /* teardown (see above) */
+};
+
+/* One task waiting on the home worker for a libuv callback or another
+ * task's action; lives on the waiting task's stack. Owner-only, so no
+ * handshake is needed: the waker and the waiter share one thread. */
+typedef struct weft__io_waiter {
+  weft__list_t link; /* in the object's wait list */
+  weft_task_t *task; /* the waiting task */
+  int fired;         /* set by the waker before it wakes task */
+} weft__io_waiter_t;
+
+/* Link o into home's list; call on home's thread. */
+void weft__io_register(weft__io_obj_t *o, weft__worker_t *home,
+                       weft__io_reap_fn reap);
+/* Unlink o; call on home's thread (no-op when not linked). */
+void weft__io_unregister(weft__io_obj_t *o);
+
+/* Make the calling task t run on `home` until weft__io_leave(): its route
+ * is set there (so every wake-up resumes it there), and it is moved there
+ * now if it runs elsewhere. Not a cancellation point. */
+void weft__io_enter(weft_task_t *t, weft__worker_t *home);
+
+/* End of an operation: the route goes back to the pin (or none); a pinned
+ * task is moved back to its pin. Not a cancellation point. */
+void weft__io_leave(weft_task_t *t);
+
+/* Move the calling task to worker `to` (its route is left pointing there). */
+void weft__io_hop(weft_task_t *t, weft__worker_t *to);
+
+/* Park until *flag is non-zero (0), or a cancellation (WEFT_ECANCELED, the
+ * request consumed; never when `uncancellable`). A flag set at the same time
+ * as a cancellation wins and the request stays pending. The task must be on
+ * its home worker with its route set there (weft__io_enter). */
+int weft__io_wait_flag(weft_task_t *t, const int *flag, int uncancellable);
+
+/* Waiter lists (owner-only). */
+void weft__io_waiter_add(weft__list_t *list, weft__io_waiter_t *w,
+                         weft_task_t *t);
+/* Wake every waiter of list and empty it. */
+void weft__io_wake_all(weft__list_t *list);
+
+/* Ignore SIGPIPE process-wide if it still has its default disposition
+ * (once per process; see weft/stream.h). */
+void weft__io_ignore_sigpipe(void);
+
+/* Resolve host:port into an array of *n socket addresses (malloc'ed, freed
+ * with free()); literals are converted without the thread pool, names go
+ * through uv_getaddrinfo on the calling task's worker. host NULL with
+ * `passive` = the IPv4 wildcard. Suspends; cancellable (dns.c). */
+int weft__io_resolve(const char *host, int port, int passive,
+                     struct sockaddr_storage **addrs, size_t *n);
+
+#endif /* WEFT_IO_H */

@@ -1,0 +1,101 @@
+/*
+ * The stream record, shared by stream.c (buffers, reading, writing,
+ * closing), connect.c (clients) and server.c (accepted connections).
+ *
+ * Every field below "owner" is touched only on the home worker's thread
+ * (io/home.c protocol); the few fields readable from anywhere are atomics or
+ * written once before the stream is handed to the program.
+ */
+#ifndef WEFT_IO_STREAM_INT_H
+#define WEFT_IO_STREAM_INT_H
+
+#include "io/io.h"
+
+#include <sys/socket.h>
+
+/* A task inside a reading call (stream.c). Lives on its stack. */
+typedef struct weft__reader {
+  weft_task_t *task; /* the reading task */
+  int fired;         /* set by the callback that satisfied it */
+  size_t need;       /* wake once this many bytes are buffered */
+  char *dbuf;        /* read straight into this buffer, or NULL */
+  size_t dlen;       /* its size */
+  size_t dgot;       /* bytes read into it so far */
+  int exact;         /* fill dbuf completely before waking */
+} weft__reader_t;
+
+struct weft__server_slot;
+
+struct weft_stream {
+  weft__io_obj_t obj; /* home worker, io_objs link, reap */
+  union {
+    uv_handle_t h;
+    uv_stream_t s;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } u;         /* the handle, on home's loop */
+  int is_pipe; /* Unix socket (uv_pipe_t) rather than TCP */
+
+  /* --- readable from anywhere --- */
+  atomic_int closing_flag;          /* mirror of `closing` */
+  atomic_int fd;                    /* descriptor, -1 once closing */
+  struct sockaddr_storage sockname; /* written before the stream is handed */
+  struct sockaddr_storage peername; /*   out, constant afterwards */
+  int socklen, peerlen;
+  struct weft__server_slot *slot; /* accepting listener, NULL for clients */
+
+  /* --- owner: connecting (connect.c) --- */
+  uv_connect_t connect_req;
+  weft_task_t *connect_task; /* the task waiting, or NULL */
+  int connect_done;          /* the connect callback ran */
+  int connect_status;        /* its status */
+
+  /* --- owner: reading --- */
+  size_t limit; /* asyncio's limit */
+  size_t rmax;  /* buffer size at which reading pauses */
+  char *rbuf;   /* read buffer, rpos..rpos+rlen buffered */
+  size_t rcap, rpos, rlen;
+  int reading;            /* uv_read_start in effect */
+  int eof;                /* end of stream or a read error received */
+  int rerr;               /* that error, 0 for a clean end */
+  weft__reader_t *reader; /* the task in a reading call, or NULL */
+
+  /* --- owner: writing --- */
+  size_t wqueued;   /* bytes in write requests not yet completed */
+  size_t high, low; /* water marks */
+  int wpaused;      /* over high: drain() waits until <= low */
+  int werr;         /* first write error; sticky */
+  int shut;         /* write_eof() requested */
+  uv_shutdown_t shutdown_req;
+  weft__list_t drainers; /* weft__io_waiter_t in drain() */
+
+  /* --- owner: closing --- */
+  int closing;          /* close/abort requested or the library closed it */
+  int flush_close;      /* close() waits for the write queue to empty */
+  int handle_closing;   /* uv_close called */
+  int closed;           /* its close callback ran */
+  int free_on_close;    /* nobody holds the stream: free it when closed */
+  weft__list_t closers; /* weft__io_waiter_t in wait_closed() */
+
+  /* --- owner: server connections (server.c) --- */
+  weft__list_t conn_link;              /* in the slot's connection list */
+  void (*on_closed)(weft_stream_t *s); /* run by the close callback */
+};
+
+/* A new stream with an initialised (unconnected) handle on home's loop,
+ * registered in home's io_objs; call on home's thread. NULL on ENOMEM. */
+weft_stream_t *weft__stream_alloc(weft__worker_t *home, int is_pipe,
+                                  const weft_stream_opts_t *opts);
+
+/* A connected or accepted stream goes live: addresses recorded, options
+ * set, reading started. Returns 0 or a libuv error. Home's thread. */
+int weft__stream_start(weft_stream_t *s, const weft_stream_opts_t *opts);
+
+/* Close (abort: discard queued data). Home's thread; idempotent. */
+void weft__stream_close(weft_stream_t *s, int abort);
+
+/* Nobody will use s again: close it gracefully if still open and free it
+ * once closed. Home's thread. */
+void weft__stream_release(weft_stream_t *s);
+
+#endif /* WEFT_IO_STREAM_INT_H */

@@ -1,0 +1,305 @@
+/*
+ * api_barrier: weft_barrier_* (asyncio.Barrier): every error path, indices
+ * 0..parties-1 once per cycle over many cycles on 4 workers, abort and
+ * reset (WEFT_EBROKEN), a cancelled waiter leaving the cycle, and
+ * cancellation racing the release.
+ */
+#include "harness.h"
+
+static void test_outside_and_errors(void **state) {
+  weft_barrier_t *b = NULL;
+  weft_barrier_t embedded;
+
+  (void)state;
+  assert_int_equal(weft_barrier_init(NULL, 2), WEFT_EINVAL);
+  assert_int_equal(weft_barrier_init(&embedded, 0), WEFT_EINVAL);
+  assert_int_equal(weft_barrier_destroy(NULL), WEFT_EINVAL);
+  assert_int_equal(weft_barrier_new(2, NULL), WEFT_EINVAL);
+  assert_int_equal(weft_barrier_new(0, &b), WEFT_EINVAL);
+  assert_int_equal(weft_barrier_free(NULL), 0);
+  assert_int_equal(weft_barrier_wait(NULL), WEFT_EINVAL);
+  assert_int_equal(weft_barrier_reset(NULL), WEFT_EINVAL);
+  assert_int_equal(weft_barrier_abort(NULL), WEFT_EINVAL);
+  assert_int_equal(weft_barrier_parties(NULL), WEFT_EINVAL);
+  assert_int_equal(weft_barrier_n_waiting(NULL), WEFT_EINVAL);
+  assert_int_equal(weft_barrier_broken(NULL), WEFT_EINVAL);
+
+  assert_int_equal(weft_barrier_new(3, &b), 0);
+  assert_int_equal(weft_barrier_parties(b), 3);
+  assert_int_equal(weft_barrier_n_waiting(b), 0);
+  assert_int_equal(weft_barrier_broken(b), 0);
+  assert_int_equal(weft_barrier_wait(b), WEFT_ENOTTASK);
+  assert_int_equal(weft_barrier_abort(b), 0);
+  assert_int_equal(weft_barrier_broken(b), 1);
+  assert_int_equal(weft_barrier_reset(b), 0);
+  assert_int_equal(weft_barrier_broken(b), 0);
+  assert_int_equal(weft_barrier_free(b), 0);
+  assert_int_equal(weft_barrier_init(&embedded, 1), 0);
+  assert_int_equal(weft_barrier_destroy(&embedded), 0);
+}
+
+/* ---- cycles on 4 workers ------------------------------------------------------ */
+
+#define PARTIES 5
+#define CYCLES HARNESS_SIZE(2000, 200, 500)
+
+typedef struct cyc {
+  weft_barrier_t b;
+  atomic_uint seen[CYCLES]; /* bit i: index i was returned in that cycle */
+  atomic_int phase[PARTIES];
+} cyc_t;
+
+typedef struct cyc_arg {
+  cyc_t *c;
+  int me;
+} cyc_arg_t;
+
+static void *cycler(void *arg) {
+  cyc_arg_t *a = arg;
+  int k, idx, j;
+
+  for (k = 0; k < CYCLES; k++) {
+    atomic_store(&a->c->phase[a->me], k);
+    idx = weft_barrier_wait(&a->c->b);
+    CHECK(idx >= 0 && idx < PARTIES);
+    if (idx < 0 || idx >= PARTIES)
+      return NULL;
+    /* Nobody is still in an earlier cycle once this one is released. */
+    for (j = 0; j < PARTIES; j++)
+      CHECK(atomic_load(&a->c->phase[j]) >= k);
+    atomic_fetch_or(&a->c->seen[k], 1u << idx);
+  }
+  return NULL;
+}
+
+static void *cycles_main(void *arg) {
+  cyc_t *c = arg;
+  cyc_arg_t a[PARTIES];
+  weft_task_t *t[PARTIES];
+  int i, k;
+
+  CHECK_OK(weft_barrier_init(&c->b, PARTIES));
+  for (i = 0; i < PARTIES; i++) {
+    a[i].c = c;
+    a[i].me = i;
+    CHECK_OK(weft_spawn(cycler, &a[i], &t[i]));
+  }
+  CHECK_OK(weft_gather(t, PARTIES, NULL));
+  for (i = 0; i < PARTIES; i++)
+    weft_task_unref(t[i]);
+  for (k = 0; k < CYCLES; k++)
+    CHECK_EQ(atomic_load(&c->seen[k]), (1u << PARTIES) - 1);
+  CHECK_EQ(weft_barrier_n_waiting(&c->b), 0);
+  CHECK_OK(weft_barrier_destroy(&c->b));
+  return NULL;
+}
+
+static void test_cycles(void **state) {
+  static cyc_t c;
+
+  (void)state;
+  memset(&c, 0, sizeof c);
+  run_in_weft(cycles_main, &c, 4);
+  memset(&c, 0, sizeof c);
+  run_in_weft(cycles_main, &c, 1);
+}
+
+/* ---- abort, reset, and a single party ----------------------------------------- */
+
+static void *wait_rc(void *arg) {
+  return (void *)(intptr_t)weft_barrier_wait(arg);
+}
+
+static void *abort_main(void *arg) {
+  weft_barrier_t b;
+  weft_task_t *t[2];
+  void *r;
+  int i;
+
+  (void)arg;
+  /* parties 1: never suspends, always index 0. */
+  CHECK_OK(weft_barrier_init(&b, 1));
+  CHECK_EQ(weft_barrier_wait(&b), 0);
+  CHECK_EQ(weft_barrier_wait(&b), 0);
+  CHECK_OK(weft_barrier_destroy(&b));
+
+  CHECK_OK(weft_barrier_init(&b, 3));
+  for (i = 0; i < 2; i++)
+    CHECK_OK(weft_spawn(wait_rc, &b, &t[i]));
+  CHECK_OK(weft_sleep(10));
+  CHECK_EQ(weft_barrier_n_waiting(&b), 2);
+  CHECK_RC(weft_barrier_destroy(&b), WEFT_EBUSY);
+  CHECK_OK(weft_barrier_abort(&b));
+  for (i = 0; i < 2; i++) {
+    CHECK_OK(weft_task_await(t[i], &r));
+    CHECK_RC((intptr_t)r, WEFT_EBROKEN);
+    weft_task_unref(t[i]);
+  }
+  CHECK_EQ(weft_barrier_broken(&b), 1);
+  CHECK_EQ(weft_barrier_n_waiting(&b), 0);
+  CHECK_RC(weft_barrier_wait(&b), WEFT_EBROKEN);
+  CHECK_OK(weft_barrier_reset(&b));
+  CHECK_EQ(weft_barrier_broken(&b), 0);
+
+  /* reset() with waiters: they get WEFT_EBROKEN, the barrier stays usable. */
+  for (i = 0; i < 2; i++)
+    CHECK_OK(weft_spawn(wait_rc, &b, &t[i]));
+  CHECK_OK(weft_sleep(10));
+  CHECK_OK(weft_barrier_reset(&b));
+  for (i = 0; i < 2; i++) {
+    CHECK_OK(weft_task_await(t[i], &r));
+    CHECK_RC((intptr_t)r, WEFT_EBROKEN);
+    weft_task_unref(t[i]);
+  }
+  CHECK_EQ(weft_barrier_broken(&b), 0);
+  /* Indices follow arrival order. */
+  for (i = 0; i < 2; i++) {
+    CHECK_OK(weft_spawn(wait_rc, &b, &t[i]));
+    CHECK_OK(weft_sleep(5));
+  }
+  CHECK_EQ(weft_barrier_wait(&b), 2);
+  for (i = 0; i < 2; i++) {
+    CHECK_OK(weft_task_await(t[i], &r));
+    CHECK_EQ((intptr_t)r, i);
+    weft_task_unref(t[i]);
+  }
+  CHECK_OK(weft_barrier_destroy(&b));
+  return NULL;
+}
+
+static void test_abort_reset(void **state) {
+  (void)state;
+  run_in_weft(abort_main, NULL, 1);
+  run_in_weft(abort_main, NULL, 3);
+}
+
+/* ---- a cancelled waiter leaves the cycle ------------------------------------ */
+
+static void *cancel_main(void *arg) {
+  weft_barrier_t b;
+  weft_task_t *t[4];
+  void *r;
+  int i, mask = 0;
+
+  (void)arg;
+  CHECK_OK(weft_barrier_init(&b, 3));
+  CHECK_OK(weft_spawn(wait_rc, &b, &t[0]));
+  CHECK_OK(weft_sleep(5));
+  CHECK_OK(weft_spawn(wait_rc, &b, &t[1]));
+  CHECK_OK(weft_sleep(5));
+  CHECK_EQ(weft_barrier_n_waiting(&b), 2);
+  CHECK_EQ(weft_task_cancel(t[0]), 1);
+  CHECK_RC(weft_task_await(t[0], &r), WEFT_ECANCELED);
+  CHECK_EQ(weft_barrier_n_waiting(&b), 1);
+  CHECK_EQ(weft_barrier_broken(&b), 0);
+  CHECK_OK(weft_spawn(wait_rc, &b, &t[2]));
+  CHECK_OK(weft_sleep(5));
+  CHECK_EQ(weft_task_done(t[2]), 0);
+  /* The third arrival completes the cycle: indices 0, 1, 2 once each. */
+  CHECK_OK(weft_spawn(wait_rc, &b, &t[3]));
+  for (i = 1; i < 4; i++) {
+    CHECK_OK(weft_task_await(t[i], &r));
+    CHECK((intptr_t)r >= 0 && (intptr_t)r < 3);
+    mask |= 1 << (intptr_t)r;
+  }
+  CHECK_EQ(mask, 7);
+  for (i = 0; i < 4; i++)
+    weft_task_unref(t[i]);
+  CHECK_OK(weft_barrier_destroy(&b));
+  return NULL;
+}
+
+static void test_cancel_leaves_cycle(void **state) {
+  (void)state;
+  run_in_weft(cancel_main, NULL, 1);
+  run_in_weft(cancel_main, NULL, 2);
+}
+
+/* ---- cancellation racing the release ------------------------------------------ */
+
+#define N_RACE HARNESS_SIZE(2000, 200, 600)
+
+typedef struct race {
+  weft_barrier_t b;
+  atomic_int arrived;
+  int rc[2]; /* the waiter's and the helper's results */
+} race_t;
+
+typedef struct race_arg {
+  race_t *r;
+  int i;
+} race_arg_t;
+
+static void *race_waiter(void *arg) {
+  race_arg_t *a = arg;
+
+  atomic_fetch_add(&a->r->arrived, 1);
+  a->r->rc[a->i] = weft_barrier_wait(&a->r->b);
+  return NULL;
+}
+
+static void *race_main(void *arg) {
+  race_t r;
+  race_arg_t a[2];
+  weft_task_t *t[2];
+  int i, k, rc, left = 0;
+
+  (void)arg;
+  memset(&r, 0, sizeof r);
+  CHECK_OK(weft_barrier_init(&r.b, 2));
+  for (i = 0; i < N_RACE; i++) {
+    atomic_store(&r.arrived, 0);
+    for (k = 0; k < 2; k++) {
+      a[k].r = &r;
+      a[k].i = k;
+      r.rc[k] = 1000;
+    }
+    /* t[0] waits; t[1]'s arrival releases it while main cancels t[0]. */
+    CHECK_OK(weft_spawn(race_waiter, &a[0], &t[0]));
+    while (atomic_load(&r.arrived) < 1)
+      CHECK_OK(weft_yield());
+    CHECK_OK(weft_spawn(race_waiter, &a[1], &t[1]));
+    if (i % 2)
+      CHECK_OK(weft_yield());
+    weft_task_cancel(t[0]);
+    weft_task_await(t[0], NULL);
+    if (r.rc[0] == WEFT_ECANCELED) {
+      /* t[0] left before the release: t[1] waits alone (or is about to);
+       * main completes the cycle with it. */
+      left++;
+      rc = weft_barrier_wait(&r.b);
+      CHECK_OK(weft_task_await(t[1], NULL));
+      CHECK(rc == 0 || rc == 1);
+      CHECK_EQ(r.rc[1], 1 - rc);
+    } else {
+      /* Released with t[1] (the release wins over the cancellation). */
+      CHECK(r.rc[0] == 0 || r.rc[0] == 1);
+      CHECK_OK(weft_task_await(t[1], NULL));
+      CHECK_EQ(r.rc[1], 1 - r.rc[0]);
+    }
+    weft_task_unref(t[0]);
+    weft_task_unref(t[1]);
+    CHECK_EQ(weft_barrier_n_waiting(&r.b), 0);
+  }
+  CHECK_LE(left, N_RACE);
+  CHECK_OK(weft_barrier_destroy(&r.b));
+  return NULL;
+}
+
+static void test_cancel_races_release(void **state) {
+  (void)state;
+  run_in_weft(race_main, NULL, 2);
+  run_in_weft(race_main, NULL, 4);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_outside_and_errors),
+      cmocka_unit_test(test_cycles),
+      cmocka_unit_test(test_abort_reset),
+      cmocka_unit_test(test_cancel_leaves_cycle),
+      cmocka_unit_test(test_cancel_races_release),
+  };
+
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
