@@ -13,7 +13,12 @@
 #include "weft/task.h"
 #include "weft/runtime.h"
 #include "weft/queue.h"
+#include "weft/timeout.h"
+#include "weft/taskgroup.h"
+#include "weft/waitset.h"
 #include "weft/sync.h"
 #include "weft/stream.h"
+#include "weft/offload.h"
+#include "weft/foreign.h"
 
 #endif /* WEFT_H */

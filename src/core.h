@@ -67,6 +67,10 @@ typedef struct weft__timer {
   uint64_t deadline;  /* monotonic ns */
   uint64_t tick;      /* the 1 ms tick it fires at */
   weft_task_t *task;  /* task to wake */
+  /* The task's route once the timer is gone (its route before the wait set
+   * it to the timer's worker): the firing callback restores it when it
+   * enqueues the parked task. */
+  struct weft__worker *route_after;
   int where;          /* WEFT__TIMER_* */
   int fired;          /* 1 once the deadline passed and task was woken */
 } weft__timer_t;
@@ -105,12 +109,18 @@ struct weft_task {
   uint32_t budget;        /* cooperative budget left (task.c) */
   uint64_t yield_mark;    /* poll epoch at the last yield (worker.c) */
   void *local;            /* task-local storage slot */
+  /* Timeout scopes (wait.c), owner-only: the innermost entered scope, and
+   * the earliest deadline among the scopes not yet expired. */
+  weft_timeout_t *scope;
+  uint64_t scope_deadline; /* monotonic ns; WEFT__NO_DEADLINE if none */
   weft__worker_t *pin;    /* pinned worker or NULL */
   weft_runtime_t *rt;     /* owning runtime */
   weft__worker_t *home;   /* worker whose pool holds the record */
   atomic_int freed;       /* 0 while a task, 1 while free (task.c) */
   uint64_t id;            /* sequence number, for default names */
   int is_main;            /* 1 for weft_run's main task */
+  int is_foreign;         /* 1 for a task submitted with weft_runtime_submit
+                             (a malloc'ed record, foreign.c) */
 #if defined(WEFT_SANITIZE_THREAD)
   void *tsan_fiber;       /* ThreadSanitizer fiber of this task */
 #endif
@@ -214,6 +224,17 @@ struct weft__worker {
 /* ------------------------------------------------------------------------ */
 /* Runtime                                                                   */
 
+/* Tasks submitted from any thread (foreign.c, protocol at its top). Lives
+ * in the runtime struct, which outlives weft_run while handles remain. */
+typedef struct weft__foreign {
+  pthread_mutex_t mu;     /* guards the fields below, and is held across
+                             every wake a submitter or future sends */
+  int closed;             /* 1 once main finished: submission fails */
+  atomic_uint_fast64_t spawned; /* tasks submitted; written under mu, read
+                                   by the quiescence check (runtime.c) */
+  weft__list_t tasks;     /* records of submitted tasks not yet freed */
+} weft__foreign_t;
+
 struct weft_runtime {
   weft_config_t cfg;          /* resolved configuration */
   unsigned nworkers;
@@ -232,6 +253,9 @@ struct weft_runtime {
   unsigned started;           /* workers that initialised their loop */
   unsigned exited;            /* workers that left their run loop */
   int start_err;              /* first start-up error */
+  atomic_uint refs;           /* handles (foreign.h) + 1 for weft_run; the
+                                 last one frees this struct (foreign.c) */
+  weft__foreign_t foreign;    /* submissions from any thread (foreign.c) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -294,6 +318,32 @@ int weft__wait(weft__waiter_t *w, weft__spinlock_t *lock, uint64_t deadline,
 /* Park once (spurious wakes possible): callers loop on their condition. */
 void weft__park(weft_task_t *t);
 
+/* A suspension loop with deadlines, for waits that do not fit weft__wait()
+ * (several waiters, I/O flags): begin, then poll before every park, then
+ * end. The wait honours `deadline` (WEFT__NO_DEADLINE: none) and the
+ * task's timeout scopes: a timer on the current worker is armed for the
+ * earlier of the two, and the task is routed back there while it is armed.
+ *   weft__waitctx_t c;
+ *   weft__wait_begin(&c, t, deadline);
+ *   while (!condition && (rc = weft__wait_poll(&c, uncancellable)) == 0)
+ *     weft__park(t);
+ *   weft__wait_end(&c);
+ * weft__wait_poll() returns 0 (keep waiting), WEFT_ETIMEDOUT (deadline
+ * passed) or WEFT_ECANCELED (a cancellation request, consumed; a scope that
+ * expired cancels the task first). An uncancellable wait still lets scopes
+ * expire: the request stays pending for the next suspension point. */
+typedef struct weft__waitctx {
+  weft_task_t *t;
+  uint64_t deadline;         /* the caller's own deadline */
+  weft__worker_t *tw;        /* worker holding tm while armed */
+  weft__worker_t *route;     /* t's route before the wait */
+  int armed;                 /* tm is on tw's wheel */
+  weft__timer_t tm;
+} weft__waitctx_t;
+void weft__wait_begin(weft__waitctx_t *c, weft_task_t *t, uint64_t deadline);
+int weft__wait_poll(weft__waitctx_t *c, int uncancellable);
+void weft__wait_end(weft__waitctx_t *c);
+
 /* Timers (time.c): owner worker only. */
 uint64_t weft__now_ns(void);
 void weft__timer_init(weft__timer_t *t, uint64_t deadline, weft_task_t *task);
@@ -304,6 +354,19 @@ void weft__timers_init(weft__worker_t *w);
 void weft__timers_destroy(weft__worker_t *w);
 
 /* Task records (task.c). */
+/* The argument checks of every call that waits for several tasks (gather,
+ * wait, as_completed): WEFT_EINVAL (tasks NULL with n > 0, a NULL entry),
+ * WEFT_ENOTTASK (not in a task; *self is then NULL), WEFT_EDEADLK (the
+ * calling task is among them), else 0 with the calling task in *self. */
+int weft__tasks_check(weft_task_t *const *tasks, size_t n,
+                      weft_task_t **self);
+
+/* Link wt on t's join queue so that t's completion claims it and wakes
+ * `waiter` (task.c protocol step 3; wait.c handshake). Returns 1 if linked
+ * (detach it with weft__waiter_detach(wt, &t->joinq_lock) unless it fired),
+ * 0 if t had already completed (nothing linked; t's outcome is visible). */
+int weft__task_join_link(weft_task_t *t, weft__waiter_t *wt,
+                         weft_task_t *waiter);
 void weft__task_finish(weft__worker_t *w, weft_task_t *t);
 /* t's name without writing to t (async-signal-safe): the name itself, or
  * its default formatted into buf. */
@@ -315,6 +378,12 @@ void weft__task_free_all(weft__worker_t *w);
 weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
                                  void *arg);
 void weft__task_unref_main(weft_task_t *t);
+/* A record for a task submitted from outside (foreign.c): malloc'ed, `size`
+ * bytes (a multiple of 64, >= sizeof(weft_task_t)) with the record first;
+ * one reference (held until it completes), SCHEDULED, local NULL. */
+weft_task_t *weft__task_new_foreign(weft_runtime_t *rt, weft_task_fn fn,
+                                    void *arg, size_t size);
+void weft__task_free_foreign(weft_task_t *t);
 void weft__coop_tick(void);
 
 /* I/O (io/home.c): close and free the streams and servers still homed on
@@ -324,6 +393,20 @@ void weft__io_worker_close(weft__worker_t *w);
 /* Runtime (runtime.c). */
 void weft__runtime_on_main_done(weft_runtime_t *rt, weft_task_t *main);
 void weft__runtime_check_quiescent(weft_runtime_t *rt);
+
+/* Submissions from outside (foreign.c). init: in weft_run, before main
+ * exists; close: main finished (before `shutdown` is set), refuse new
+ * submissions and cancel the submitted tasks; complete: a submitted task
+ * finished (task.c, after COMPLETE); release: its last reference dropped;
+ * spawned: the final count once `shutdown` was read set (acquire); destroy:
+ * end of weft_run, frees what is left and drops weft_run's reference (may
+ * free rt). */
+void weft__foreign_init(weft_runtime_t *rt);
+void weft__foreign_close(weft_runtime_t *rt);
+void weft__foreign_complete(weft_task_t *t);
+void weft__foreign_release(weft_task_t *t);
+uint64_t weft__foreign_spawned(weft_runtime_t *rt);
+void weft__foreign_destroy(weft_runtime_t *rt);
 
 static inline void weft__count(weft__worker_t *w, int which) {
   /* relaxed: a statistic; only this worker writes it. */

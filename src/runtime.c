@@ -9,7 +9,9 @@
  *     affinity), then reports in; nothing is scheduled until all have, so no
  *     uv_async_send can reach an uninitialised handle.
  *  2. The main task is pushed to the inject queue; workers run.
- *  3. When main finishes, `shutdown` is set and every worker is woken. Each
+ *  3. When main finishes, submissions from other threads are closed and the
+ *     tasks they created cancelled (foreign.c: they are not in any worker's
+ *     slabs), then `shutdown` is set and every worker is woken. Each
  *     worker, on seeing it, cancels every task it spawned (task.c); from then
  *     on every suspension point returns WEFT_ECANCELED immediately; spawning
  *     fails with WEFT_ESHUTDOWN_RT, so the remaining tasks run to their end.
@@ -19,9 +21,14 @@
  *     equality proves that between the two passes no task was alive, and none can be
  *     created afterwards. It then sets `stop` and wakes every worker.
  *  5. Workers leave their loops, wait until all have left (wake-ups are only
- *     sent from inside run loops, so none can reach a closing handle), and
- *     close their handles; weft_run joins the threads, frees every record,
- *     stack slab, queue and loop, and returns main's status.
+ *     sent from inside run loops, or from outside under foreign.c's lock
+ *     while the task they wake cannot have finished, so none can reach a
+ *     closing handle), and close their handles, running each loop out
+ *     (offloaded functions still on the thread pool keep it running until
+ *     they return: io/offload.c); weft_run joins the threads, frees every
+ *     record, stack slab, queue and loop, and returns main's status. The
+ *     runtime struct itself is freed with the last handle (foreign.c).
+ *     Also in step 4: submitted tasks count in `spawned` (foreign.c).
  */
 #include "core.h"
 
@@ -234,6 +241,7 @@ static void worker_thread(void *arg) {
 void weft__runtime_on_main_done(weft_runtime_t *rt, weft_task_t *main) {
   rt->main_status = main->status;
   rt->main_result = main->result;
+  weft__foreign_close(rt); /* before `shutdown`: see check_quiescent */
   /* seq_cst: the flag is ordered before the wake-ups and the quiescence
    * checks that follow it. */
   atomic_store_explicit(&rt->shutdown, 1, memory_order_seq_cst);
@@ -242,6 +250,11 @@ void weft__runtime_on_main_done(weft_runtime_t *rt, weft_task_t *main) {
 
 void weft__runtime_check_quiescent(weft_runtime_t *rt) {
   if (atomic_load_explicit(&rt->stop, memory_order_acquire))
+    return;
+  /* acquire: pairs with the seq_cst store of `shutdown`, which follows the
+   * closing of submissions from outside, so their count read below is
+   * final. Callers have seen it set already; this re-read orders it. */
+  if (!atomic_load_explicit(&rt->shutdown, memory_order_acquire))
     return;
   uint64_t finished = 0, spawned = 0;
   /* seq_cst loads: every `finished` read precedes every `spawned` read in
@@ -253,6 +266,7 @@ void weft__runtime_check_quiescent(weft_runtime_t *rt) {
   for (unsigned i = 0; i < rt->nworkers; i++)
     spawned += atomic_load_explicit(&rt->workers[i].spawned,
                                     memory_order_seq_cst);
+  spawned += weft__foreign_spawned(rt);
   if (finished == spawned + 1) {
     /* release: workers that see stop see every task's completion. */
     atomic_store_explicit(&rt->stop, 1, memory_order_release);
@@ -276,7 +290,7 @@ static void runtime_free(weft_runtime_t *rt) {
   pthread_mutex_destroy(&rt->start_mu);
   pthread_cond_destroy(&rt->start_cv);
   free(rt->workers);
-  free(rt);
+  weft__foreign_destroy(rt); /* frees rt unless handles remain */
 }
 
 int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
@@ -314,6 +328,7 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
   }
   pthread_mutex_init(&rt->start_mu, NULL);
   pthread_cond_init(&rt->start_cv, NULL);
+  weft__foreign_init(rt);
   for (unsigned i = 0; i < rt->nworkers; i++) {
     weft__worker_t *w = &rt->workers[i];
     weft__runq_init(&w->runq);

@@ -103,6 +103,10 @@ static void record_release(weft_task_t *t) {
     atomic_fetch_sub_explicit(&rt->live, 1, memory_order_relaxed);
   if (t->is_main)
     return; /* weft_run frees it */
+  if (t->is_foreign) {
+    weft__foreign_release(t); /* unlinked and freed (foreign.c) */
+    return;
+  }
   weft__worker_t *home = t->home;
   /* relaxed: read by home's shutdown walk, which only skips the record. */
   atomic_store_explicit(&t->freed, 1, memory_order_relaxed);
@@ -227,6 +231,8 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
   t->saved_errno = 0;
   t->yield_mark = 0;
   t->local = NULL;
+  t->scope = NULL;
+  t->scope_deadline = WEFT__NO_DEADLINE;
   t->rt = rt;
   t->is_main = 0;
 }
@@ -365,6 +371,8 @@ void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
                                           memory_order_acq_rel);
   if (old & WEFT__ST_JOINED)
     wake_joiners(t);
+  if (t->is_foreign)
+    weft__foreign_complete(t); /* completes its future (foreign.c) */
   /* relaxed: single writer; read by the quiescence check after a fence. */
   atomic_store_explicit(
       &w->finished,
@@ -413,6 +421,7 @@ int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
     return WEFT_ENOMEM;
   }
   task_init(t, rt, fn, arg, out ? 2u : 1u);
+  t->local = w->current->local; /* contextvars: a copy of the parent's */
   uint64_t seq = atomic_load_explicit(&w->spawned, memory_order_relaxed);
   t->id = seq * rt->nworkers + w->index + 1;
   if (opts && opts->name) {
@@ -530,7 +539,12 @@ static void await_uncancellable(weft_task_t *t, weft_task_t *self) {
     weft__wait(&wt, &t->joinq_lock, WEFT__NO_DEADLINE, 1);
 }
 
-static int await_until(weft_task_t *t, uint64_t deadline, void **result) {
+/* await t until deadline. Cancelling the caller cancels t too (asyncio's
+ * Task.cancel() cancels the future its task waits on) and the caller then
+ * gets t's outcome, unless `shield`: then the caller returns WEFT_ECANCELED
+ * at once and t runs on (asyncio.shield). */
+static int await_until(weft_task_t *t, uint64_t deadline, void **result,
+                       int shield) {
   if (!t)
     return WEFT_EINVAL;
   weft_task_t *self = weft__task_current();
@@ -553,12 +567,12 @@ static int await_until(weft_task_t *t, uint64_t deadline, void **result) {
       await_uncancellable(t, self);
       return t->status == WEFT_ECANCELED ? WEFT_ETIMEDOUT : collect(t, result);
     }
-    if (rc == WEFT_ECANCELED) {
-      if (deadline != WEFT__NO_DEADLINE) { /* wait_for cancels the inner */
-        weft_task_cancel(t);
-        await_uncancellable(t, self);
-      }
-      return rc;
+    if (rc == WEFT_ECANCELED && !shield) {
+      weft_task_cancel(t);
+      await_uncancellable(t, self);
+      /* t handled the cancellation and finished otherwise: its outcome
+       * (the caller's cancellation was delivered, through t). */
+      return t->status == WEFT_ECANCELED ? WEFT_ECANCELED : collect(t, result);
     }
     if (rc != 0)
       return rc;
@@ -567,7 +581,11 @@ static int await_until(weft_task_t *t, uint64_t deadline, void **result) {
 }
 
 int weft_task_await(weft_task_t *t, void **result) {
-  return await_until(t, WEFT__NO_DEADLINE, result);
+  return await_until(t, WEFT__NO_DEADLINE, result, 0);
+}
+
+int weft_shield(weft_task_t *t, void **result) {
+  return await_until(t, WEFT__NO_DEADLINE, result, 1);
 }
 
 int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms, void **result) {
@@ -575,7 +593,7 @@ int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms, void **result) {
     timeout_ms = UINT64_MAX / 2000000;
   if (!weft__task_current())
     return t ? WEFT_ENOTTASK : WEFT_EINVAL;
-  return await_until(t, weft__now_ns() + timeout_ms * 1000000u, result);
+  return await_until(t, weft__now_ns() + timeout_ms * 1000000u, result, 0);
 }
 
 int weft_task_cancel(weft_task_t *t) {
@@ -659,20 +677,28 @@ void *weft_task_local(void) {
 /* ------------------------------------------------------------------------ */
 /* gather                                                                    */
 
-static int gather(weft_task_t *const *tasks, size_t n, void **results,
-                  int *statuses, int all) {
+int weft__tasks_check(weft_task_t *const *tasks, size_t n,
+                      weft_task_t **self) {
   if (n > 0 && !tasks)
     return WEFT_EINVAL;
-  weft_task_t *self = weft__task_current();
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n; i++)
     if (!tasks[i])
       return WEFT_EINVAL;
-  }
-  if (!self)
+  *self = weft__task_current();
+  if (!*self)
     return WEFT_ENOTTASK;
   for (size_t i = 0; i < n; i++)
-    if (tasks[i] == self)
+    if (tasks[i] == *self)
       return WEFT_EDEADLK;
+  return 0;
+}
+
+static int gather(weft_task_t *const *tasks, size_t n, void **results,
+                  int *statuses, int all) {
+  weft_task_t *self;
+  int err = weft__tasks_check(tasks, n, &self);
+  if (err)
+    return err;
 
   weft__waiter_t local[8];
   weft__waiter_t *wt = local;
@@ -691,6 +717,8 @@ static int gather(weft_task_t *const *tasks, size_t n, void **results,
     linked[i] = (unsigned char)join_link(tasks[i], &wt[i], self);
 
   int rc = 0;
+  weft__waitctx_t c;
+  weft__wait_begin(&c, self, WEFT__NO_DEADLINE);
   for (;;) {
     size_t pending = 0;
     int failed = 0;
@@ -706,12 +734,11 @@ static int gather(weft_task_t *const *tasks, size_t n, void **results,
     }
     if (pending == 0)
       break;
-    if (weft__wait_check_cancel(self)) {
-      rc = WEFT_ECANCELED;
-      break;
-    }
+    if ((rc = weft__wait_poll(&c, 0)) != 0)
+      break; /* WEFT_ECANCELED: no deadline of our own */
     weft__park(self);
   }
+  weft__wait_end(&c);
   for (size_t i = 0; i < n; i++)
     if (linked[i])
       weft__waiter_detach(&wt[i], &tasks[i]->joinq_lock);
@@ -744,4 +771,38 @@ int weft_gather(weft_task_t *const *tasks, size_t n, void **results) {
 int weft_gather_all(weft_task_t *const *tasks, size_t n, void **results,
                     int *statuses) {
   return gather(tasks, n, results, statuses, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Records of tasks submitted from outside (foreign.c)                      */
+
+weft_task_t *weft__task_new_foreign(weft_runtime_t *rt, weft_task_fn fn,
+                                    void *arg, size_t size) {
+  weft_task_t *t = aligned_alloc(64, size);
+  if (!t)
+    return NULL;
+  memset(t, 0, size);
+  record_once(t, NULL);
+  task_init(t, rt, fn, arg, 1u);
+  t->is_foreign = 1;
+  copy_name(t->name, "foreign");
+  /* relaxed: the scheduling push publishes the record. */
+  atomic_store_explicit(&t->name_state, 2, memory_order_relaxed);
+  return t;
+}
+
+void weft__task_free_foreign(weft_task_t *t) {
+#if defined(WEFT_SANITIZE_THREAD)
+  if (t->tsan_fiber)
+    __tsan_destroy_fiber(t->tsan_fiber);
+#endif
+  free(t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Join waiters for several tasks (waitset.c, taskgroup.c)                   */
+
+int weft__task_join_link(weft_task_t *t, weft__waiter_t *wt,
+                         weft_task_t *waiter) {
+  return join_link(t, wt, waiter);
 }

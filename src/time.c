@@ -128,11 +128,13 @@ static int fire_slot(weft__worker_t *w, unsigned s) {
     weft_task_t *task = t->task;
     if (weft__state_wake(&task->state)) {
       /* We enqueue a parked task: its timer is gone from the wheel, so it
-       * may resume on any worker (the route only protects a pending timer).
-       * The queue push publishes the route and `fired`. A task already
-       * queued (woken by something else) keeps its route and comes back
-       * here. */
-      task->route = task->pin;
+       * gets back the route it had before the wait (none, its pin, or the
+       * home worker of an I/O operation in progress) and may resume
+       * wherever that allows. The queue push publishes the route and
+       * `fired`. A task already queued (woken by something else) keeps the
+       * timer's route, comes back here, and restores its route itself
+       * (weft__wait_poll). */
+      task->route = t->route_after;
       weft__sched_schedule(task, 1);
     }
     woke = 1;
@@ -175,6 +177,7 @@ static void on_timer(uv_timer_t *h) {
 void weft__timer_init(weft__timer_t *t, uint64_t deadline, weft_task_t *task) {
   t->deadline = deadline;
   t->task = task;
+  t->route_after = task ? task->pin : NULL;
   t->tick = 0;
   t->where = WEFT__TIMER_NONE;
   t->fired = 0;

@@ -15,6 +15,15 @@
  * A timer is simpler: it fires on the worker that owns it, and the task is
  * routed back to that worker before it looks (time.c).
  *
+ * Deadlines: a wait's own deadline (sleep, wait_for) and the task's timeout
+ * scopes share one timer on the current worker (weft__wait_begin/poll/end),
+ * armed for the earlier of the two; the task is routed back to that worker
+ * while it is armed (time.c). A scope whose deadline passes cancels its task
+ * (it adds to `cancels` and posts the CANCEL bit, as weft_task_cancel() does)
+ * and weft_timeout_exit() withdraws that request again. Scopes are owner-
+ * only: the task enters, checks, expires and exits them itself, so a timer
+ * firing on another thread only wakes it.
+ *
  * Cancellation: the CANCEL bit of the state word is consumed by the wait that
  * returns WEFT_ECANCELED. If the waiter fired while the cancellation was being
  * delivered, the event wins (no item or wake-up is lost) and the request is
@@ -79,20 +88,191 @@ void weft__park(weft_task_t *t) {
   weft__task_switch_out(t, WEFT__AFTER_PARK);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Timeout scopes (owner-only: only the task that entered a scope touches
+ * it, and only while it runs).                                              */
+
+enum { SCOPE_ENTERED = 1, SCOPE_EXPIRED = 2, SCOPE_EXITED = 3 };
+
+/* Recompute t->scope_deadline: the earliest deadline of the scopes that
+ * have not expired. */
+static void scopes_update(weft_task_t *t) {
+  uint64_t d = WEFT__NO_DEADLINE;
+  for (weft_timeout_t *s = t->scope; s; s = s->outer_)
+    if (s->state_ == SCOPE_ENTERED && s->deadline_ < d)
+      d = s->deadline_;
+  t->scope_deadline = d;
+}
+
+/* The deadlines of scopes passed at `now`: each such scope expires and
+ * cancels its task, as asyncio's Timeout._on_timeout calls task.cancel(). */
+static void scopes_expire(weft_task_t *t, uint64_t now) {
+  for (weft_timeout_t *s = t->scope; s; s = s->outer_) {
+    if (s->state_ != SCOPE_ENTERED || s->deadline_ > now)
+      continue;
+    s->state_ = SCOPE_EXPIRED;
+    /* relaxed: the task's own count; cancellers only add to it. */
+    atomic_fetch_add_explicit(&t->cancels, 1, memory_order_relaxed);
+    /* The task runs: post the request without waking it. */
+    weft__state_cancel(&t->state);
+  }
+  scopes_update(t);
+}
+
+/* Expire the scopes whose deadline has passed; cheap when none is near. */
+static void scopes_check(weft_task_t *t) {
+  if (t->scope_deadline == WEFT__NO_DEADLINE)
+    return;
+  uint64_t now = weft__now_ns();
+  if (now >= t->scope_deadline)
+    scopes_expire(t, now);
+}
+
+static uint64_t ms_to_ns(uint64_t ms) {
+  return ms > UINT64_MAX / 2000000 ? UINT64_MAX / 2 : ms * 1000000u;
+}
+
+static int scope_enter(weft_timeout_t *scope, uint64_t deadline) {
+  weft_task_t *t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  if (!scope)
+    return WEFT_EINVAL;
+  scope->deadline_ = deadline;
+  scope->outer_ = t->scope;
+  scope->task_ = t;
+  scope->state_ = SCOPE_ENTERED;
+  /* relaxed: the task's own count. */
+  scope->cancelling_ = atomic_load_explicit(&t->cancels, memory_order_relaxed);
+  t->scope = scope;
+  scopes_update(t);
+  return 0;
+}
+
+int weft_timeout_enter(weft_timeout_t *scope, uint64_t delay_ms) {
+  uint64_t d = delay_ms == WEFT_TIMEOUT_NEVER
+                   ? WEFT__NO_DEADLINE
+                   : weft__now_ns() + ms_to_ns(delay_ms);
+  return scope_enter(scope, d);
+}
+
+int weft_timeout_enter_at(weft_timeout_t *scope, uint64_t when_ms) {
+  return scope_enter(scope, when_ms == WEFT_TIMEOUT_NEVER ? WEFT__NO_DEADLINE
+                                                          : ms_to_ns(when_ms));
+}
+
+int weft_timeout_exit(weft_timeout_t *scope, int rc) {
+  weft_task_t *t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  if (!scope || t->scope != scope)
+    return WEFT_EINVAL;
+  t->scope = scope->outer_;
+  int expired = scope->state_ == SCOPE_EXPIRED;
+  scope->state_ = expired ? SCOPE_EXPIRED : SCOPE_EXITED;
+  scope->outer_ = NULL;
+  scopes_update(t);
+  if (expired && weft_task_uncancel() <= scope->cancelling_ &&
+      rc == WEFT_ECANCELED)
+    return WEFT_ETIMEDOUT;
+  return rc;
+}
+
+int weft_timeout_reschedule(weft_timeout_t *scope, uint64_t when_ms) {
+  weft_task_t *t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  if (!scope || scope->state_ != SCOPE_ENTERED)
+    return WEFT_EINVAL;
+  if (scope->task_ != t)
+    return WEFT_EPERM;
+  scope->deadline_ =
+      when_ms == WEFT_TIMEOUT_NEVER ? WEFT__NO_DEADLINE : ms_to_ns(when_ms);
+  scopes_update(t);
+  return 0;
+}
+
+int weft_timeout_expired(const weft_timeout_t *scope) {
+  if (!scope)
+    return WEFT_EINVAL;
+  return scope->state_ == SCOPE_EXPIRED;
+}
+
+uint64_t weft_timeout_when(const weft_timeout_t *scope) {
+  if (!scope || scope->deadline_ == WEFT__NO_DEADLINE)
+    return WEFT_TIMEOUT_NEVER;
+  return scope->deadline_ / 1000000u;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Suspension loops with deadlines                                           */
+
+static void ctx_arm(weft__waitctx_t *c, uint64_t deadline) {
+  /* The timer goes on the worker we run on; the route keeps us coming back
+   * here while it is armed, so that only this worker touches its wheel. */
+  c->tw = weft__worker_current();
+  weft__timer_init(&c->tm, deadline, c->t);
+  c->tm.route_after = c->route;
+  if (weft__timer_add_checked(c->tw, &c->tm) != 0)
+    return; /* cannot happen with the wheel; then simply no timer */
+  c->t->route = c->tw;
+  c->armed = 1;
+}
+
+static uint64_t ctx_next(const weft__waitctx_t *c) {
+  return c->deadline < c->t->scope_deadline ? c->deadline
+                                            : c->t->scope_deadline;
+}
+
+void weft__wait_begin(weft__waitctx_t *c, weft_task_t *t, uint64_t deadline) {
+  c->t = t;
+  c->deadline = deadline;
+  c->route = t->route;
+  c->armed = 0;
+  c->tw = NULL;
+  scopes_check(t); /* a scope already past its deadline cancels at once */
+  uint64_t d = ctx_next(c);
+  if (d != WEFT__NO_DEADLINE)
+    ctx_arm(c, d);
+}
+
+int weft__wait_poll(weft__waitctx_t *c, int uncancellable) {
+  weft_task_t *t = c->t;
+  if (c->armed && c->tm.fired) {
+    /* The timer is off the wheel. The firing callback restored our route
+     * if it enqueued us; if something else woke us first, we came back
+     * here on the timer's route and restore it ourselves. */
+    c->armed = 0;
+    t->route = c->route;
+    uint64_t now = weft__now_ns();
+    if (now >= t->scope_deadline)
+      scopes_expire(t, now);
+    if (now >= c->deadline)
+      return WEFT_ETIMEDOUT;
+    uint64_t d = ctx_next(c);
+    if (d != WEFT__NO_DEADLINE)
+      ctx_arm(c, d); /* the caller's own deadline is still ahead */
+  }
+  if (!uncancellable && weft__wait_check_cancel(t))
+    return WEFT_ECANCELED;
+  return 0;
+}
+
+void weft__wait_end(weft__waitctx_t *c) {
+  if (!c->armed)
+    return;
+  weft__timer_remove(c->tw, &c->tm); /* we run on tw: the route says so */
+  c->t->route = c->route;
+  c->armed = 0;
+}
+
 int weft__wait(weft__waiter_t *w, weft__spinlock_t *lock, uint64_t deadline,
                int uncancellable) {
   weft_task_t *t = weft__task_current();
-  weft__timer_t tm;
-  weft__worker_t *tw = NULL;
+  weft__waitctx_t c;
   int rc = 0;
-  if (deadline != WEFT__NO_DEADLINE) {
-    tw = weft__worker_current();
-    weft__timer_init(&tm, deadline, t);
-    rc = weft__timer_add_checked(tw, &tm);
-    if (rc == 0)
-      t->route = tw; /* resume here to remove the timer (time.c) */
-  }
-  while (rc == 0) {
+  weft__wait_begin(&c, t, deadline);
+  for (;;) {
     if (w) {
       /* acquire: pairs with the waker's release of fired = 2. */
       int f = atomic_load_explicit(&w->fired, memory_order_acquire);
@@ -103,12 +283,10 @@ int weft__wait(weft__waiter_t *w, weft__spinlock_t *lock, uint64_t deadline,
         break;
       }
     }
-    if (tw && tm.fired)
-      rc = WEFT_ETIMEDOUT;
-    else if (!uncancellable && weft__wait_check_cancel(t))
-      rc = WEFT_ECANCELED;
-    else
-      weft__park(t);
+    rc = weft__wait_poll(&c, uncancellable);
+    if (rc != 0)
+      break;
+    weft__park(t);
   }
   if (rc != 0 && w && weft__waiter_detach(w, lock)) {
     /* The event won the race: deliver it, keep the request pending. */
@@ -116,10 +294,7 @@ int weft__wait(weft__waiter_t *w, weft__spinlock_t *lock, uint64_t deadline,
       weft__cancel_restore(t);
     rc = 0;
   }
-  if (tw) {
-    weft__timer_remove(tw, &tm); /* we run on tw: the route guarantees it */
-    t->route = t->pin;
-  }
+  weft__wait_end(&c);
   return rc;
 }
 
@@ -139,6 +314,7 @@ int weft_yield(void) {
   weft_task_t *t = weft__task_current();
   if (!t)
     return WEFT_ENOTTASK;
+  scopes_check(t);
   if (weft__wait_check_cancel(t))
     return WEFT_ECANCELED;
   weft__task_switch_out(t, WEFT__AFTER_YIELD);

@@ -81,22 +81,30 @@ WEFT_EXTERN int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn,
  *    did not call weft_task_uncancel() afterwards), whatever it returned;
  *  - 0 otherwise.
  *
+ * Cancelling the awaiting task while it waits cancels t too, as in asyncio
+ * (Task.cancel() cancels what the task awaits): the awaiter then waits for t
+ * to finish and gets t's outcome, which is WEFT_ECANCELED unless t handled
+ * the cancellation (weft_task_uncancel()) and finished otherwise. Use
+ * weft_shield() to wait without passing a cancellation on.
+ *
  * Errors: WEFT_EINVAL (t NULL), WEFT_ENOTTASK (outside a task), WEFT_EDEADLK
  * (t is the calling task: asyncio's "Task cannot await on itself"),
- * WEFT_ECANCELED (the awaiting task was cancelled while waiting; t keeps
- * running, as in asyncio where cancelling the awaiter of a task does not
- * cancel that task... use weft_task_done() to tell the two cancellations
- * apart). Suspends unless t has finished. */
+ * WEFT_ECANCELED (see above). Suspends unless t has finished. */
 WEFT_EXTERN int weft_task_await(weft_task_t *t, void **result);
+
+/* await asyncio.shield(t): as weft_task_await(), except that cancelling the
+ * caller does not cancel t: the caller's wait returns WEFT_ECANCELED at once
+ * and t runs on (await or cancel it later through its handle). Errors as
+ * weft_task_await(). Suspends unless t has finished. */
+WEFT_EXTERN int weft_shield(weft_task_t *t, void **result);
 
 /* asyncio.wait_for(t, timeout_ms / 1000): await t for at most timeout_ms
  * milliseconds. On timeout, t is cancelled and awaited (so it has finished
  * when this returns) and WEFT_ETIMEDOUT is returned if t ended cancelled; if
  * t handled the cancellation and finished otherwise (weft_task_uncancel(),
  * weft_task_fail()), its own status and result are returned. If the caller is
- * cancelled while waiting, t is cancelled too and awaited, and WEFT_ECANCELED
- * is returned (asyncio cancels the inner awaitable of wait_for). Otherwise
- * as weft_task_await(). Suspends. */
+ * cancelled while waiting, t is cancelled too and awaited, as by
+ * weft_task_await(), whose outcome rules apply. Suspends. */
 WEFT_EXTERN int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms,
                                    void **result);
 
@@ -153,10 +161,16 @@ WEFT_EXTERN const char *weft_task_name(const weft_task_t *t);
  * while other tasks may read its name. */
 WEFT_EXTERN int weft_task_set_name(weft_task_t *t, const char *name);
 
-/* Task-local storage: one pointer per task, initially NULL. Reads and writes
- * the calling task's slot; WEFT_ENOTTASK (set) or NULL (get) outside a task.
- * Use it instead of thread-local variables, which change under a task that
- * moves to another worker. */
+/* Task-local storage: one pointer per task. Reads and writes the calling
+ * task's slot; WEFT_ENOTTASK (set) or NULL (get) outside a task. Use it
+ * instead of thread-local variables, which change under a task that moves
+ * to another worker.
+ *
+ * A spawned task starts with a copy of its parent's value at the moment of
+ * weft_spawn() (contextvars: create_task copies the current context); later
+ * changes on either side do not reach the other. The pointer is copied, not
+ * what it points to. The main task and tasks submitted from other threads
+ * (weft_runtime_submit()) start with NULL. */
 WEFT_EXTERN int weft_task_set_local(void *value);
 WEFT_EXTERN void *weft_task_local(void);
 

@@ -82,13 +82,16 @@ void weft__io_leave(weft_task_t *t) {
 
 int weft__io_wait_flag(weft_task_t *t, const int *flag, int uncancellable) {
   /* The flag is written on this thread by a callback or a task that ran
-   * while t was parked; the switch in weft__park is a compiler barrier. */
-  while (!*flag) {
-    if (!uncancellable && weft__wait_check_cancel(t))
-      return WEFT_ECANCELED;
+   * while t was parked; the switch in weft__park is a compiler barrier.
+   * The wait context honours the task's timeout scopes: a scope's timer is
+   * armed on this (the home) worker, and the route stays home throughout. */
+  weft__waitctx_t c;
+  int rc = 0;
+  weft__wait_begin(&c, t, WEFT__NO_DEADLINE);
+  while (!*flag && (rc = weft__wait_poll(&c, uncancellable)) == 0)
     weft__park(t);
-  }
-  return 0;
+  weft__wait_end(&c);
+  return rc;
 }
 
 void weft__io_waiter_add(weft__list_t *list, weft__io_waiter_t *w,

@@ -209,15 +209,34 @@ static void test_cancel_sleeping(void **state) {
 
 /* ---- awaiting another task -------------------------------------------------------- */
 
+/* asyncio: cancelling a task that awaits another cancels the awaited one
+ * too (Task.cancel() cancels its _fut_waiter), and the awaiter gets the
+ * awaited task's outcome; asyncio.shield() (weft_shield) stops that. */
+
 typedef struct await_pair {
   weft_task_t *awaited;
-  atomic_int rc;          /* the awaiter's await */
+  int shield;              /* the awaiter uses weft_shield() */
+  atomic_int rc;           /* the awaiter's await */
   atomic_int awaited_done; /* weft_task_done(awaited) just after */
+  atomic_int cancelling;   /* the awaiter's weft_task_cancelling() after */
+  void *result;            /* what the awaiter's await returned */
 } await_pair_t;
 
 static void *sleep_300_return_42(void *arg) {
   (void)arg;
-  CHECK_OK(weft_sleep(300));
+  if (weft_sleep(300) != 0)
+    return NULL; /* cancelled: the status says so */
+  return (void *)(uintptr_t)42;
+}
+
+/* Handles the cancellation: withdraws it and returns 42 anyway. */
+static void *sleep_swallow_return_42(void *arg) {
+  (void)arg;
+  int rc = weft_sleep(300);
+  if (rc == WEFT_ECANCELED)
+    CHECK_EQ(weft_task_uncancel(), 0);
+  else
+    CHECK_OK(rc);
   return (void *)(uintptr_t)42;
 }
 
@@ -225,33 +244,72 @@ static void *awaiter(void *arg) {
   await_pair_t *p = arg;
   void *r = (void *)(uintptr_t)1;
 
-  atomic_store(&p->rc, weft_task_await(p->awaited, &r));
+  atomic_store(&p->rc, p->shield ? weft_shield(p->awaited, &r)
+                                 : weft_task_await(p->awaited, &r));
   atomic_store(&p->awaited_done, weft_task_done(p->awaited));
-  CHECK(r == NULL || r == (void *)(uintptr_t)1);
+  atomic_store(&p->cancelling, weft_task_cancelling());
+  p->result = r;
   return NULL;
+}
+
+/* Start `awaited` and an awaiter of it, cancel the awaiter while it waits,
+ * and await the awaiter. */
+static void cancel_an_awaiter(await_pair_t *p, weft_task_fn awaited,
+                              int shield) {
+  weft_task_t *a;
+
+  memset(p, 0, sizeof *p);
+  p->shield = shield;
+  CHECK_OK(weft_spawn(awaited, NULL, &p->awaited));
+  CHECK_OK(weft_spawn(awaiter, p, &a));
+  CHECK_OK(weft_sleep(20));
+  CHECK_EQ(weft_task_cancel(a), 1);
+  weft_task_await(a, NULL);
+  weft_task_unref(a);
 }
 
 static void *awaiting_main(void *arg) {
   await_pair_t p;
-  weft_task_t *a;
   void *r = NULL;
 
   (void)arg;
-  memset(&p, 0, sizeof p);
-  CHECK_OK(weft_spawn(sleep_300_return_42, NULL, &p.awaited));
-  CHECK_OK(weft_spawn(awaiter, &p, &a));
-  CHECK_OK(weft_sleep(20));
-  CHECK_EQ(weft_task_cancel(a), 1);
-  CHECK_RC(weft_task_await(a, NULL), WEFT_ECANCELED);
+  /* Plain await: the cancellation goes on to the awaited task, which ends
+   * cancelled before the awaiter returns. */
+  cancel_an_awaiter(&p, sleep_300_return_42, 0);
   CHECK_RC(atomic_load(&p.rc), WEFT_ECANCELED);
-  /* Only the awaiter was cancelled: the awaited task runs on and finishes
-   * with its result. */
+  CHECK_EQ(atomic_load(&p.awaited_done), 1);
+  CHECK_RC(weft_task_await(p.awaited, &r), WEFT_ECANCELED);
+  CHECK(p.result == NULL);
+  weft_task_unref(p.awaited);
+
+  /* The awaited task handles it and returns 42: the awaiter gets that, and
+   * its own cancellation count shows the delivered request. */
+  cancel_an_awaiter(&p, sleep_swallow_return_42, 0);
+  CHECK_OK(atomic_load(&p.rc));
+  CHECK(p.result == (void *)(uintptr_t)42);
+  CHECK_EQ(atomic_load(&p.awaited_done), 1);
+  CHECK_EQ(atomic_load(&p.cancelling), 1);
+  weft_task_unref(p.awaited);
+
+  /* Shielded: only the awaiter is cancelled; the awaited task runs on and
+   * finishes with its result. */
+  cancel_an_awaiter(&p, sleep_300_return_42, 1);
+  CHECK_RC(atomic_load(&p.rc), WEFT_ECANCELED);
   CHECK_EQ(atomic_load(&p.awaited_done), 0);
   CHECK_EQ(weft_task_done(p.awaited), 0);
   CHECK_OK(weft_task_await(p.awaited, &r));
   CHECK(r == (void *)(uintptr_t)42);
-  weft_task_unref(a);
   weft_task_unref(p.awaited);
+
+  /* weft_shield() on a finished task, on itself, on NULL. */
+  CHECK_OK(weft_spawn(sleep_swallow_return_42, NULL, &p.awaited));
+  weft_task_cancel(p.awaited);
+  CHECK_OK(weft_shield(p.awaited, &r));
+  CHECK(r == (void *)(uintptr_t)42);
+  CHECK_OK(weft_shield(p.awaited, NULL));
+  weft_task_unref(p.awaited);
+  CHECK_RC(weft_shield(weft_task_current(), NULL), WEFT_EDEADLK);
+  CHECK_RC(weft_shield(NULL, NULL), WEFT_EINVAL);
   return NULL;
 }
 

@@ -256,6 +256,15 @@ static void test_task_api_outside_a_task(void **state) {
   assert_null(weft_task_name(NULL));
   assert_int_equal(weft_task_set_name(NULL, "x"), WEFT_ENOTTASK);
   assert_true(weft_time_ms() == 0);
+  {
+    weft_timeout_t scope;
+    assert_int_equal(weft_timeout_enter(&scope, 10), WEFT_ENOTTASK);
+    assert_int_equal(weft_timeout_enter_at(&scope, 10), WEFT_ENOTTASK);
+    assert_int_equal(weft_timeout_exit(&scope, 0), WEFT_ENOTTASK);
+    assert_int_equal(weft_timeout_reschedule(&scope, 10), WEFT_ENOTTASK);
+    assert_int_equal(weft_timeout_expired(NULL), WEFT_EINVAL);
+    assert_true(weft_timeout_when(NULL) == WEFT_TIMEOUT_NEVER);
+  }
   /* NULL handles are rejected wherever a handle is required. */
   assert_int_equal(weft_task_cancel(NULL), WEFT_EINVAL);
   assert_int_equal(weft_task_done(NULL), WEFT_EINVAL);

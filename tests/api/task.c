@@ -369,7 +369,7 @@ static void *local_child(void *arg) {
 
   CHECK(weft_task_current() != NULL);
   CHECK(weft_task_current() != parent);
-  CHECK(weft_task_local() == NULL);
+  CHECK(weft_task_local() != NULL); /* local_main's, inherited */
   CHECK_OK(weft_task_set_local(&mine));
   for (i = 0; i < 20; i++) {
     CHECK(weft_task_local() == &mine);
@@ -404,6 +404,70 @@ static void *local_main(void *arg) {
 static void test_current_and_local(void **state) {
   (void)state;
   run_in_weft(local_main, NULL, 3);
+}
+
+/* contextvars: a spawned task starts with a copy of its parent's slot, and
+ * later changes on either side do not reach the other. */
+typedef struct inherit_state {
+  weft_event_t parent_changed; /* set once the parent changed its slot */
+  int a, b, c;                 /* addresses used as slot values */
+} inherit_state_t;
+
+static void *inherit_grandchild(void *arg) {
+  inherit_state_t *s = arg;
+
+  CHECK(weft_task_local() == &s->c);
+  return NULL;
+}
+
+static void *inherit_null_child(void *arg) {
+  (void)arg;
+  CHECK(weft_task_local() == NULL);
+  return NULL;
+}
+
+static void *inherit_child(void *arg) {
+  inherit_state_t *s = arg;
+  weft_task_t *g;
+
+  CHECK(weft_task_local() == &s->a); /* the parent's value at the spawn */
+  CHECK_OK(weft_event_wait(&s->parent_changed));
+  CHECK(weft_task_local() == &s->a); /* the parent's change stayed there */
+  CHECK_OK(weft_task_set_local(&s->c));
+  CHECK_OK(weft_spawn(inherit_grandchild, s, &g));
+  CHECK_OK(weft_task_set_local(NULL)); /* after the spawn: not seen */
+  CHECK_OK(weft_task_await(g, NULL));
+  weft_task_unref(g);
+  CHECK_OK(weft_spawn(inherit_null_child, NULL, &g));
+  CHECK_OK(weft_task_await(g, NULL));
+  weft_task_unref(g);
+  return NULL;
+}
+
+static void *inherit_main(void *arg) {
+  inherit_state_t *s = arg;
+  weft_task_t *t[4];
+  int i;
+
+  CHECK_OK(weft_event_init(&s->parent_changed));
+  CHECK_OK(weft_task_set_local(&s->a));
+  for (i = 0; i < 4; i++)
+    CHECK_OK(weft_spawn(inherit_child, s, &t[i]));
+  CHECK_OK(weft_task_set_local(&s->b));
+  CHECK_OK(weft_event_set(&s->parent_changed));
+  CHECK_OK(weft_gather(t, 4, NULL));
+  for (i = 0; i < 4; i++)
+    weft_task_unref(t[i]);
+  CHECK(weft_task_local() == &s->b); /* the children's changes stayed there */
+  CHECK_OK(weft_event_destroy(&s->parent_changed));
+  return NULL;
+}
+
+static void test_local_inherited(void **state) {
+  inherit_state_t s;
+
+  (void)state;
+  run_in_weft(inherit_main, &s, 3);
 }
 
 /* ---- done, result, fail ---------------------------------------------------- */
@@ -628,6 +692,7 @@ int main(void) {
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_names_lazy_race),
       cmocka_unit_test(test_current_and_local),
+      cmocka_unit_test(test_local_inherited),
       cmocka_unit_test(test_done_result_fail),
       cmocka_unit_test(test_spawn_errors),
       cmocka_unit_test(test_max_tasks),

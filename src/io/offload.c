@@ -1,0 +1,118 @@
+/*
+ * Offload (asyncio.to_thread): a blocking function runs on libuv's thread
+ * pool while the calling task suspends on the worker that queued it.
+ *
+ * Protocol (the home-worker protocol of io/home.c, with the thread pool as
+ * the "handle"):
+ *  1. The task routes itself to the worker it runs on (weft__io_enter) and
+ *     queues a heap-allocated request with uv_queue_work on that worker's
+ *     loop: libuv's rule is that the pool is fed from the loop's thread, and
+ *     the route keeps every later step of the call on that thread.
+ *  2. A pool thread runs the function and stores its result in the request;
+ *     libuv hands the request back to the loop under its own mutex and
+ *     uv_async_send, so the result is visible when after_work runs there.
+ *  3. after_work (scheduler context, on the same worker) sets `done` and
+ *     wakes the task, which the route brings back to this worker; it reads
+ *     the result and frees the request. The request is owner-only: the task
+ *     and the callback run on one thread and never at the same time.
+ *  4. Cancellation: the wait returns WEFT_ECANCELED with `done` still 0. The
+ *     task clears `task` (the request is now the callback's to free) and
+ *     calls uv_cancel. If the function had not started, uv_cancel takes it
+ *     off the pool's queue and after_work runs with UV_ECANCELED: the
+ *     function never ran and there is nothing to discard. Otherwise the
+ *     function runs to its end and after_work passes its result to the
+ *     caller's discard function, exactly once, then frees the request. The
+ *     task never waits for a running function: it returns at once, as
+ *     asyncio's to_thread does.
+ *  5. Shutdown: a pending uv_work_t is an active request of the loop, so the
+ *     uv_run(UV_RUN_DEFAULT) with which worker_close (runtime.c) runs the
+ *     loop out before uv_loop_close keeps running until every after_work of
+ *     this worker has run: the runtime waits for running functions, frees
+ *     abandoned requests and discards their results, and never closes a
+ *     loop with work outstanding. Every task has finished by then, so only
+ *     abandoned requests can be left.
+ */
+#include "io/io.h"
+
+#include <stdlib.h>
+
+typedef struct offload_op {
+  uv_work_t req;           /* the pool request; req.data is the op */
+  weft_thread_fn fn;       /* the blocking function */
+  void *arg;               /* its argument */
+  weft_discard_fn discard; /* frees an abandoned result, or NULL */
+  void *result;            /* fn's return value (written on the pool) */
+  weft_task_t *task;       /* the waiting task; NULL once it left (step 4) */
+  int done;                /* after_work ran (step 3) */
+  int status;              /* after_work's status: 0 or UV_ECANCELED */
+} offload_op_t;
+
+static void work_cb(uv_work_t *req) {
+  offload_op_t *op = req->data;
+  op->result = op->fn(op->arg);
+}
+
+static void after_work_cb(uv_work_t *req, int status) {
+  offload_op_t *op = req->data;
+  if (!op->task) { /* abandoned by a cancelled caller (step 4) */
+    if (status == 0 && op->discard)
+      op->discard(op->result);
+    free(op);
+    return;
+  }
+  op->status = status;
+  op->done = 1;
+  weft__task_wake(op->task);
+}
+
+int weft_to_thread_ex(weft_thread_fn fn, void *arg, weft_discard_fn discard,
+                      void **result) {
+  if (result)
+    *result = NULL;
+  if (!fn)
+    return WEFT_EINVAL;
+  weft_task_t *t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  /* A request already pending (or the runtime's shutdown): fn is not even
+   * queued. */
+  if (weft__wait_check_cancel(t))
+    return WEFT_ECANCELED;
+  offload_op_t *op = malloc(sizeof(*op));
+  if (!op)
+    return WEFT_ENOMEM;
+  op->req.data = op;
+  op->fn = fn;
+  op->arg = arg;
+  op->discard = discard;
+  op->result = NULL;
+  op->task = t;
+  op->done = 0;
+  op->status = 0;
+  weft__worker_t *w = weft__worker_current();
+  weft__io_enter(t, w); /* step 1: after_work wakes t on w */
+  int rc = uv_queue_work(&w->loop, &op->req, work_cb, after_work_cb);
+  if (rc) {
+    weft__io_leave(t);
+    free(op);
+    return rc;
+  }
+  rc = weft__io_wait_flag(t, &op->done, 0);
+  if (rc) {
+    /* Step 4; t still runs on w (the route), the loop's thread. */
+    op->task = NULL;
+    uv_cancel((uv_req_t *)&op->req);
+    weft__io_leave(t);
+    return rc;
+  }
+  rc = op->status;
+  if (rc == 0 && result)
+    *result = op->result;
+  free(op);
+  weft__io_leave(t);
+  return rc;
+}
+
+int weft_to_thread(weft_thread_fn fn, void *arg, void **result) {
+  return weft_to_thread_ex(fn, arg, NULL, result);
+}
