@@ -191,7 +191,7 @@ struct weft__worker {
   weft_task_t *lifo;                  /* LIFO slot */
   unsigned lifo_streak;               /* consecutive LIFO runs */
   unsigned round_left;                /* ticks until the next fairness poll */
-  uint64_t poll_epoch;                /* number of polls done */
+  uint64_t poll_epoch;                /* index + 1 + polls * nworkers */
   int searching;                      /* counted as searching (idle.h) */
   int shutdown_seen;                  /* its tasks cancelled for shutdown */
   uint32_t rng;                       /* xorshift state for victim choice */

@@ -119,13 +119,16 @@ static void scopes_expire(weft_task_t *t, uint64_t now) {
   scopes_update(t);
 }
 
-/* Expire the scopes whose deadline has passed; cheap when none is near. */
-static void scopes_check(weft_task_t *t) {
-  if (t->scope_deadline == WEFT__NO_DEADLINE)
-    return;
+static __attribute__((noinline)) void scopes_check_slow(weft_task_t *t) {
   uint64_t now = weft__now_ns();
   if (now >= t->scope_deadline)
     scopes_expire(t, now);
+}
+
+/* Expire the scopes whose deadline has passed: one compare without scopes. */
+static inline void scopes_check(weft_task_t *t) {
+  if (WEFT__UNLIKELY(t->scope_deadline != WEFT__NO_DEADLINE))
+    scopes_check_slow(t);
 }
 
 static uint64_t ms_to_ns(uint64_t ms) {
@@ -266,23 +269,43 @@ void weft__wait_end(weft__waitctx_t *c) {
   c->armed = 0;
 }
 
+/* 0 once w fired (waiting out a claim in progress), else 1. */
+static int fired(weft__waiter_t *w) {
+  /* acquire: pairs with the waker's release of fired = 2. */
+  int f = atomic_load_explicit(&w->fired, memory_order_acquire);
+  if (f == 2)
+    return 0;
+  if (f == 1) {
+    spin_until_done(w);
+    return 0;
+  }
+  return 1;
+}
+
 int weft__wait(weft__waiter_t *w, weft__spinlock_t *lock, uint64_t deadline,
                int uncancellable) {
   weft_task_t *t = weft__task_current();
-  weft__waitctx_t c;
   int rc = 0;
-  weft__wait_begin(&c, t, deadline);
-  for (;;) {
-    if (w) {
-      /* acquire: pairs with the waker's release of fired = 2. */
-      int f = atomic_load_explicit(&w->fired, memory_order_acquire);
-      if (f == 2)
-        break;
-      if (f == 1) {
-        spin_until_done(w);
+  if (w && deadline == WEFT__NO_DEADLINE &&
+      t->scope_deadline == WEFT__NO_DEADLINE) {
+    /* No timer to arm (the common case of queues, locks, awaits). */
+    while (fired(w)) {
+      if (!uncancellable && weft__wait_check_cancel(t)) {
+        if (weft__waiter_detach(w, lock))
+          weft__cancel_restore(t); /* the event won: deliver it */
+        else
+          rc = WEFT_ECANCELED;
         break;
       }
+      weft__park(t);
     }
+    return rc;
+  }
+  weft__waitctx_t c;
+  weft__wait_begin(&c, t, deadline);
+  for (;;) {
+    if (w && !fired(w))
+      break;
     rc = weft__wait_poll(&c, uncancellable);
     if (rc != 0)
       break;

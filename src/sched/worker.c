@@ -231,7 +231,7 @@ static void check_shutdown(weft__worker_t *w) {
 
 static void fair_poll(weft__worker_t *w) {
   weft_runtime_t *rt = w->rt;
-  w->poll_epoch++;
+  w->poll_epoch += w->rt->nworkers; /* see yield_mark() */
   weft__count(w, WEFT__C_POLLS);
   weft_task_t *t = inbox_take(w);
   if (t)
@@ -247,9 +247,9 @@ static void fair_poll(weft__worker_t *w) {
     w->round_left = WEFT__FAIR_TICKS;
 }
 
-static uint64_t yield_mark(weft__worker_t *w) {
-  return (w->poll_epoch * w->rt->nworkers + w->index) + 1;
-}
+/* A mark no other worker's epoch can equal: epochs start at index + 1 and
+ * step by the number of workers. */
+static uint64_t yield_mark(weft__worker_t *w) { return w->poll_epoch; }
 
 static weft_task_t *next_local(weft__worker_t *w) {
   if (w->round_left == 0)
@@ -355,7 +355,7 @@ static void park(weft__worker_t *w) {
   }
   w->searching = weft__idle_unpark_self(&rt->idle, w->index);
   atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
-  w->poll_epoch++;
+  w->poll_epoch += w->rt->nworkers; /* see yield_mark() */
   check_shutdown(w);
   if (rt->cfg.deterministic)
     w->round_left = weft__runq_len(&w->runq);
@@ -370,7 +370,7 @@ static void after_switch(weft__worker_t *w, weft_task_t *t) {
       runq_push_notify(w, t); /* woken while switching: run it again */
     break;
   case WEFT__AFTER_YIELD:
-    if (t->route && t->route != w) {
+    if (WEFT__UNLIKELY(t->route && t->route != w)) {
       /* Moving to another worker (a pin, a stream's home): straight to its
        * inbox rather than through this worker's queue. */
       weft__worker_inbox_push(t->route, t);
@@ -406,6 +406,7 @@ void weft__worker_loop(weft__worker_t *w) {
   weft_runtime_t *rt = w->rt;
   tls_worker = w;
   w->errno_loc = &errno;
+  w->poll_epoch = w->index + 1u; /* never 0: 0 means "no mark" */
   w->round_left = rt->cfg.deterministic ? 0 : WEFT__FAIR_TICKS;
   while (!runtime_stopping(rt)) {
     weft_task_t *t = next_local(w);

@@ -216,15 +216,23 @@ static void store_clear(weft_queue_t *q) {
 
 /* ---- operations (under the lock) ----------------------------------------- */
 
+/* Complete a waiter claimed by put_locked/get_locked, after the unlock. */
+static void complete(weft__waiter_t *w) {
+  if (w)
+    weft__waiter_complete(w, w->task);
+}
+
 /* Put without waiting. Returns 0, WEFT_EAGAIN (full), WEFT_ESHUTDOWN or
- * WEFT_ENOMEM. On 0, a claimed getter may be added to *claimed for the
+ * WEFT_ENOMEM. On 0, *wake may name a claimed getter for the
  * caller to complete after unlock. */
-static int put_locked(weft_queue_t *q, void *item, weft__list_t *claimed) {
+static int put_locked(weft_queue_t *q, void *item, weft__waiter_t **wake) {
   if (q->shutdown)
     return WEFT_ESHUTDOWN;
   weft__waiter_t *g = weft__waitq_first(&q->getters);
   if (g) {
-    weft__waitq_claim_to(claimed, g, item);
+    g->item = item;
+    weft__waiter_claim(g);
+    *wake = g;
   } else {
     if (q->maxsize && q->len >= q->maxsize)
       return WEFT_EAGAIN;
@@ -238,8 +246,8 @@ static int put_locked(weft_queue_t *q, void *item, weft__list_t *claimed) {
 
 /* Get without waiting. Returns 0, WEFT_EAGAIN (empty) or WEFT_ESHUTDOWN
  * (empty and shut down); a putter whose item moved into the freed slot is
- * added to *claimed. */
-static int get_locked(weft_queue_t *q, void **item, weft__list_t *claimed) {
+ * named in *wake. */
+static int get_locked(weft_queue_t *q, void **item, weft__waiter_t **wake) {
   if (q->len == 0)
     return q->shutdown ? WEFT_ESHUTDOWN : WEFT_EAGAIN;
   *item = store_pop(q);
@@ -247,7 +255,9 @@ static int get_locked(weft_queue_t *q, void **item, weft__list_t *claimed) {
   if (p) {
     store_push(q, p->item); /* cannot fail: a slot was just freed */
     q->unfinished++;
-    weft__waitq_claim_to(claimed, p, NULL);
+    p->item = NULL;
+    weft__waiter_claim(p);
+    *wake = p;
   }
   return 0;
 }
@@ -255,24 +265,22 @@ static int get_locked(weft_queue_t *q, void **item, weft__list_t *claimed) {
 int weft_queue_try_put(weft_queue_t *q, void *item) {
   if (!q)
     return WEFT_EINVAL;
-  weft__list_t claimed;
-  weft__list_init(&claimed);
+  weft__waiter_t *wake = NULL;
   weft__spin_lock(&q->lock);
-  int rc = put_locked(q, item, &claimed);
+  int rc = put_locked(q, item, &wake);
   weft__spin_unlock(&q->lock);
-  weft__waitq_complete_all(&claimed);
+  complete(wake);
   return rc;
 }
 
 int weft_queue_try_get(weft_queue_t *q, void **item) {
   if (!q || !item)
     return WEFT_EINVAL;
-  weft__list_t claimed;
-  weft__list_init(&claimed);
+  weft__waiter_t *wake = NULL;
   weft__spin_lock(&q->lock);
-  int rc = get_locked(q, item, &claimed);
+  int rc = get_locked(q, item, &wake);
   weft__spin_unlock(&q->lock);
-  weft__waitq_complete_all(&claimed);
+  complete(wake);
   return rc;
 }
 
@@ -282,13 +290,12 @@ int weft_queue_put(weft_queue_t *q, void *item) {
   weft_task_t *self = weft__task_current();
   if (!self)
     return WEFT_ENOTTASK;
-  weft__list_t claimed;
-  weft__list_init(&claimed);
+  weft__waiter_t *wake = NULL;
   weft__spin_lock(&q->lock);
-  int rc = put_locked(q, item, &claimed);
+  int rc = put_locked(q, item, &wake);
   if (rc != WEFT_EAGAIN) {
     weft__spin_unlock(&q->lock);
-    weft__waitq_complete_all(&claimed);
+    complete(wake);
     if (rc == 0)
       weft__coop_tick();
     return rc;
@@ -309,13 +316,12 @@ int weft_queue_get(weft_queue_t *q, void **item) {
   weft_task_t *self = weft__task_current();
   if (!self)
     return WEFT_ENOTTASK;
-  weft__list_t claimed;
-  weft__list_init(&claimed);
+  weft__waiter_t *wake = NULL;
   weft__spin_lock(&q->lock);
-  int rc = get_locked(q, item, &claimed);
+  int rc = get_locked(q, item, &wake);
   if (rc != WEFT_EAGAIN) {
     weft__spin_unlock(&q->lock);
-    weft__waitq_complete_all(&claimed);
+    complete(wake);
     if (rc == 0)
       weft__coop_tick();
     return rc;
