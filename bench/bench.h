@@ -95,4 +95,9 @@ int bench_serve(const char *workload, unsigned workers, int port,
 int bench_echo_server(unsigned workers, int port);
 int bench_http_server(unsigned workers, int port);
 
+/* crawl (crawl.c): crawl the synthetic site of examples/site running on
+ * 127.0.0.1:port with examples/crawl.c's engine, print one RESULT line.
+ * Returns 0 or BENCH_EXIT_FAIL. */
+int bench_crawl(unsigned workers, int port);
+
 #endif /* WEFT_BENCH_H */

@@ -127,7 +127,8 @@ static const struct workload workloads[] = {
     {"queue_mpmc", bench_queue_mpmc},
 };
 
-/* Server workloads: listen on 127.0.0.1:PORT until SIGTERM/SIGINT. */
+/* Workloads that take a PORT: the servers listen on 127.0.0.1:PORT until
+ * SIGTERM/SIGINT; crawl crawls the site served there (examples/site). */
 struct server_workload {
   const char *name;
   int (*run)(unsigned workers, int port);
@@ -136,6 +137,7 @@ struct server_workload {
 static const struct server_workload server_workloads[] = {
     {"echo_server", bench_echo_server},
     {"http_server", bench_http_server},
+    {"crawl", bench_crawl},
 };
 
 static int usage(const char *argv0) {
@@ -143,7 +145,7 @@ static int usage(const char *argv0) {
   fprintf(stderr, "  in-process workloads:");
   for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
     fprintf(stderr, " %s", workloads[i].name);
-  fprintf(stderr, "\n  server workloads (PORT required):");
+  fprintf(stderr, "\n  server and client workloads (PORT required):");
   for (size_t i = 0; i < sizeof server_workloads / sizeof server_workloads[0];
        i++)
     fprintf(stderr, " %s", server_workloads[i].name);

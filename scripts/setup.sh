@@ -12,6 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # binutils gives readelf and nm to tests/install/check.sh.
 # libhttp-parser-dev is the HTTP parser of weft-bench's http_server
 # workload (docs/design.md says why this one).
+# liburiparser-dev and libgumbo-dev are the URL library and the HTML parser
+# of examples/crawler and weft-bench's crawl workload (docs/design.md §6).
 packages=(
   build-essential
   cmake
@@ -20,6 +22,8 @@ packages=(
   libuv1-dev
   libcmocka-dev
   libhttp-parser-dev
+  liburiparser-dev
+  libgumbo-dev
   libasan8
   libubsan1
   libtsan2

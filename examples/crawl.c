@@ -1,0 +1,1238 @@
+/*
+ * crawl.c: the crawl engine of examples/crawler.c and weft-bench's `crawl`
+ * workload. crawl.h describes the protocol (frontier, dispatcher, fetch
+ * tasks, stop) and what is retried; this file is organised as:
+ *
+ *   URLs          uriparser: parse, resolve, normalise, canonical form
+ *   visited set   64 shards, each an open-addressing set under a mutex
+ *   hosts         one entry per host:port: Semaphore and idle connections
+ *   HTTP          one request/response exchange with http_parser
+ *   links         gumbo on an arena, walked for <a href> and <base href>
+ *   tasks         fetch task, progress reporter, stop watcher, dispatcher
+ *
+ * Locks. The visited shards, the host table, each host's idle pool, the
+ * first-error record and the log are guarded by pthread mutexes held for a
+ * few hundred nanoseconds and never across a suspension point: an OS mutex
+ * is cheaper than a weft_lock for that, and it is not a cancellation point,
+ * so a cancelled task never has to unwind from inside a lookup.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "crawl.h"
+
+#include <gumbo.h>
+#include <http_parser.h>
+#include <uriparser/Uri.h>
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The longest canonical URL the crawler follows. */
+#define URL_MAX 2048
+/* The read buffer of one exchange (on the fetch task's stack). */
+#define READ_BUF 16384
+/* Shards of the visited set: a power of two. */
+#define VISITED_SHARDS 64
+/* The longest header value kept (Content-Type, Location). */
+#define HEADER_MAX URL_MAX
+/* Buckets of the host table: a power of two. */
+#define HOST_BUCKETS 256
+/* The longest backoff between two attempts. */
+#define BACKOFF_CAP_MS 5000u
+
+/* ------------------------------------------------------------------------ */
+/* Counters                                                                  */
+
+/* The live counters: updated by every fetch task with relaxed atomics and
+ * read by the progress reporter and at the end. */
+typedef struct counters {
+  atomic_uint_fast64_t admitted, pages, errors, cancelled, in_flight, queued;
+  atomic_uint_fast64_t retries, redirects, links, skipped, connects, reuses;
+  atomic_uint_fast64_t bytes;
+  atomic_uint_fast64_t status[CRAWL_STATUS_MAX];
+  atomic_uint_fast64_t error[CRAWL_ERR_COUNT];
+} counters_t;
+
+static void count(atomic_uint_fast64_t *c, uint64_t n) {
+  atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static uint64_t load(const atomic_uint_fast64_t *c) {
+  return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Engine state                                                              */
+
+typedef struct conn conn_t;
+typedef struct crawl crawl_t;
+
+/* One idle keep-alive connection in a host's pool. */
+struct conn {
+  weft_stream_t *stream; /* the connection */
+  unsigned home;         /* the worker whose loop owns it */
+  conn_t *next;          /* next idle connection of the same home */
+};
+
+/* One host:port the crawl talks to. Lives until the crawl ends. */
+typedef struct host {
+  struct host *next;    /* next entry of its host-table bucket */
+  char *name;           /* what weft_open_connection() resolves */
+  int port;             /* TCP port */
+  char *authority;      /* the Host header: name[:port], as in the URL */
+  size_t authority_len; /* strlen(authority) */
+  weft_semaphore_t sem; /* per_host permits */
+  pthread_mutex_t mu;   /* guards idle and nidle */
+  conn_t **idle;        /* idle connections, one stack per home worker */
+  unsigned nidle;       /* idle connections in all */
+} host_t;
+
+/* One admitted URL, from the frontier to the end of its fetch task. */
+typedef struct item {
+  struct crawl *c;    /* the crawl it belongs to */
+  const char *url;    /* canonical URL; owned by the visited set */
+  const char *target; /* request target: points into url */
+  host_t *host;       /* where to send it */
+  unsigned hops;      /* redirects followed to get here */
+} item_t;
+
+/* One slot of a visited shard. */
+typedef struct slot {
+  uint64_t hash; /* the key's hash; 0 only in empty slots */
+  char *key;     /* the canonical URL, or NULL */
+} slot_t;
+
+/* One shard of the visited set, padded to its own cache lines. */
+typedef struct shard {
+  alignas(64) pthread_mutex_t mu; /* guards the rest */
+  slot_t *slots;                  /* cap slots, open addressing */
+  size_t cap;                     /* a power of two, or 0 */
+  size_t len;                     /* keys stored */
+} shard_t;
+
+struct crawl {
+  crawl_config_t cfg;               /* a copy of the caller's */
+  counters_t n;                     /* the live counters */
+  shard_t visited[VISITED_SHARDS];  /* every URL ever admitted or refused */
+  pthread_mutex_t hosts_mu;         /* guards hosts */
+  host_t *hosts[HOST_BUCKETS];      /* the host table */
+  weft_semaphore_t global;          /* concurrency permits */
+  weft_queue_t *frontier;           /* item_t * waiting for a fetch task */
+  weft_taskgroup_t group;           /* fetch tasks and helpers */
+  atomic_uint_fast64_t outstanding; /* admitted items not yet done */
+  atomic_int stopping;              /* stop was requested */
+  unsigned workers;                 /* weft_worker_count() */
+  atomic_uint_fast64_t *fetches;    /* fetch tasks finished, per worker */
+  uint64_t start_ms;                /* weft_time_ms() at the start */
+  pthread_mutex_t report_mu;        /* guards first_error and cfg.log */
+  char first_error[CRAWL_ERR_COUNT][256]; /* first failed URL per kind */
+};
+
+void crawl_config_init(crawl_config_t *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->concurrency = 64;
+  cfg->per_host = 32;
+  cfg->timeout_ms = 10000;
+  cfg->retries = 2;
+  cfg->backoff_ms = 100;
+  cfg->max_redirects = 5;
+  cfg->max_body = (size_t)8 << 20;
+  cfg->progress_ms = 250;
+}
+
+const char *crawl_err_name(crawl_err_t kind) {
+  static const char *const names[CRAWL_ERR_COUNT] = {
+      "timeout", "refused",   "reset",    "dns",
+      "parse",   "redirects", "toolarge", "other"};
+  return (unsigned)kind < CRAWL_ERR_COUNT ? names[kind] : "?";
+}
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+  uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 0x100000001b3u;
+  }
+  h ^= h >> 29; /* the shard index comes from the top bits */
+  h *= 0xbf58476d1ce4e5b9u;
+  h ^= h >> 32;
+  return h ? h : 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* URLs                                                                      */
+
+static size_t range_len(const UriTextRangeA *r) {
+  return r->first ? (size_t)(r->afterLast - r->first) : 0;
+}
+
+static bool range_is(const UriTextRangeA *r, const char *s) {
+  size_t n = strlen(s);
+  return range_len(r) == n && strncasecmp(r->first, s, n) == 0;
+}
+
+/* Append n bytes to out[*len] (cap URL_MAX); false if they do not fit. */
+static bool put(char *out, size_t *len, const char *s, size_t n) {
+  if (*len + n >= URL_MAX)
+    return false;
+  memcpy(out + *len, s, n);
+  *len += n;
+  out[*len] = '\0';
+  return true;
+}
+
+/* The canonical form of an absolute http:// URI that uriNormalizeSyntaxA()
+ * has normalised: "http://" host [":" port unless 80] "/" path ["?" query],
+ * with no user info and no fragment. Writes it to out (URL_MAX bytes) and
+ * the offsets of the authority and of the target. false for another scheme,
+ * no host, user info, a bad port, or a URL that is too long. */
+static bool canonical(const UriUriA *u, char *out, size_t *authority_at,
+                      size_t *target_at) {
+  if (!range_is(&u->scheme, "http") || range_len(&u->hostText) == 0 ||
+      u->userInfo.first != NULL)
+    return false;
+  size_t len = 0;
+  out[0] = '\0';
+  put(out, &len, "http://", 7);
+  *authority_at = len;
+  bool brackets = u->hostData.ip6 != NULL || u->hostData.ipFuture.first;
+  if ((brackets && !put(out, &len, "[", 1)) ||
+      !put(out, &len, u->hostText.first, range_len(&u->hostText)) ||
+      (brackets && !put(out, &len, "]", 1)))
+    return false;
+  size_t plen = range_len(&u->portText);
+  if (plen > 0) {
+    char digits[6], *end;
+    if (plen > 5)
+      return false;
+    memcpy(digits, u->portText.first, plen);
+    digits[plen] = '\0';
+    long p = strtol(digits, &end, 10);
+    if (*end != '\0' || p <= 0 || p > 65535)
+      return false;
+    char port[8];
+    int n = snprintf(port, sizeof(port), ":%ld", p); /* no leading zeros */
+    if (p != 80 && !put(out, &len, port, (size_t)n))
+      return false;
+  }
+  *target_at = len;
+  if (u->pathHead == NULL && !put(out, &len, "/", 1))
+    return false;
+  for (const UriPathSegmentA *seg = u->pathHead; seg; seg = seg->next) {
+    if (!put(out, &len, "/", 1) ||
+        !put(out, &len, seg->text.first ? seg->text.first : "",
+             range_len(&seg->text)))
+      return false;
+  }
+  if (u->query.first != NULL &&
+      (!put(out, &len, "?", 1) ||
+       !put(out, &len, u->query.first, range_len(&u->query))))
+    return false;
+  return true;
+}
+
+/* Resolve the reference [ref, ref + n) against base (NULL: ref must be
+ * absolute), normalise it, and write its canonical form (see canonical()).
+ * false if it does not parse or is not a crawlable http:// URL. */
+static bool resolve(const UriUriA *base, const char *ref, size_t n, char *out,
+                    size_t *authority_at, size_t *target_at) {
+  UriUriA rel, abs;
+  if (uriParseSingleUriExA(&rel, ref, ref + n, NULL) != URI_SUCCESS)
+    return false;
+  bool ok = false;
+  if (base == NULL) {
+    ok = rel.scheme.first != NULL && uriNormalizeSyntaxA(&rel) == URI_SUCCESS &&
+         canonical(&rel, out, authority_at, target_at);
+  } else if (uriAddBaseUriA(&abs, &rel, base) == URI_SUCCESS) {
+    ok = uriNormalizeSyntaxA(&abs) == URI_SUCCESS &&
+         canonical(&abs, out, authority_at, target_at);
+    uriFreeUriMembersA(&abs);
+  }
+  uriFreeUriMembersA(&rel);
+  return ok;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Visited set                                                               */
+
+static int shard_grow(shard_t *s) {
+  size_t cap = s->cap ? s->cap * 2 : 64;
+  slot_t *slots = calloc(cap, sizeof(*slots));
+  if (!slots)
+    return WEFT_ENOMEM;
+  for (size_t i = 0; i < s->cap; i++) {
+    if (!s->slots[i].key)
+      continue;
+    size_t j = s->slots[i].hash & (cap - 1);
+    while (slots[j].key)
+      j = (j + 1) & (cap - 1);
+    slots[j] = s->slots[i];
+  }
+  free(s->slots);
+  s->slots = slots;
+  s->cap = cap;
+  return 0;
+}
+
+/* Insert url[0..n) unless present. Returns 1 and the stored copy in *key
+ * if it was new, 0 if it was there, WEFT_ENOMEM. Never suspends. */
+static int visited_insert(crawl_t *c, const char *url, size_t n,
+                          const char **key) {
+  uint64_t h = hash_bytes(url, n);
+  shard_t *s = &c->visited[h >> (64 - 6)];
+  int rc = 0;
+  pthread_mutex_lock(&s->mu);
+  if ((s->len + 1) * 10 > s->cap * 7 && (rc = shard_grow(s)) != 0)
+    goto out;
+  size_t j = h & (s->cap - 1);
+  for (; s->slots[j].key; j = (j + 1) & (s->cap - 1)) {
+    if (s->slots[j].hash == h && strncmp(s->slots[j].key, url, n) == 0 &&
+        s->slots[j].key[n] == '\0')
+      goto out; /* rc 0: seen before */
+  }
+  char *copy = malloc(n + 1);
+  if (!copy) {
+    rc = WEFT_ENOMEM;
+    goto out;
+  }
+  memcpy(copy, url, n);
+  copy[n] = '\0';
+  s->slots[j].hash = h;
+  s->slots[j].key = copy;
+  s->len++;
+  *key = copy;
+  rc = 1;
+out:
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hosts                                                                     */
+
+/* Find the host of authority[0..n) ("name" or "name:port", IPv6 names in
+ * brackets), creating it if `create`. NULL if absent (and not created) or
+ * out of memory. Never suspends. */
+static host_t *host_get(crawl_t *c, const char *authority, size_t n,
+                        bool create) {
+  uint64_t h = hash_bytes(authority, n);
+  host_t **bucket = &c->hosts[h & (HOST_BUCKETS - 1)];
+  pthread_mutex_lock(&c->hosts_mu);
+  host_t *e = *bucket;
+  while (e && (e->authority_len != n || memcmp(e->authority, authority, n)))
+    e = e->next;
+  if (e || !create)
+    goto out;
+  e = calloc(1, sizeof(*e));
+  if (!e)
+    goto out;
+  e->authority = malloc(n + 1);
+  e->name = malloc(n + 1);
+  e->idle = calloc(c->workers, sizeof(*e->idle));
+  if (!e->authority || !e->name || !e->idle) {
+    free(e->authority);
+    free(e->name);
+    free(e->idle);
+    free(e);
+    e = NULL;
+    goto out;
+  }
+  memcpy(e->authority, authority, n);
+  e->authority[n] = '\0';
+  e->authority_len = n;
+  /* Split name and port; the canonical form left out port 80. */
+  const char *end = authority + n, *colon = NULL;
+  const char *name = authority, *name_end;
+  if (*authority == '[') {
+    name = authority + 1;
+    name_end = memchr(authority, ']', n);
+    colon = name_end + 1 < end ? name_end + 1 : NULL;
+  } else {
+    colon = memchr(authority, ':', n);
+    name_end = colon ? colon : end;
+  }
+  memcpy(e->name, name, (size_t)(name_end - name));
+  e->name[name_end - name] = '\0';
+  e->port = colon ? atoi(colon + 1) : 80;
+  weft_semaphore_init(&e->sem, c->cfg.per_host);
+  pthread_mutex_init(&e->mu, NULL);
+  e->next = *bucket;
+  *bucket = e;
+out:
+  pthread_mutex_unlock(&c->hosts_mu);
+  return e;
+}
+
+/* Take an idle connection of h, preferably one whose home is the current
+ * worker (no move per call), or NULL. Never suspends. */
+static conn_t *pool_take(crawl_t *c, host_t *h) {
+  conn_t *k = NULL;
+  int w = weft_worker_index();
+  pthread_mutex_lock(&h->mu);
+  if (h->nidle > 0) {
+    unsigned i = w >= 0 ? (unsigned)w : 0;
+    for (unsigned tried = 0; tried < c->workers && !h->idle[i]; tried++)
+      i = (i + 1) % c->workers;
+    k = h->idle[i];
+    h->idle[i] = k->next;
+    h->nidle--;
+  }
+  pthread_mutex_unlock(&h->mu);
+  return k;
+}
+
+static void pool_put(host_t *h, conn_t *k) {
+  pthread_mutex_lock(&h->mu);
+  k->next = h->idle[k->home];
+  h->idle[k->home] = k;
+  h->nidle++;
+  pthread_mutex_unlock(&h->mu);
+}
+
+/* Close a connection at once (its state is unknown) and free it. */
+static void conn_discard(conn_t *k) {
+  weft_stream_abort(k->stream);
+  weft_stream_free(k->stream);
+  free(k);
+}
+
+/* ------------------------------------------------------------------------ */
+/* HTTP                                                                      */
+
+/* One response, as far as the crawler cares. */
+typedef struct response {
+  int status;      /* the status code */
+  bool html;       /* Content-Type is text/html */
+  bool want_body;  /* a 2xx HTML body: kept for link extraction */
+  char *location;  /* the Location header, or NULL */
+  char *body;      /* the body if want_body, else NULL */
+  size_t body_len; /* bytes in body */
+  size_t body_cap; /* bytes allocated for body */
+} response_t;
+
+static void response_clear(response_t *r) {
+  free(r->location);
+  free(r->body);
+  memset(r, 0, sizeof(*r));
+}
+
+/* The state of one exchange, reachable from the parser's callbacks. */
+typedef struct exchange {
+  http_parser parser;     /* HTTP_RESPONSE */
+  crawl_t *c;             /* the crawl */
+  response_t *r;          /* what is being filled */
+  char field[16];         /* the current header name (prefix) */
+  size_t field_len;       /* its length, saturated at sizeof(field) */
+  bool in_value;          /* the last callback was a header value */
+  int capture;            /* 1 Content-Type, 2 Location, 0 neither */
+  char value[HEADER_MAX]; /* the captured value so far */
+  size_t value_len;       /* its length */
+  bool complete;          /* on_message_complete ran */
+  bool keep_alive;        /* http_should_keep_alive() at completion */
+  bool too_large;         /* the body went over max_body */
+  bool no_memory;         /* a body allocation failed */
+} exchange_t;
+
+static void header_done(exchange_t *x) {
+  if (x->capture == 1) {
+    x->r->html =
+        x->value_len >= 9 && strncasecmp(x->value, "text/html", 9) == 0;
+  } else if (x->capture == 2) {
+    free(x->r->location);
+    x->r->location = malloc(x->value_len + 1);
+    if (x->r->location) {
+      memcpy(x->r->location, x->value, x->value_len);
+      x->r->location[x->value_len] = '\0';
+    }
+  }
+  x->capture = 0;
+  x->value_len = 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n) {
+  exchange_t *x = p->data;
+  if (x->in_value) {
+    header_done(x);
+    x->field_len = 0;
+    x->in_value = false;
+  }
+  /* Saturates at sizeof(field): longer names match none we want. */
+  for (size_t i = 0; i < n && x->field_len < sizeof(x->field); i++)
+    x->field[x->field_len++] = at[i];
+  return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n) {
+  exchange_t *x = p->data;
+  if (!x->in_value) {
+    x->in_value = true;
+    x->value_len = 0;
+    if (x->field_len == 12 && strncasecmp(x->field, "content-type", 12) == 0)
+      x->capture = 1;
+    else if (x->field_len == 8 && strncasecmp(x->field, "location", 8) == 0)
+      x->capture = 2;
+    else
+      x->capture = 0;
+  }
+  if (x->capture) {
+    size_t room = sizeof(x->value) - 1 - x->value_len;
+    if (n > room)
+      n = room; /* a Location this long fails canonical() anyway */
+    memcpy(x->value + x->value_len, at, n);
+    x->value_len += n;
+  }
+  return 0;
+}
+
+static int on_headers_complete(http_parser *p) {
+  exchange_t *x = p->data;
+  if (x->in_value)
+    header_done(x);
+  x->in_value = false;
+  x->r->status = p->status_code;
+  x->r->want_body = x->r->html && p->status_code / 100 == 2;
+  return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n) {
+  exchange_t *x = p->data;
+  response_t *r = x->r;
+  if (!r->want_body)
+    return 0;
+  if (r->body_len + n > x->c->cfg.max_body) {
+    x->too_large = true;
+    return -1;
+  }
+  if (r->body_len + n + 1 > r->body_cap) {
+    size_t cap = r->body_cap ? r->body_cap : 8192;
+    while (cap < r->body_len + n + 1)
+      cap *= 2;
+    char *b = realloc(r->body, cap);
+    if (!b) {
+      x->no_memory = true;
+      return -1;
+    }
+    r->body = b;
+    r->body_cap = cap;
+  }
+  memcpy(r->body + r->body_len, at, n);
+  r->body_len += n;
+  r->body[r->body_len] = '\0';
+  return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+  exchange_t *x = p->data;
+  x->complete = true;
+  x->keep_alive = http_should_keep_alive(p) != 0;
+  /* Stop at the end of this response: bytes after it (a response nobody
+   * asked for) make the connection unfit for reuse. */
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* An error code of our own for "the peer closed before the response was
+ * complete"; classified as a reset. */
+#define ERR_EARLY_EOF WEFT_EOF
+/* http_parser rejected the response. */
+#define ERR_PARSE WEFT_EIO
+/* The body went over max_body. */
+#define ERR_TOOLARGE WEFT_EMSGSIZE
+
+/* Send the request for it on connection k and read the response into *r.
+ * Returns 0 (and *reusable), or an error; *got_bytes says whether anything
+ * of the response arrived. Suspends. */
+static int exchange_on(crawl_t *c, const item_t *it, conn_t *k, response_t *r,
+                       bool *reusable, bool *got_bytes) {
+  char req[URL_MAX + 512];
+  int len = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\n"
+                     "Host: %s\r\n"
+                     "User-Agent: weft-crawler/%s\r\n"
+                     "Accept: text/html, */*;q=0.5\r\n"
+                     "\r\n",
+                     it->target, it->host->authority, weft_version_string());
+  if (len < 0 || (size_t)len >= sizeof(req))
+    return WEFT_EINVAL;
+  int rc = weft_stream_write(k->stream, req, (size_t)len);
+  if (rc == 0)
+    rc = weft_stream_drain(k->stream);
+  if (rc != 0)
+    return rc;
+
+  exchange_t x;
+  memset(&x, 0, sizeof(x));
+  http_parser_init(&x.parser, HTTP_RESPONSE);
+  x.parser.data = &x;
+  x.c = c;
+  x.r = r;
+  char buf[READ_BUF];
+  bool leftover = false, eof = false;
+  while (!x.complete) {
+    int n = weft_stream_read(k->stream, buf, sizeof(buf));
+    if (n < 0)
+      return n;
+    if (n > 0) {
+      *got_bytes = true;
+      count(&c->n.bytes, (uint64_t)n);
+    } else {
+      eof = true;
+    }
+    size_t used =
+        http_parser_execute(&x.parser, &parser_settings, buf, (size_t)n);
+    enum http_errno e = HTTP_PARSER_ERRNO(&x.parser);
+    if (x.too_large)
+      return ERR_TOOLARGE;
+    if (x.no_memory)
+      return WEFT_ENOMEM;
+    if (e != HPE_OK && e != HPE_PAUSED)
+      return ERR_PARSE;
+    if (x.complete) {
+      leftover = used < (size_t)n;
+      break;
+    }
+    if (eof)
+      return *got_bytes ? ERR_EARLY_EOF : WEFT_ECONNRESET;
+  }
+  *reusable = x.keep_alive && !leftover && !eof;
+  return 0;
+}
+
+static bool is_stale_failure(int rc) {
+  return rc == WEFT_ECONNRESET || rc == WEFT_EPIPE || rc == ERR_EARLY_EOF ||
+         rc == WEFT_ECONNABORTED;
+}
+
+/* One attempt: a GET of it on a pooled or new connection, under a timeout
+ * scope. Returns 0 with *r filled, or an error (WEFT_ETIMEDOUT when the
+ * scope expired, WEFT_ECANCELED when the task was cancelled). The connection
+ * goes back to the pool only after a clean, complete, keep-alive response;
+ * on any failure it is aborted. Suspends. */
+static int attempt(crawl_t *c, const item_t *it, response_t *r) {
+  weft_timeout_t scope;
+  int rc = weft_timeout_enter(&scope, c->cfg.timeout_ms);
+  if (rc != 0)
+    return rc;
+  for (int fresh_tries = 0;; fresh_tries++) {
+    conn_t *k = fresh_tries == 0 ? pool_take(c, it->host) : NULL;
+    bool reused = k != NULL;
+    while (k && weft_stream_at_eof(k->stream) != 0) {
+      conn_discard(k); /* closed by the server while idle */
+      k = pool_take(c, it->host);
+    }
+    reused = k != NULL;
+    if (!k) {
+      k = malloc(sizeof(*k));
+      if (!k) {
+        rc = WEFT_ENOMEM;
+        break;
+      }
+      int w = weft_worker_index();
+      k->home = w >= 0 ? (unsigned)w : 0; /* no suspension before the call */
+      rc = weft_open_connection(it->host->name, it->host->port, NULL,
+                                &k->stream);
+      if (rc != 0) {
+        free(k);
+        break;
+      }
+      count(&c->n.connects, 1);
+    } else {
+      count(&c->n.reuses, 1);
+    }
+    bool reusable = false, got_bytes = false;
+    rc = exchange_on(c, it, k, r, &reusable, &got_bytes);
+    if (rc == 0 && reusable) {
+      pool_put(it->host, k);
+      break;
+    }
+    conn_discard(k);
+    if (rc == 0)
+      break;
+    /* A pooled connection the server closed meanwhile: try a fresh one,
+     * once, within the same deadline. */
+    if (!(reused && !got_bytes && is_stale_failure(rc) && fresh_tries == 0))
+      break;
+    response_clear(r);
+  }
+  return weft_timeout_exit(&scope, rc);
+}
+
+static crawl_err_t classify(int rc) {
+  if (rc == WEFT_ETIMEDOUT)
+    return CRAWL_ERR_TIMEOUT;
+  if (rc == WEFT_ECONNREFUSED)
+    return CRAWL_ERR_REFUSED;
+  if (rc == WEFT_ECONNRESET || rc == WEFT_EPIPE || rc == ERR_EARLY_EOF ||
+      rc == WEFT_ECONNABORTED)
+    return CRAWL_ERR_RESET;
+  if (rc <= -3000 && rc >= -3014) /* libuv's UV_EAI_* range */
+    return CRAWL_ERR_DNS;
+  if (rc == ERR_PARSE)
+    return CRAWL_ERR_PARSE;
+  if (rc == ERR_TOOLARGE)
+    return CRAWL_ERR_TOOLARGE;
+  return CRAWL_ERR_OTHER;
+}
+
+static bool transient(int rc) {
+  return rc == WEFT_ETIMEDOUT || rc == WEFT_ECONNREFUSED ||
+         rc == WEFT_ECONNRESET || rc == WEFT_EPIPE || rc == ERR_EARLY_EOF ||
+         rc == WEFT_ECONNABORTED || rc == WEFT_EAI_AGAIN;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Admission and links                                                       */
+
+/* Admit url (canonical, with the offsets canonical() gave) to the frontier
+ * unless it was seen before, its host is not followed, or max_pages were
+ * admitted. Returns 1 admitted, 0 not, WEFT_ENOMEM. Never suspends. */
+static int admit(crawl_t *c, const char *url, size_t authority_at,
+                 size_t target_at, unsigned hops) {
+  host_t *h = host_get(c, url + authority_at, target_at - authority_at,
+                       c->cfg.any_host);
+  if (!h) {
+    count(&c->n.skipped, 1);
+    return 0;
+  }
+  const char *key;
+  int rc = visited_insert(c, url, strlen(url), &key);
+  if (rc <= 0)
+    return rc;
+  if (c->cfg.max_pages) {
+    uint_fast64_t a = load(&c->n.admitted);
+    do {
+      if (a >= c->cfg.max_pages) {
+        count(&c->n.skipped, 1);
+        return 0;
+      }
+    } while (!atomic_compare_exchange_weak_explicit(
+        &c->n.admitted, &a, a + 1, memory_order_relaxed, memory_order_relaxed));
+  } else {
+    count(&c->n.admitted, 1);
+  }
+  item_t *it = malloc(sizeof(*it));
+  if (!it)
+    return WEFT_ENOMEM;
+  it->c = c;
+  it->url = key;
+  it->target = key + target_at;
+  it->host = h;
+  it->hops = hops;
+  atomic_fetch_add_explicit(&c->outstanding, 1, memory_order_relaxed);
+  count(&c->n.queued, 1);
+  rc = weft_queue_try_put(c->frontier, it);
+  if (rc != 0) {
+    /* Shut down (stopping) or out of memory: the item never existed. */
+    atomic_fetch_sub_explicit(&c->n.queued, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->outstanding, 1, memory_order_relaxed);
+    free(it);
+    return rc == WEFT_ESHUTDOWN ? 0 : rc;
+  }
+  return 1;
+}
+
+/* An admitted item is finished with. The last one shuts the frontier
+ * down, which ends the dispatcher's loop. Never suspends. */
+static void item_done(crawl_t *c, item_t *it) {
+  free(it);
+  /* acq_rel: the task that reaches zero has seen every other task's
+   * admissions, so no item can be put after it shuts the queue. */
+  if (atomic_fetch_sub_explicit(&c->outstanding, 1, memory_order_acq_rel) == 1)
+    weft_queue_shutdown(c->frontier, 0);
+}
+
+/* A bump allocator for gumbo: one parse allocates many small blocks and
+ * frees them all at the end, so freeing is a no-op and the whole arena goes
+ * at once (and gumbo_destroy_output(), which recurses down the tree, is
+ * never needed). */
+typedef struct arena_chunk {
+  struct arena_chunk *next; /* the previous chunk */
+  size_t used, cap;         /* bytes of data used and available */
+  max_align_t data[];       /* the blocks */
+} arena_chunk_t;
+
+typedef struct arena {
+  arena_chunk_t *head; /* the current chunk */
+} arena_t;
+
+static void *arena_alloc(void *ud, size_t size) {
+  arena_t *a = ud;
+  size = (size + 15) & ~(size_t)15;
+  arena_chunk_t *k = a->head;
+  if (!k || k->cap - k->used < size) {
+    size_t cap = size > 32768 ? size : 65536 - sizeof(*k);
+    k = malloc(sizeof(*k) + cap);
+    if (!k)
+      abort(); /* gumbo does not check: fail here, not through NULL */
+    k->used = 0;
+    k->cap = cap;
+    k->next = a->head;
+    a->head = k;
+  }
+  void *p = (char *)k->data + k->used;
+  k->used += size;
+  return p;
+}
+
+static void arena_free(void *ud, void *ptr) {
+  (void)ud;
+  (void)ptr;
+}
+
+static void arena_release(arena_t *a) {
+  while (a->head) {
+    arena_chunk_t *k = a->head;
+    a->head = k->next;
+    free(k);
+  }
+}
+
+/* Resolve every <a href> of an HTML body against the page's URL (or its
+ * <base href>) and admit what qualifies. Never suspends. */
+static void follow_links(crawl_t *c, const item_t *it, const response_t *r) {
+  arena_t arena = {0};
+  GumboOptions opts = kGumboDefaultOptions;
+  opts.allocator = arena_alloc;
+  opts.deallocator = arena_free;
+  opts.userdata = &arena;
+  opts.max_errors = 0;
+  GumboOutput *out = gumbo_parse_with_options(&opts, r->body, r->body_len);
+
+  UriUriA page, base_ref, base_abs;
+  bool have_page = uriParseSingleUriA(&page, it->url, NULL) == URI_SUCCESS;
+  const UriUriA *base = have_page ? &page : NULL;
+  bool have_ref = false, have_abs = false;
+
+  /* An explicit stack instead of recursion: a page may nest deeply. */
+  size_t cap = 256, top = 0;
+  const GumboNode **stack = malloc(cap * sizeof(*stack));
+  const char **hrefs = NULL;
+  size_t nhrefs = 0, hcap = 0;
+  const char *base_href = NULL;
+  if (stack)
+    stack[top++] = out->document;
+  while (stack && top > 0) {
+    const GumboNode *node = stack[--top];
+    const GumboVector *children;
+    if (node->type == GUMBO_NODE_DOCUMENT) {
+      children = &node->v.document.children;
+    } else if (node->type == GUMBO_NODE_ELEMENT ||
+               node->type == GUMBO_NODE_TEMPLATE) {
+      const GumboElement *el = &node->v.element;
+      if (el->tag == GUMBO_TAG_A || (el->tag == GUMBO_TAG_BASE && !base_href)) {
+        const GumboAttribute *href =
+            gumbo_get_attribute(&el->attributes, "href");
+        if (href && el->tag == GUMBO_TAG_BASE) {
+          base_href = href->value;
+        } else if (href) {
+          if (nhrefs == hcap) {
+            size_t ncap = hcap ? hcap * 2 : 32;
+            const char **h = realloc(hrefs, ncap * sizeof(*h));
+            if (!h)
+              break;
+            hrefs = h;
+            hcap = ncap;
+          }
+          hrefs[nhrefs++] = href->value;
+        }
+      }
+      children = &el->children;
+    } else {
+      continue;
+    }
+    if (top + children->length > cap) {
+      size_t ncap = cap;
+      while (ncap < top + children->length)
+        ncap *= 2;
+      const GumboNode **s = realloc(stack, ncap * sizeof(*s));
+      if (!s)
+        break;
+      stack = s;
+      cap = ncap;
+    }
+    /* Reversed, so that the first child is visited first. */
+    for (size_t i = children->length; i-- > 0;)
+      stack[top++] = children->data[i];
+  }
+  free(stack);
+
+  if (base_href && have_page &&
+      uriParseSingleUriA(&base_ref, base_href, NULL) == URI_SUCCESS) {
+    have_ref = true;
+    if (uriAddBaseUriA(&base_abs, &base_ref, &page) == URI_SUCCESS) {
+      have_abs = true;
+      base = &base_abs;
+    }
+  }
+  count(&c->n.links, nhrefs);
+  char url[URL_MAX];
+  for (size_t i = 0; base && i < nhrefs; i++) {
+    size_t authority_at, target_at;
+    if (!resolve(base, hrefs[i], strlen(hrefs[i]), url, &authority_at,
+                 &target_at)) {
+      count(&c->n.skipped, 1);
+      continue;
+    }
+    if (admit(c, url, authority_at, target_at, 0) < 0)
+      break; /* out of memory: the rest of the page is lost */
+  }
+  free(hrefs);
+  if (have_abs)
+    uriFreeUriMembersA(&base_abs);
+  if (have_ref)
+    uriFreeUriMembersA(&base_ref);
+  if (have_page)
+    uriFreeUriMembersA(&page);
+  arena_release(&arena);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tasks                                                                     */
+
+static void report(crawl_t *c, const item_t *it, const char *what,
+                   int err_kind) {
+  if (!c->cfg.log && err_kind < 0)
+    return;
+  pthread_mutex_lock(&c->report_mu);
+  if (err_kind >= 0 && c->first_error[err_kind][0] == '\0')
+    snprintf(c->first_error[err_kind], sizeof(c->first_error[err_kind]), "%s",
+             it->url);
+  if (c->cfg.log)
+    fprintf(c->cfg.log, "%s %s\n", what, it->url);
+  pthread_mutex_unlock(&c->report_mu);
+}
+
+static void fail(crawl_t *c, const item_t *it, crawl_err_t kind) {
+  count(&c->n.errors, 1);
+  count(&c->n.error[kind], 1);
+  report(c, it, crawl_err_name(kind), (int)kind);
+}
+
+/* xorshift64 for the backoff jitter. */
+static uint64_t next_rand(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *s = x;
+}
+
+/* Fetch one URL, with retries; count and log the outcome; admit what it
+ * links to. Returns WEFT_ECANCELED if the fetch was cut short. */
+static int fetch(crawl_t *c, const item_t *it) {
+  response_t r = {0};
+  uint64_t seed = hash_bytes(it->url, strlen(it->url));
+  int rc;
+  for (unsigned n = 0;; n++) {
+    rc = weft_semaphore_acquire(&it->host->sem);
+    if (rc != 0)
+      break;
+    rc = attempt(c, it, &r);
+    weft_semaphore_release(&it->host->sem);
+    bool again;
+    if (rc == 0)
+      again = r.status == 502 || r.status == 503 || r.status == 504;
+    else
+      again = transient(rc);
+    if (!again || n >= c->cfg.retries ||
+        atomic_load_explicit(&c->stopping, memory_order_relaxed))
+      break;
+    response_clear(&r);
+    count(&c->n.retries, 1);
+    uint64_t delay = (uint64_t)c->cfg.backoff_ms << (n < 16 ? n : 16);
+    if (delay > BACKOFF_CAP_MS)
+      delay = BACKOFF_CAP_MS;
+    /* +-25%: retries of many URLs that failed together spread out. */
+    delay = delay * 3 / 4 + next_rand(&seed) % (delay / 2 + 1);
+    rc = weft_sleep(delay);
+    if (rc != 0)
+      break;
+  }
+  if (rc == WEFT_ECANCELED) {
+    count(&c->n.cancelled, 1);
+    report(c, it, "cancelled", -1);
+  } else if (rc != 0) {
+    fail(c, it, classify(rc));
+  } else {
+    count(&c->n.pages, 1);
+    count(&c->n.status[r.status > 0 && r.status < CRAWL_STATUS_MAX ? r.status
+                                                                   : 0],
+          1);
+    if (c->cfg.log) {
+      char what[16];
+      snprintf(what, sizeof(what), "%d", r.status);
+      report(c, it, what, -1);
+    }
+    bool redirect = r.status == 301 || r.status == 302 || r.status == 303 ||
+                    r.status == 307 || r.status == 308;
+    if (redirect && r.location) {
+      char url[URL_MAX];
+      size_t authority_at, target_at;
+      UriUriA page;
+      if (it->hops >= c->cfg.max_redirects) {
+        fail(c, it, CRAWL_ERR_REDIRECTS);
+      } else if (uriParseSingleUriA(&page, it->url, NULL) == URI_SUCCESS) {
+        if (resolve(&page, r.location, strlen(r.location), url, &authority_at,
+                    &target_at)) {
+          if (admit(c, url, authority_at, target_at, it->hops + 1) == 1)
+            count(&c->n.redirects, 1);
+        } else {
+          count(&c->n.skipped, 1);
+        }
+        uriFreeUriMembersA(&page);
+      }
+    } else if (r.want_body && r.body) {
+      follow_links(c, it, &r);
+    }
+  }
+  response_clear(&r);
+  return rc;
+}
+
+static void *fetch_task(void *arg) {
+  item_t *it = arg;
+  crawl_t *c = it->c;
+  count(&c->n.in_flight, 1);
+  fetch(c, it);
+  int w = weft_worker_index();
+  if (w >= 0 && (unsigned)w < c->workers)
+    count(&c->fetches[w], 1);
+  atomic_fetch_sub_explicit(&c->n.in_flight, 1, memory_order_relaxed);
+  weft_semaphore_release(&c->global);
+  item_done(c, it); /* last: the crawl may end as soon as this returns */
+  return NULL;
+}
+
+static void snapshot(const crawl_t *c, crawl_stats_t *s) {
+  const counters_t *n = &c->n;
+  s->admitted = load(&n->admitted);
+  s->pages = load(&n->pages);
+  s->errors = load(&n->errors);
+  s->cancelled = load(&n->cancelled);
+  s->in_flight = load(&n->in_flight);
+  s->queued = load(&n->queued);
+  s->retries = load(&n->retries);
+  s->redirects = load(&n->redirects);
+  s->links = load(&n->links);
+  s->skipped = load(&n->skipped);
+  s->connects = load(&n->connects);
+  s->reuses = load(&n->reuses);
+  s->bytes = load(&n->bytes);
+  for (size_t i = 0; i < CRAWL_STATUS_MAX; i++)
+    s->status[i] = load(&n->status[i]);
+  for (size_t i = 0; i < CRAWL_ERR_COUNT; i++)
+    s->error[i] = load(&n->error[i]);
+  s->elapsed_ms = weft_time_ms() - c->start_ms;
+  s->interrupted = atomic_load_explicit(&c->stopping, memory_order_relaxed);
+}
+
+static void *progress_task(void *arg) {
+  crawl_t *c = arg;
+  crawl_stats_t *s = calloc(1, sizeof(*s));
+  if (!s)
+    return NULL;
+  while (weft_sleep(c->cfg.progress_ms) == 0) {
+    snapshot(c, s);
+    c->cfg.progress(s, c->cfg.progress_arg);
+  }
+  free(s);
+  return NULL;
+}
+
+static void *stop_task(void *arg) {
+  crawl_t *c = arg;
+  if (weft_event_wait(c->cfg.stop) == 0) {
+    atomic_store_explicit(&c->stopping, 1, memory_order_relaxed);
+    weft_taskgroup_cancel(&c->group); /* fetch tasks, helpers, this one */
+  }
+  return NULL;
+}
+
+static void crawl_free(crawl_t *c) {
+  for (size_t b = 0; b < HOST_BUCKETS; b++) {
+    while (c->hosts[b]) {
+      host_t *h = c->hosts[b];
+      c->hosts[b] = h->next;
+      for (unsigned w = 0; w < c->workers; w++) {
+        while (h->idle[w]) {
+          conn_t *k = h->idle[w];
+          h->idle[w] = k->next;
+          weft_stream_close(k->stream);
+          weft_stream_free(k->stream);
+          free(k);
+        }
+      }
+      weft_semaphore_destroy(&h->sem);
+      pthread_mutex_destroy(&h->mu);
+      free(h->idle);
+      free(h->authority);
+      free(h->name);
+      free(h);
+    }
+  }
+  for (size_t i = 0; i < VISITED_SHARDS; i++) {
+    shard_t *s = &c->visited[i];
+    for (size_t j = 0; j < s->cap; j++)
+      free(s->slots[j].key);
+    free(s->slots);
+    pthread_mutex_destroy(&s->mu);
+  }
+  if (c->frontier) {
+    void *it;
+    while (weft_queue_try_get(c->frontier, &it) == 0)
+      free(it);
+    weft_queue_free(c->frontier);
+  }
+  weft_semaphore_destroy(&c->global);
+  pthread_mutex_destroy(&c->hosts_mu);
+  pthread_mutex_destroy(&c->report_mu);
+  free(c->fetches);
+  free(c);
+}
+
+static int fill_stats(crawl_t *c, crawl_stats_t *stats) {
+  snapshot(c, stats);
+  stats->queued = 0;
+  memcpy(stats->first_error_url, c->first_error, sizeof(c->first_error));
+  stats->workers = 0;
+  stats->worker = calloc(c->workers, sizeof(*stats->worker));
+  if (!stats->worker)
+    return WEFT_ENOMEM;
+  stats->workers = c->workers;
+  for (unsigned w = 0; w < c->workers; w++) {
+    weft_worker_stats_t ws;
+    crawl_worker_stats_t *o = &stats->worker[w];
+    o->fetches = load(&c->fetches[w]);
+    if (weft_worker_stats(w, &ws) == 0) {
+      o->tasks_run = ws.tasks_run;
+      o->spawned = ws.tasks_spawned;
+      o->stolen = ws.stolen;
+    }
+  }
+  return 0;
+}
+
+int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
+  memset(stats, 0, sizeof(*stats));
+  if (!cfg || cfg->nseeds == 0 || cfg->concurrency == 0 || cfg->per_host == 0 ||
+      cfg->timeout_ms == 0 || (cfg->progress && cfg->progress_ms == 0))
+    return WEFT_EINVAL;
+  int nworkers = weft_worker_count();
+  if (nworkers < 0)
+    return nworkers;
+  crawl_t *c = calloc(1, sizeof(*c));
+  if (!c)
+    return WEFT_ENOMEM;
+  c->cfg = *cfg;
+  c->workers = (unsigned)nworkers;
+  c->start_ms = weft_time_ms();
+  for (size_t i = 0; i < VISITED_SHARDS; i++)
+    pthread_mutex_init(&c->visited[i].mu, NULL);
+  pthread_mutex_init(&c->hosts_mu, NULL);
+  pthread_mutex_init(&c->report_mu, NULL);
+  weft_semaphore_init(&c->global, cfg->concurrency);
+  c->fetches = calloc(c->workers, sizeof(*c->fetches));
+  int rc = c->fetches ? weft_queue_new(0, &c->frontier) : WEFT_ENOMEM;
+  if (rc != 0) {
+    crawl_free(c);
+    return rc;
+  }
+
+  /* Seeds: every one must be a crawlable URL; their hosts are the ones
+   * followed unless any_host. */
+  for (size_t i = 0; i < cfg->nseeds; i++) {
+    char url[URL_MAX];
+    size_t authority_at, target_at;
+    if (!cfg->seeds[i] || !resolve(NULL, cfg->seeds[i], strlen(cfg->seeds[i]),
+                                   url, &authority_at, &target_at)) {
+      crawl_free(c);
+      return WEFT_EINVAL;
+    }
+    if (!host_get(c, url + authority_at, target_at - authority_at, true) ||
+        admit(c, url, authority_at, target_at, 0) < 0) {
+      crawl_free(c);
+      return WEFT_ENOMEM;
+    }
+  }
+
+  rc = weft_taskgroup_init(&c->group);
+  if (rc != 0) {
+    crawl_free(c);
+    return rc;
+  }
+  if (cfg->stop)
+    rc = weft_taskgroup_spawn(&c->group, stop_task, c, NULL);
+  if (rc == 0 && cfg->progress)
+    rc = weft_taskgroup_spawn(&c->group, progress_task, c, NULL);
+  int result = rc;
+
+  /* The dispatcher. Seeds can all be duplicates of one another, never
+   * zero, so the frontier holds at least one item here. */
+  while (result == 0) {
+    void *p;
+    rc = weft_queue_get(c->frontier, &p);
+    if (rc == WEFT_ESHUTDOWN)
+      break; /* every admitted item is done */
+    if (rc != 0) {
+      result = rc; /* the caller was cancelled: stop as for `stop` */
+      break;
+    }
+    item_t *it = p;
+    atomic_fetch_sub_explicit(&c->n.queued, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&c->stopping, memory_order_relaxed)) {
+      count(&c->n.cancelled, 1);
+      item_done(c, it);
+      continue;
+    }
+    rc = weft_semaphore_acquire(&c->global);
+    if (rc == 0) {
+      rc = weft_taskgroup_spawn(&c->group, fetch_task, it, NULL);
+      if (rc != 0)
+        weft_semaphore_release(&c->global);
+    }
+    if (rc != 0) {
+      count(&c->n.cancelled, 1);
+      item_done(c, it);
+      if (rc != WEFT_ESHUTDOWN) /* ESHUTDOWN: stop cancelled the group */
+        result = rc;
+    }
+  }
+  if (result != 0)
+    atomic_store_explicit(&c->stopping, 1, memory_order_relaxed);
+  /* Ends the helpers, and on an early stop the fetch tasks in flight. */
+  weft_taskgroup_cancel(&c->group);
+  rc = weft_taskgroup_wait(&c->group);
+  if (result == 0 && rc != 0 && rc != WEFT_ECANCELED)
+    result = rc;
+  weft_taskgroup_destroy(&c->group);
+  /* After an early stop, what was still queued was never dispatched. */
+  void *p;
+  while (weft_queue_try_get(c->frontier, &p) == 0) {
+    count(&c->n.cancelled, 1);
+    free(p);
+  }
+  rc = fill_stats(c, stats);
+  if (result == 0)
+    result = rc;
+  crawl_free(c);
+  return result;
+}
+
+void crawl_stats_destroy(crawl_stats_t *stats) {
+  free(stats->worker);
+  stats->worker = NULL;
+  stats->workers = 0;
+}

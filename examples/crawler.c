@@ -1,0 +1,290 @@
+/*
+ * crawler.c: a parallel web crawler on every core, the command-line front
+ * of the crawl engine (crawl.h, crawl.c).
+ *
+ *     crawler [--workers N] [--concurrency C] [--per-host H] [--max-pages K]
+ *             [--timeout MS] [--retries R] [--max-redirects N] [--any-host]
+ *             [--log FILE] [--quiet] URL...
+ *
+ * It fetches every http:// page reachable from the URLs given, on the hosts
+ * of those URLs (--any-host: on any host), each at most once, with at most C
+ * requests in flight (default 64) and at most H per host (default 32), over
+ * HTTP/1.1 keep-alive connections. Each request has MS milliseconds to
+ * complete (default 10000); transient failures are retried R times (default
+ * 2) with exponential backoff, redirects are followed up to N hops (default
+ * 5), and the crawl stops admitting URLs after K (default 0: no limit).
+ * N workers (default 0: one per core) share the work.
+ * crawl.h says exactly what is retried and what each error kind means.
+ *
+ * While it runs it shows progress: on a terminal, one line rewritten four
+ * times a second (pages done, requests in flight, errors, and URLs
+ * finished per second over the last interval); otherwise one plain line a
+ * second. --quiet turns that off.
+ * At the end it prints a summary on stdout: pages by HTTP status, errors by
+ * kind with the first URL that failed so, bytes received, elapsed time,
+ * pages/s, connections opened and reused, and for each worker the fetch
+ * tasks it finished and its scheduler counters (weft_worker_stats()).
+ * --log FILE writes one line per URL: its status or error kind, and the URL.
+ *
+ * Exit status: 0 when the crawl ran to its end, whatever the pages
+ * answered; 130 after SIGINT (Ctrl-C) and 143 after SIGTERM, which stop the
+ * crawl cleanly: requests in flight are cancelled (their connections
+ * aborted), nothing more is fetched, and the summary is still printed. A
+ * second signal ends the process at once. 2 for a usage error (including a
+ * URL that is not an absolute http:// URL), 1 for any other failure.
+ *
+ * Signals reach the runtime as in echo_server.c: SIGINT and SIGTERM are
+ * blocked in every thread, and a plain thread takes them with sigwait() and
+ * sets a weft_event_t, which may be set from any thread; the crawl's stop
+ * watcher task is waiting on it.
+ */
+#define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask, isatty */
+
+#include "crawl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct options {
+  unsigned workers;     /* --workers: 0 = one per core */
+  int quiet;            /* --quiet */
+  const char *log_path; /* --log */
+  crawl_config_t crawl; /* the rest */
+} options_t;
+
+/* What the progress callback remembers between two calls. */
+typedef struct progress {
+  int tty;             /* stdout is a terminal: rewrite one line */
+  uint64_t last_pages; /* pages at the previous call */
+  uint64_t last_ms;    /* elapsed_ms at the previous call */
+  int shown;           /* a progress line was printed */
+} progress_t;
+
+/* Runs on a task of the crawl, never concurrently with itself. */
+static void show_progress(const crawl_stats_t *s, void *arg) {
+  progress_t *p = arg;
+  uint64_t dt = s->elapsed_ms - p->last_ms;
+  double rate =
+      dt ? (double)(s->pages + s->errors - p->last_pages) * 1000.0 / (double)dt
+         : 0.0;
+  p->last_pages = s->pages + s->errors;
+  p->last_ms = s->elapsed_ms;
+  if (p->tty)
+    printf("\r%9" PRIu64 " pages %6" PRIu64 " in flight %6" PRIu64
+           " errors %9.0f pages/s ",
+           s->pages, s->in_flight, s->errors, rate);
+  else
+    printf("progress: %" PRIu64 " pages, %" PRIu64 " in flight, %" PRIu64
+           " errors, %.0f pages/s\n",
+           s->pages, s->in_flight, s->errors, rate);
+  fflush(stdout);
+  p->shown = 1;
+}
+
+/* The main task's argument and result. */
+typedef struct job {
+  options_t *o;        /* the options */
+  crawl_stats_t stats; /* what the crawl did */
+  int rc;              /* crawl_run()'s result */
+} job_t;
+
+static void *crawler_main(void *arg) {
+  job_t *j = arg;
+  j->rc = crawl_run(&j->o->crawl, &j->stats);
+  return NULL;
+}
+
+static void print_summary(const crawl_stats_t *s) {
+  double secs = (double)s->elapsed_ms / 1000.0;
+  printf("%s: %" PRIu64 " pages, %" PRIu64 " errors in %.3f s: %.1f pages/s, "
+         "%" PRIu64 " bytes\n",
+         s->interrupted ? "Interrupted" : "Crawled", s->pages, s->errors, secs,
+         secs > 0 ? (double)s->pages / secs : 0.0, s->bytes);
+  for (int i = 0; i < CRAWL_STATUS_MAX; i++) {
+    if (s->status[i])
+      printf("status %d: %" PRIu64 "\n", i, s->status[i]);
+  }
+  for (int k = 0; k < CRAWL_ERR_COUNT; k++) {
+    if (s->error[k])
+      printf("error %s: %" PRIu64 " (first: %s)\n",
+             crawl_err_name((crawl_err_t)k), s->error[k],
+             s->first_error_url[k]);
+  }
+  if (s->cancelled)
+    printf("cancelled: %" PRIu64 "\n", s->cancelled);
+  printf("urls: %" PRIu64 " admitted, %" PRIu64 " links found, %" PRIu64
+         " redirects followed, %" PRIu64 " not followed, %" PRIu64 " retries\n",
+         s->admitted, s->links, s->redirects, s->skipped, s->retries);
+  printf("connections: %" PRIu64 " opened, %" PRIu64 " reused\n", s->connects,
+         s->reuses);
+  for (unsigned w = 0; w < s->workers; w++)
+    printf("worker %u: %" PRIu64 " fetches, %" PRIu64 " tasks run, %" PRIu64
+           " spawned, %" PRIu64 " stolen\n",
+           w, s->worker[w].fetches, s->worker[w].tasks_run,
+           s->worker[w].spawned, s->worker[w].stolen);
+}
+
+typedef struct sigthread {
+  sigset_t set;       /* the signals it waits for */
+  weft_event_t *stop; /* set on the first */
+  atomic_int signal;  /* the first signal's number, 0 if none */
+  atomic_int done;    /* the crawl is over: the next signal is ours */
+} sigthread_t;
+
+static void *signal_thread(void *arg) {
+  sigthread_t *st = arg;
+  int sig = 0;
+  while (sigwait(&st->set, &sig) == 0 && !atomic_load(&st->done)) {
+    if (atomic_load(&st->signal) == 0) {
+      atomic_store(&st->signal, sig);
+      weft_event_set(st->stop);
+    } else {
+      static const char msg[] = "\ncrawler: second signal, exiting now\n";
+      ssize_t ignored = write(2, msg, sizeof(msg) - 1);
+      (void)ignored;
+      _exit(128 + sig);
+    }
+  }
+  return NULL;
+}
+
+static int usage(void) {
+  fprintf(stderr,
+          "usage: crawler [--workers N] [--concurrency C] [--per-host H] "
+          "[--max-pages K]\n"
+          "               [--timeout MS] [--retries R] [--max-redirects N] "
+          "[--any-host]\n"
+          "               [--log FILE] [--quiet] URL...\n");
+  return 2;
+}
+
+/* Parse a decimal count in [min, max]; false if s is not one. */
+static int parse_count(const char *s, unsigned long min, unsigned long max,
+                       unsigned long *out) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min ||
+      v > max)
+    return 0;
+  *out = v;
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  options_t o = {0};
+  crawl_config_init(&o.crawl);
+  const char **seeds = calloc((size_t)argc, sizeof(*seeds));
+  if (!seeds)
+    return 1;
+  size_t nseeds = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    unsigned long v = 0;
+    int has_value = i + 1 < argc;
+#define NUM(name, min, max)                                                    \
+  (strcmp(a, name) == 0 && has_value && parse_count(argv[++i], min, max, &v))
+    if (strcmp(a, "--quiet") == 0)
+      o.quiet = 1;
+    else if (strcmp(a, "--any-host") == 0)
+      o.crawl.any_host = 1;
+    else if (strcmp(a, "--log") == 0 && has_value)
+      o.log_path = argv[++i];
+    else if (NUM("--workers", 0, 1024))
+      o.workers = (unsigned)v;
+    else if (NUM("--concurrency", 1, 100000))
+      o.crawl.concurrency = (unsigned)v;
+    else if (NUM("--per-host", 1, 100000))
+      o.crawl.per_host = (unsigned)v;
+    else if (NUM("--max-pages", 0, (unsigned long)SIZE_MAX))
+      o.crawl.max_pages = v;
+    else if (NUM("--timeout", 1, 86400000))
+      o.crawl.timeout_ms = (unsigned)v;
+    else if (NUM("--retries", 0, 100))
+      o.crawl.retries = (unsigned)v;
+    else if (NUM("--max-redirects", 0, 100))
+      o.crawl.max_redirects = (unsigned)v;
+    else if (a[0] == '-' && a[1] == '-')
+      return free(seeds), usage();
+    else
+      seeds[nseeds++] = a;
+#undef NUM
+  }
+  if (nseeds == 0)
+    return free(seeds), usage();
+  o.crawl.seeds = seeds;
+  o.crawl.nseeds = nseeds;
+
+  FILE *log = NULL;
+  if (o.log_path) {
+    log = fopen(o.log_path, "w");
+    if (!log) {
+      fprintf(stderr, "crawler: %s: %s\n", o.log_path, strerror(errno));
+      free(seeds);
+      return 1;
+    }
+    o.crawl.log = log;
+  }
+  progress_t prog = {.tty = isatty(STDOUT_FILENO)};
+  if (!o.quiet) {
+    o.crawl.progress = show_progress;
+    o.crawl.progress_arg = &prog;
+    o.crawl.progress_ms = prog.tty ? 250 : 1000;
+  }
+
+  static weft_event_t stop = WEFT_EVENT_INITIALIZER;
+  static sigthread_t st;
+  sigemptyset(&st.set);
+  sigaddset(&st.set, SIGINT);
+  sigaddset(&st.set, SIGTERM);
+  st.stop = &stop;
+  /* Blocked here, so in every thread created from now on, workers too. */
+  pthread_sigmask(SIG_BLOCK, &st.set, NULL);
+  pthread_t th;
+  if (pthread_create(&th, NULL, signal_thread, &st) != 0) {
+    free(seeds);
+    return 1;
+  }
+  o.crawl.stop = &stop;
+
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.workers = o.workers;
+  job_t job = {.o = &o};
+  int rc = weft_run(crawler_main, &job, &cfg, NULL);
+
+  /* Release the signal thread with a signal of its own. */
+  atomic_store(&st.done, 1);
+  pthread_kill(th, SIGTERM);
+  pthread_join(th, NULL);
+
+  if (prog.tty && prog.shown)
+    printf("\n");
+  int status = 0;
+  if (rc != 0) {
+    fprintf(stderr, "crawler: weft_run: %s\n", weft_strerror(rc));
+    status = 1;
+  } else if (job.rc == WEFT_EINVAL) {
+    fprintf(stderr, "crawler: every URL must be an absolute http:// URL\n");
+    status = usage();
+  } else {
+    if (job.rc != 0)
+      fprintf(stderr, "crawler: %s\n", weft_strerror(job.rc));
+    print_summary(&job.stats);
+    /* Only the signal thread sets the stop event. */
+    int sig = atomic_load(&st.signal);
+    status = job.rc != 0 ? 1 : job.stats.interrupted && sig ? 128 + sig : 0;
+  }
+  crawl_stats_destroy(&job.stats);
+  if (log && fclose(log) != 0 && status == 0)
+    status = 1;
+  free(seeds);
+  return status;
+}

@@ -1,0 +1,641 @@
+/*
+ * site.c: a multicore HTTP/1.1 server of the deterministic synthetic site
+ * of site_model.h, for crawlers to crawl.
+ *
+ *     site [--host H] [--port P] [--workers N] [--pages K] [--seed S]
+ *          [--links L] [--slow-share X] [--slow-ms MS] [--no-slow]
+ *          [--redirect-share X] [--error-share X] [--hang-share X]
+ *          [--missing-share X] [--quiet]
+ *
+ * Defaults: 127.0.0.1:8080, every worker, 10,000 pages, seed 1, about 8
+ * links a page, 5% slow pages (200 ms), 5% redirects, 2% 500s, 0.1% pages
+ * that hang and 1% of links to pages that do not exist. --no-slow is
+ * --slow-share 0, for benchmarks: it changes no link, redirect or status
+ * other than the slow pages' delay. "/" redirects to /page/0, where a crawl
+ * starts; site_model.h describes the pages, their links and what a crawler
+ * started there must fetch.
+ *
+ * Prints a summary of the site (unless --quiet), then "Serving on H:P" once
+ * listening (--port 0 picks a free port). On SIGINT or SIGTERM it closes
+ * the server and the clients (a handler waiting for a request, a slow page
+ * or a hung page reads end of stream and returns), waits for the
+ * connections and the handlers, prints how many requests and connections
+ * each worker served, frees everything and exits 0.
+ *
+ * HTTP: every worker accepts on its own SO_REUSEPORT listener, and each
+ * connection is a handler task with one http_parser (Node's, Debian's
+ * libhttp-parser-dev), fed whatever each read returns. The parser pauses at
+ * the end of every request, so requests are answered one at a time, in
+ * order, however many a read brought (pipelining); the rest of the read
+ * waits in the connection's buffer. GET and HEAD are served (HEAD with
+ * GET's headers and no body), other methods get 405, a request the parser
+ * rejects gets 400 and the connection is closed; every response has a
+ * Content-Length, and "Connection: close" (or HTTP/1.0 without keep-alive)
+ * closes the connection after the response. While a slow or hung page
+ * waits, the handler keeps reading into the buffer, so it sees at once when
+ * the client gives up (or the server shuts down); a hung page whose client
+ * fills the whole buffer with further requests is closed instead.
+ *
+ * Signals reach the runtime as in echo_server.c: SIGINT and SIGTERM are
+ * blocked in every thread, and a plain thread waits for them with sigwait()
+ * and hands the signal number to the main task through a weft_queue.
+ */
+#define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask */
+
+#include "site_model.h"
+
+#include <weft.h>
+
+#include <http_parser.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IN_CAP (16 * 1024) /* read buffer of a connection */
+#define URL_MAX 2048       /* longest request target (414 beyond) */
+#define HEAD_MAX 512       /* response headers */
+#define GRACE_MS 2000      /* shutdown: graceful close, then abort */
+#define LINGER_MS 1000     /* closing: how long to drain the client's data */
+
+/* A per-worker counter on a cache line of its own. */
+typedef struct counter {
+  _Alignas(64) atomic_long n;
+} counter_t;
+
+typedef struct site {
+  site_model_t model;           /* the pages */
+  const char *host;             /* --host */
+  int port;                     /* --port */
+  unsigned workers;             /* --workers (0: the runtime's default) */
+  int quiet;                    /* --quiet */
+  size_t body_max;              /* largest body, for the connection buffers */
+  char base[SITE_BASE_MAX + 1]; /* "http://H:P" of the full-URL links */
+  weft_queue_t *signals;        /* signal numbers from the signal thread */
+  int nworkers;                 /* the runtime's worker count */
+  counter_t *requests;          /* responses written, per worker */
+  atomic_long live;             /* handlers running */
+  atomic_int stopping;          /* set once shutdown began */
+  weft_event_t idle;  /* set when the last handler ends after stopping */
+  weft_event_t ready; /* set once base is written */
+} site_t;
+
+/* One connection: its parser, the request being parsed and its buffers. */
+typedef struct conn {
+  site_t *site;        /* the server */
+  weft_stream_t *s;    /* the connection */
+  http_parser parser;  /* paused after each complete request */
+  size_t in_off;       /* in[in_off..in_len) is not parsed yet */
+  size_t in_len;       /* bytes in in[] */
+  size_t url_len;      /* bytes of the request target in url[] */
+  int url_overflow;    /* the target did not fit in url[] */
+  char url[URL_MAX];   /* the current request's target */
+  char head[HEAD_MAX]; /* the response's status line and headers */
+  char in[IN_CAP];     /* bytes read */
+  char body[];         /* the response body, site->body_max bytes */
+} conn_t;
+
+/* ------------------------------------------------------------------------ */
+/* Parsing                                                                   */
+
+static int on_message_begin(http_parser *p) {
+  conn_t *c = p->data;
+  c->url_len = 0;
+  c->url_overflow = 0;
+  return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len) {
+  conn_t *c = p->data;
+  if (len > sizeof(c->url) - c->url_len) {
+    c->url_overflow = 1;
+    return 0;
+  }
+  memcpy(c->url + c->url_len, at, len);
+  c->url_len += len;
+  return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+  /* One request at a time: serve() answers it, then resumes the parser on
+   * the rest of the buffer. */
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_message_complete = on_message_complete,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Responding                                                                */
+
+static const char *reason(int status) {
+  switch (status) {
+  case 200:
+    return "OK";
+  case 301:
+    return "Moved Permanently";
+  case 302:
+    return "Found";
+  case 400:
+    return "Bad Request";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 414:
+    return "URI Too Long";
+  default:
+    return "Internal Server Error";
+  }
+}
+
+/* A response being built: the status, an optional header and the body. */
+typedef struct response {
+  int status;
+  const char *header; /* one extra header line without CRLF, or NULL */
+  size_t body_len;    /* bytes of c->body */
+  int with_body;      /* 0 for HEAD */
+  int keep_alive;     /* 0: close after it */
+} response_t;
+
+/* A short HTML body for the statuses that are not about a page. */
+static size_t plain_body(conn_t *c, int status) {
+  int n = snprintf(c->body, c->site->body_max,
+                   "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta "
+                   "charset=\"utf-8\"><title>%d %s</title></head>\n<body><h1>"
+                   "%s</h1></body>\n</html>\n",
+                   status, reason(status), reason(status));
+  return n > 0 ? (size_t)n : 0;
+}
+
+/* Queue r. Returns 0, or an error of the stream. */
+static int send_response(conn_t *c, const response_t *r) {
+  site_t *site = c->site;
+  const char *conn_hdr = "";
+  if (!r->keep_alive)
+    conn_hdr = "Connection: close\r\n";
+  else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
+    conn_hdr = "Connection: keep-alive\r\n";
+  int n =
+      snprintf(c->head, sizeof(c->head),
+               "HTTP/1.1 %d %s\r\n"
+               "Server: weft-site\r\n"
+               "Content-Type: text/html; charset=utf-8\r\n"
+               "Content-Length: %zu\r\n"
+               "%s%s%s\r\n",
+               r->status, reason(r->status), r->body_len,
+               r->header ? r->header : "", r->header ? "\r\n" : "", conn_hdr);
+  if (n < 0 || (size_t)n >= sizeof(c->head))
+    return WEFT_ENOBUFS;
+  weft_iovec_t iov[2] = {{c->head, (size_t)n}, {c->body, r->body_len}};
+  int rc = weft_stream_writev(c->s, iov, r->with_body && r->body_len ? 2 : 1);
+  if (rc == 0)
+    rc = weft_stream_drain(c->s);
+  if (rc == 0) {
+    int w = weft_worker_index();
+    if (w >= 0 && w < site->nworkers)
+      /* relaxed: a statistic, read after the handlers have ended. */
+      atomic_fetch_add_explicit(&site->requests[w].n, 1, memory_order_relaxed);
+  }
+  return rc;
+}
+
+/* Wait ms milliseconds (WEFT_TIMEOUT_NEVER: until the client goes), reading
+ * ahead what the client sends meanwhile. Returns 0 once the time is up, or
+ * -1 when the connection must end: end of stream (the client gave up, or
+ * the server closed the clients at shutdown), an error, or a full buffer
+ * while hanging. */
+static int wait_reading(conn_t *c, uint64_t ms) {
+  uint64_t deadline =
+      ms == WEFT_TIMEOUT_NEVER ? WEFT_TIMEOUT_NEVER : weft_time_ms() + ms;
+  for (;;) {
+    if (c->in_len == IN_CAP && c->in_off > 0) {
+      memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+      c->in_len -= c->in_off;
+      c->in_off = 0;
+    }
+    if (c->in_len == IN_CAP) { /* the client's pipeline is full */
+      if (deadline == WEFT_TIMEOUT_NEVER)
+        return -1;
+      uint64_t now = weft_time_ms();
+      return now >= deadline || weft_sleep(deadline - now) == 0 ? 0 : -1;
+    }
+    weft_timeout_t scope;
+    weft_timeout_enter_at(&scope, deadline);
+    int n = weft_stream_read(c->s, c->in + c->in_len, IN_CAP - c->in_len);
+    int rc = weft_timeout_exit(&scope, n < 0 ? n : 0);
+    if (rc == WEFT_ETIMEDOUT)
+      return 0;
+    if (rc != 0 || n <= 0)
+      return -1;
+    c->in_len += (size_t)n;
+  }
+}
+
+/* The page number of a path "/page/N" (no leading zeros), or -1. */
+static long long page_number(const char *path, size_t len) {
+  static const char prefix[] = "/page/";
+  size_t pl = sizeof(prefix) - 1;
+  if (len <= pl || len > pl + 10 || memcmp(path, prefix, pl) != 0)
+    return -1;
+  if (path[pl] == '0' && len > pl + 1)
+    return -1;
+  long long n = 0;
+  for (size_t i = pl; i < len; i++) {
+    if (path[i] < '0' || path[i] > '9')
+      return -1;
+    n = n * 10 + (path[i] - '0');
+  }
+  return n;
+}
+
+/* Answer the request the parser has just completed. Returns 0 to go on
+ * with the connection, 1 to close it after the response, -1 to drop it. */
+static int respond(conn_t *c) {
+  site_t *site = c->site;
+  const site_model_t *m = &site->model;
+  http_parser *p = &c->parser;
+  response_t r = {.with_body = 1,
+                  .keep_alive = http_should_keep_alive(p) && !p->upgrade};
+  char location[SITE_HREF_MAX + 16];
+  struct http_parser_url u;
+  http_parser_url_init(&u);
+
+  if (c->url_overflow) {
+    r.status = 414;
+    r.keep_alive = 0;
+  } else if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
+    r.status = 405;
+    r.header = "Allow: GET, HEAD";
+  } else if (http_parser_parse_url(c->url, c->url_len, 0, &u) != 0) {
+    r.status = 400;
+    r.keep_alive = 0;
+  } else {
+    const char *path = "/";
+    size_t plen = 1;
+    if (u.field_set & (1 << UF_PATH)) {
+      path = c->url + u.field_data[UF_PATH].off;
+      plen = u.field_data[UF_PATH].len;
+    }
+    long long n = page_number(path, plen);
+    if (plen == 1 && path[0] == '/') {
+      r.status = 301;
+      memcpy(location, "Location: ", 10);
+      site_page_path(m, 0, location + 10, sizeof(location) - 10);
+      r.header = location;
+    } else if (n < 0) {
+      r.status = 404;
+    } else {
+      site_kind_t kind = site_page_kind(m, (uint64_t)n);
+      if (kind == SITE_HANG) {
+        wait_reading(c, WEFT_TIMEOUT_NEVER);
+        return -1; /* only the client or the shutdown ends a hang */
+      }
+      if (kind == SITE_SLOW && wait_reading(c, m->p.slow_ms) != 0)
+        return -1;
+      r.status = site_page_status(m, (uint64_t)n);
+      if (kind == SITE_REDIRECT) {
+        memcpy(location, "Location: ", 10);
+        site_redirect_location(m, (uint64_t)n, site->base, location + 10,
+                               sizeof(location) - 10);
+        r.header = location;
+      }
+      r.body_len =
+          site_page_body(m, (uint64_t)n, site->base, c->body, site->body_max);
+      if (r.body_len == 0) { /* cannot happen: body_max is the bound */
+        r.status = 500;
+        r.body_len = plain_body(c, 500);
+      }
+    }
+  }
+  if (r.body_len == 0)
+    r.body_len = plain_body(c, r.status);
+  r.with_body = p->method != HTTP_HEAD;
+  if (send_response(c, &r) != 0)
+    return -1;
+  return r.keep_alive ? 0 : 1;
+}
+
+/* A lingering close: closing a socket with unread data in it sends a reset,
+ * which may destroy the last response before the client reads it (the
+ * client may have pipelined more requests, or sent garbage). So send end of
+ * stream after the response and read and discard until the client closes,
+ * for at most LINGER_MS. */
+static void linger(conn_t *c) {
+  if (weft_stream_write_eof(c->s) != 0)
+    return;
+  weft_timeout_t scope;
+  weft_timeout_enter(&scope, LINGER_MS);
+  int n;
+  do
+    n = weft_stream_read(c->s, c->in, IN_CAP);
+  while (n > 0);
+  weft_timeout_exit(&scope, n);
+}
+
+/* Serve the connection's requests until it ends. */
+static void serve(conn_t *c) {
+  for (;;) {
+    if (c->in_off == c->in_len) {
+      c->in_off = c->in_len = 0;
+      int n = weft_stream_read(c->s, c->in, IN_CAP);
+      if (n <= 0)
+        return; /* end of stream, reset, or shutdown */
+      c->in_len = (size_t)n;
+    }
+    /* Never called with 0 bytes: that would tell the parser the stream
+     * ended. */
+    size_t len = c->in_len - c->in_off;
+    size_t used =
+        http_parser_execute(&c->parser, &settings, c->in + c->in_off, len);
+    c->in_off += used;
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_PAUSED) {
+      http_parser_pause(&c->parser, 0);
+      int rc = respond(c);
+      if (rc == 1)
+        linger(c);
+      if (rc != 0)
+        return;
+    } else if (e != HPE_OK || used != len) {
+      response_t r = {.status = 400, .with_body = 1, .keep_alive = 0};
+      r.body_len = plain_body(c, 400);
+      if (send_response(c, &r) == 0)
+        linger(c);
+      return;
+    }
+  }
+}
+
+static void handle_conn(weft_stream_t *stream, void *arg) {
+  site_t *site = arg;
+  atomic_fetch_add(&site->live, 1);
+  /* A connection may come in before site_main knows the port that base
+   * names; the event also makes base's bytes visible here. */
+  int rc = weft_event_wait(&site->ready);
+  conn_t *c = rc == 0 ? malloc(sizeof(*c) + site->body_max) : NULL;
+  if (c) {
+    c->site = site;
+    c->s = stream;
+    c->in_off = c->in_len = 0;
+    c->url_len = 0;
+    c->url_overflow = 0;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    serve(c);
+    free(c);
+  }
+  weft_stream_close(stream); /* the server frees it when we return */
+  /* seq_cst, with the store of `stopping` and the load of `live` in
+   * site_main: either this handler sees `stopping` and sets `idle`, or
+   * site_main sees it still live and waits for `idle`. */
+  if (atomic_fetch_sub(&site->live, 1) == 1 && atomic_load(&site->stopping))
+    weft_event_set(&site->idle);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Main task                                                                 */
+
+static void print_summary(const site_t *site) {
+  const site_model_t *m = &site->model;
+  site_reach_t reach;
+  printf("Site: %u pages, seed %llu, %u links a page:", m->p.pages,
+         (unsigned long long)m->p.seed, m->p.links);
+  for (int k = 0; k < SITE_KIND_COUNT; k++)
+    if (k != SITE_NOT_FOUND)
+      printf(" %zu %s", site_count_kind(m, (site_kind_t)k),
+             site_kind_name((site_kind_t)k));
+  printf("\n");
+  if (site_reach_compute(m, &reach) == 0) {
+    printf("Reachable from /page/0: %zu pages:", reach.total);
+    for (int k = 0; k < SITE_KIND_COUNT; k++)
+      printf(" %zu %s", reach.by_kind[k], site_kind_name((site_kind_t)k));
+    printf("\n");
+    site_reach_free(&reach);
+  }
+}
+
+/* "http://H:P" of the full-URL links: the listening address, with a
+ * wildcard replaced by the loopback address and IPv6 in brackets. */
+static void make_base(site_t *site, int port) {
+  const char *h = site->host;
+  if (strcmp(h, "0.0.0.0") == 0)
+    h = "127.0.0.1";
+  else if (strcmp(h, "::") == 0)
+    h = "::1";
+  int v6 = strchr(h, ':') != NULL;
+  snprintf(site->base, sizeof(site->base), "http://%s%s%s:%d", v6 ? "[" : "", h,
+           v6 ? "]" : "", port);
+}
+
+static void *site_main(void *arg) {
+  site_t *site = arg;
+  site->nworkers = weft_worker_count();
+  site->requests = calloc((size_t)site->nworkers, sizeof(*site->requests));
+  if (!site->requests)
+    return weft_task_fail(WEFT_ENOMEM);
+  weft_server_opts_t so;
+  weft_server_opts_init(&so);
+  so.workers = site->workers;
+  so.backlog = 1024;
+  weft_server_t *server;
+  int rc = weft_start_server(handle_conn, site, site->host, site->port, &so,
+                             &server);
+  if (rc != 0) {
+    fprintf(stderr, "site: cannot listen on %s:%d: %s\n", site->host,
+            site->port, weft_strerror(rc));
+    return weft_task_fail(rc);
+  }
+  struct sockaddr_storage ss;
+  char host[128];
+  int port;
+  weft_server_sockname(server, &ss, NULL);
+  weft_addr_format((struct sockaddr *)&ss, host, sizeof(host), &port);
+  make_base(site, port);
+  weft_event_set(&site->ready);
+  if (!site->quiet)
+    print_summary(site);
+  printf("Serving on %s:%d\n", host, port);
+
+  void *sig = NULL;
+  rc = weft_queue_get(site->signals, &sig); /* serve until a signal */
+  if (!site->quiet && rc == 0)
+    printf("Signal %d: shutting down\n", (int)(intptr_t)sig);
+  weft_server_close(server);
+  atomic_store(&site->stopping, 1);
+  weft_server_close_clients(server);
+  /* A client that does not read its responses would hold a graceful close
+   * forever: after GRACE_MS, abort what is left. */
+  weft_timeout_t scope;
+  weft_timeout_enter(&scope, GRACE_MS);
+  rc = weft_timeout_exit(&scope, weft_server_wait_closed(server));
+  if (rc == WEFT_ETIMEDOUT) {
+    weft_server_abort_clients(server);
+    weft_server_wait_closed(server);
+  }
+  /* Handlers end soon after their connection: at most a slow page's delay. */
+  if (atomic_load(&site->live) != 0)
+    weft_event_wait(&site->idle);
+  for (int i = 0; i < site->nworkers; i++) {
+    long accepted = weft_server_accepted(server, (unsigned)i);
+    printf("worker %d: %ld requests, %ld connections\n", i,
+           atomic_load_explicit(&site->requests[i].n, memory_order_relaxed),
+           accepted > 0 ? accepted : 0);
+  }
+  weft_server_free(server);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Signals and options                                                       */
+
+typedef struct sigthread {
+  sigset_t set;        /* the signals it waits for */
+  weft_queue_t *queue; /* where it sends them */
+} sigthread_t;
+
+static void *signal_thread(void *arg) {
+  sigthread_t *st = arg;
+  int sig = 0;
+  if (sigwait(&st->set, &sig) == 0)
+    weft_queue_try_put(st->queue, (void *)(intptr_t)sig);
+  return NULL;
+}
+
+static int usage(void) {
+  fprintf(stderr, "usage: site [--host H] [--port P] [--workers N] [--pages K] "
+                  "[--seed S]\n"
+                  "            [--links L] [--slow-share X] [--slow-ms MS] "
+                  "[--no-slow]\n"
+                  "            [--redirect-share X] [--error-share X] "
+                  "[--hang-share X]\n"
+                  "            [--missing-share X] [--quiet]\n");
+  return 2;
+}
+
+/* A whole decimal number within [0, max], or -1. */
+static int parse_u64(const char *s, unsigned long long max,
+                     unsigned long long *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-' || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_share(const char *s, double *out) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end || !(v >= 0.0 && v <= 1.0))
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_args(int argc, char **argv, site_t *site, site_params_t *p) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    unsigned long long x;
+    if (strcmp(a, "--quiet") == 0) {
+      site->quiet = 1;
+      continue;
+    }
+    if (strcmp(a, "--no-slow") == 0) {
+      p->slow_share = 0;
+      continue;
+    }
+    if (!v)
+      return -1;
+    i++;
+    if (strcmp(a, "--host") == 0)
+      site->host = v;
+    else if (strcmp(a, "--port") == 0 && parse_u64(v, 65535, &x) == 0)
+      site->port = (int)x;
+    else if (strcmp(a, "--workers") == 0 && parse_u64(v, 1024, &x) == 0)
+      site->workers = (unsigned)x;
+    else if (strcmp(a, "--pages") == 0 && parse_u64(v, 1u << 30, &x) == 0)
+      p->pages = (unsigned)x;
+    else if (strcmp(a, "--seed") == 0 && parse_u64(v, UINT64_MAX, &x) == 0)
+      p->seed = x;
+    else if (strcmp(a, "--links") == 0 &&
+             parse_u64(v, SITE_LINKS_MAX - 2, &x) == 0)
+      p->links = (unsigned)x;
+    else if (strcmp(a, "--slow-ms") == 0 && parse_u64(v, 3600000, &x) == 0)
+      p->slow_ms = (unsigned)x;
+    else if (strcmp(a, "--slow-share") == 0 &&
+             parse_share(v, &p->slow_share) == 0)
+      ;
+    else if (strcmp(a, "--redirect-share") == 0 &&
+             parse_share(v, &p->redirect_share) == 0)
+      ;
+    else if (strcmp(a, "--error-share") == 0 &&
+             parse_share(v, &p->error_share) == 0)
+      ;
+    else if (strcmp(a, "--hang-share") == 0 &&
+             parse_share(v, &p->hang_share) == 0)
+      ;
+    else if (strcmp(a, "--missing-share") == 0 &&
+             parse_share(v, &p->missing_share) == 0)
+      ;
+    else
+      return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static site_t site; /* static: a few KiB of buffers and atomics */
+  site.host = "127.0.0.1";
+  site.port = 8080;
+  site_params_t params;
+  site_params_init(&params);
+  if (parse_args(argc, argv, &site, &params) != 0)
+    return usage();
+  if (site_model_init(&site.model, &params) != 0) {
+    fprintf(stderr, "site: the page shares add up to more than 1\n");
+    return 2;
+  }
+  site.body_max = site_body_max(&site.model);
+  weft_event_init(&site.idle);
+  weft_event_init(&site.ready);
+  setvbuf(stdout, NULL, _IOLBF, 0); /* "Serving on" must show at once */
+
+  sigthread_t st;
+  sigemptyset(&st.set);
+  sigaddset(&st.set, SIGINT);
+  sigaddset(&st.set, SIGTERM);
+  /* Blocked here, so in every thread created from now on, workers too. */
+  pthread_sigmask(SIG_BLOCK, &st.set, NULL);
+  if (weft_queue_new(0, &site.signals) != 0)
+    return 1;
+  st.queue = site.signals;
+  pthread_t th;
+  if (pthread_create(&th, NULL, signal_thread, &st) != 0)
+    return 1;
+
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.workers = site.workers;
+  int rc = weft_run(site_main, &site, &cfg, NULL);
+  if (rc != 0) {
+    /* No signal came: release the signal thread with one of its own. */
+    pthread_kill(th, SIGTERM);
+  }
+  pthread_join(th, NULL);
+  weft_queue_free(site.signals);
+  weft_event_destroy(&site.idle);
+  weft_event_destroy(&site.ready);
+  free(site.requests);
+  return rc == 0 ? 0 : 1;
+}
