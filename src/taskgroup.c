@@ -5,14 +5,13 @@
  * (`children`), the entries of the failed children (`errors`), the number
  * of spawns in flight, a few flags, and a wait queue that holds at most the
  * owner's waiter. An entry (heap) carries the child's body and a join
- * waiter that wakes the owner when the child completes.
+ * waiter that the owner links when it waits for that child (4).
  *
  * Protocol.
  *  1. Spawn (any task). Under the lock the spawner checks that the group
  *     accepts tasks and counts itself in `pending`. It spawns the child with
- *     the trampoline child_main() and the entry as argument, links the
- *     entry's join waiter on the child's join queue with the OWNER as the
- *     task to wake (weft__task_join_link), and then, under the lock, moves
+ *     the trampoline child_main() and the entry as argument, and then,
+ *     under the lock, moves
  *     the entry onto `children`, drops `pending` and claims the owner's
  *     waiter if it waits for spawns in flight (completed after unlocking:
  *     wait.c handshake). If the group started shutting down meanwhile, the
@@ -26,12 +25,17 @@
  *     (5) and cancels the owner, so that the owner reaches the wait. These
  *     are its last accesses to the group and the entry, and they happen
  *     before it completes.
- *  3. The child completes (task.c): draining its join queue claims the
- *     entry's waiter and wakes the owner, wherever the owner is; the
- *     owner's suspension points loop on their own conditions and take it as
- *     a spurious wake.
+ *  3. The child completes (task.c). Its entry's join waiter is linked (with
+ *     the owner as the task to wake, weft__task_join_link) only by the owner
+ *     in (4), when it reaches that entry, so a child finishing while the
+ *     owner still runs the group's body wakes nobody: a group of thousands
+ *     of children costs its owner no wake-ups until it waits. (A first
+ *     version linked every waiter at spawn, waking the owner once per
+ *     finishing child wherever it was.)
  *  4. weft_taskgroup_wait() (the owner) reaps `children` in list order: it
- *     waits on the head entry's join waiter with weft__wait() (handshake,
+ *     links the head entry's join waiter (a child already complete needs no
+ *     wait: the link's acquire shows its status) and waits on it with
+ *     weft__wait() (handshake,
  *     cancellation and timeout scopes are weft__wait's), then unlinks the
  *     entry; a failure the trampoline did not see (a child that never ran
  *     for want of a stack) is appended to `errors` here. With `children`
@@ -299,11 +303,8 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, const weft_spawn_opts_t *opts,
   e->task = NULL;
   weft_task_t *t = NULL;
   int rc = weft_spawn_ex(opts, child_main, e, &t);
-  if (rc == 0) {
-    if (out)
-      *out = weft_task_ref(t);
-    e->linked = weft__task_join_link(t, &e->jw, g->owner);
-  }
+  if (rc == 0 && out)
+    *out = weft_task_ref(t);
 
   weft_task_t *cancel = NULL;
   weft__list_t claimed;
@@ -407,6 +408,8 @@ int weft_taskgroup_wait(weft_taskgroup_t *pg) {
     }
     entry_t *e = weft__container_of(g->children.next, entry_t, link);
     weft__spin_unlock(&g->lock);
+    if (!e->linked) /* step 3: linked only now, by the waiting owner */
+      e->linked = weft__task_join_link(e->task, &e->jw, self);
     if (e->linked && weft__wait(&e->jw, &e->task->joinq_lock, WEFT__NO_DEADLINE,
                                 uncancellable) != 0) {
       /* Detached by weft__wait: link again, and wait on uncancellably. */
