@@ -94,11 +94,15 @@ int weft__io_wait_flag(weft_task_t *t, const int *flag, int uncancellable) {
   return rc;
 }
 
-void weft__io_waiter_add(weft__list_t *list, weft__io_waiter_t *w,
-                         weft_task_t *t) {
-  w->task = t;
-  w->fired = 0;
-  weft__list_push_back(list, &w->link);
+int weft__io_wait_in(weft__list_t *list, weft_task_t *t) {
+  weft__io_waiter_t w;
+  w.task = t;
+  w.fired = 0;
+  weft__list_push_back(list, &w.link);
+  int rc = weft__io_wait_flag(t, &w.fired, 0);
+  if (!w.fired) /* cancelled or timed out: nobody unlinked it */
+    weft__list_remove(&w.link);
+  return rc;
 }
 
 void weft__io_wake_all(weft__list_t *list) {

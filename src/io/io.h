@@ -63,9 +63,10 @@ void weft__io_hop(weft_task_t *t, weft__worker_t *to);
  * its home worker with its route set there (weft__io_enter). */
 int weft__io_wait_flag(weft_task_t *t, const int *flag, int uncancellable);
 
-/* Waiter lists (owner-only). */
-void weft__io_waiter_add(weft__list_t *list, weft__io_waiter_t *w,
-                         weft_task_t *t);
+/* Waiter lists (owner-only). Wait once in list (a waiter on the stack,
+ * woken by weft__io_wake_all): as weft__io_wait_flag(), and the waiter is
+ * off the list when this returns. Callers loop on their own condition. */
+int weft__io_wait_in(weft__list_t *list, weft_task_t *t);
 /* Wake every waiter of list and empty it. */
 void weft__io_wake_all(weft__list_t *list);
 

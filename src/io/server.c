@@ -511,11 +511,7 @@ int weft_server_serve_forever(weft_server_t *srv) {
     return rc;
   weft__io_enter(t, srv->obj.home);
   while (!srv->closed) {
-    weft__io_waiter_t w;
-    weft__io_waiter_add(&srv->forever, &w, t);
-    rc = weft__io_wait_flag(t, &w.fired, 0);
-    if (!w.fired)
-      weft__list_remove(&w.link);
+    rc = weft__io_wait_in(&srv->forever, t);
     if (rc) {
       server_close_all(srv, t); /* asyncio closes the server */
       break;
@@ -559,11 +555,7 @@ int weft_server_wait_closed(weft_server_t *srv) {
     slot_t *sl = &srv->slots[i];
     weft__io_hop(t, sl->w);
     while (!slot_idle(sl)) {
-      weft__io_waiter_t w;
-      weft__io_waiter_add(&sl->waiters, &w, t);
-      rc = weft__io_wait_flag(t, &w.fired, 0);
-      if (!w.fired)
-        weft__list_remove(&w.link);
+      rc = weft__io_wait_in(&sl->waiters, t);
       if (rc)
         break;
     }

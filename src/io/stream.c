@@ -706,11 +706,7 @@ int weft_stream_drain(weft_stream_t *s) {
       rc = 0;
       break;
     }
-    weft__io_waiter_t w;
-    weft__io_waiter_add(&s->drainers, &w, t);
-    rc = weft__io_wait_flag(t, &w.fired, 0);
-    if (!w.fired)
-      weft__list_remove(&w.link);
+    rc = weft__io_wait_in(&s->drainers, t);
     if (rc)
       break; /* cancelled: the queued data stays queued */
   }
@@ -806,11 +802,7 @@ int weft_stream_wait_closed(weft_stream_t *s) {
   if (rc)
     return rc;
   while (!s->closed) {
-    weft__io_waiter_t w;
-    weft__io_waiter_add(&s->closers, &w, t);
-    rc = weft__io_wait_flag(t, &w.fired, 0);
-    if (!w.fired)
-      weft__list_remove(&w.link);
+    rc = weft__io_wait_in(&s->closers, t);
     if (rc)
       break;
   }
