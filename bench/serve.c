@@ -8,11 +8,13 @@
  * Signals reach the runtime through a weft_queue: SIGINT and SIGTERM are
  * blocked in every thread (the workers inherit the mask), and a plain thread
  * waits for them with sigwait() and hands the number to the main task with
- * weft_queue_try_put(), which may be called from any thread.
+ * weft_queue_try_put(), which may be called from any thread
+ * (examples/signal_thread.h, shared with the examples).
  */
 #define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask */
 
 #include "bench.h"
+#include "../examples/signal_thread.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -62,46 +64,21 @@ static void *serve_main(void *arg) {
   return NULL;
 }
 
-typedef struct sigthread {
-  sigset_t set;
-  weft_queue_t *queue;
-} sigthread_t;
-
-static void *signal_thread(void *arg) {
-  sigthread_t *st = arg;
-  int sig = 0;
-  if (sigwait(&st->set, &sig) == 0)
-    weft_queue_try_put(st->queue, (void *)(intptr_t)sig);
-  return NULL;
-}
-
 int bench_serve(const char *workload, unsigned workers, int port,
                 weft_server_handler_fn handler) {
   if (port < 0 || port > 65535)
     return bench_fail(workload, "port %d out of range", port);
   serve_t sv = {workload, workers, port, handler, NULL};
-  sigthread_t st;
-  sigemptyset(&st.set);
-  sigaddset(&st.set, SIGINT);
-  sigaddset(&st.set, SIGTERM);
-  int rc = pthread_sigmask(SIG_BLOCK, &st.set, NULL);
-  if (rc != 0)
-    return bench_fail(workload, "pthread_sigmask failed");
-  rc = weft_queue_new(0, &sv.signals);
+  signal_thread_t st;
+  int rc = weft_queue_new(0, &sv.signals);
   if (rc != 0)
     return bench_fail(workload, "weft_queue_new: %s", weft_strerror(rc));
-  st.queue = sv.signals;
-  pthread_t thread;
-  if (pthread_create(&thread, NULL, signal_thread, &st) != 0) {
+  if (signal_thread_start(&st, sv.signals) != 0) {
     weft_queue_free(sv.signals);
     return bench_fail(workload, "cannot start the signal thread");
   }
   rc = bench_run(workload, workers, serve_main, &sv);
-  if (rc != 0) {
-    /* The runtime failed before a signal came: release the thread. */
-    pthread_kill(thread, SIGTERM);
-  }
-  pthread_join(thread, NULL);
+  signal_thread_join(&st, rc == 0); /* rc != 0: no signal came */
   weft_queue_free(sv.signals);
   return rc;
 }

@@ -44,6 +44,7 @@
 #define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask */
 
 #include <weft.h>
+#include "signal_thread.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -163,19 +164,6 @@ static void *server_main(void *arg) {
   return NULL;
 }
 
-typedef struct sigthread {
-  sigset_t set;        /* the signals it waits for */
-  weft_queue_t *queue; /* where it sends them */
-} sigthread_t;
-
-static void *signal_thread(void *arg) {
-  sigthread_t *st = arg;
-  int sig = 0;
-  if (sigwait(&st->set, &sig) == 0)
-    weft_queue_try_put(st->queue, (void *)(intptr_t)sig);
-  return NULL;
-}
-
 static int usage(void) {
   fprintf(stderr, "usage: echo_server [--host H] [--port P] [--workers N] "
                   "[--quiet]\n");
@@ -198,28 +186,17 @@ int main(int argc, char **argv) {
   }
   setvbuf(stdout, NULL, _IOLBF, 0); /* "Serving on" must show at once */
 
-  sigthread_t st;
-  sigemptyset(&st.set);
-  sigaddset(&st.set, SIGINT);
-  sigaddset(&st.set, SIGTERM);
-  /* Blocked here, so in every thread created from now on, workers too. */
-  pthread_sigmask(SIG_BLOCK, &st.set, NULL);
+  signal_thread_t st;
   if (weft_queue_new(0, &o.signals) != 0)
     return 1;
-  st.queue = o.signals;
-  pthread_t th;
-  if (pthread_create(&th, NULL, signal_thread, &st) != 0)
+  if (signal_thread_start(&st, o.signals) != 0)
     return 1;
 
   weft_config_t cfg;
   weft_config_init(&cfg);
   cfg.workers = o.workers;
   int rc = weft_run(server_main, &o, &cfg, NULL);
-  if (rc != 0) {
-    /* No signal came: release the signal thread with one of its own. */
-    pthread_kill(th, SIGTERM);
-  }
-  pthread_join(th, NULL);
+  signal_thread_join(&st, rc == 0); /* rc != 0: no signal came */
   weft_queue_free(o.signals);
   return rc == 0 ? 0 : 1;
 }

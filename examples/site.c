@@ -45,6 +45,7 @@
 #include "site_model.h"
 
 #include <weft.h>
+#include "signal_thread.h"
 
 #include <http_parser.h>
 
@@ -497,18 +498,6 @@ static void *site_main(void *arg) {
 /* ------------------------------------------------------------------------ */
 /* Signals and options                                                       */
 
-typedef struct sigthread {
-  sigset_t set;        /* the signals it waits for */
-  weft_queue_t *queue; /* where it sends them */
-} sigthread_t;
-
-static void *signal_thread(void *arg) {
-  sigthread_t *st = arg;
-  int sig = 0;
-  if (sigwait(&st->set, &sig) == 0)
-    weft_queue_try_put(st->queue, (void *)(intptr_t)sig);
-  return NULL;
-}
 
 static int usage(void) {
   fprintf(stderr, "usage: site [--host H] [--port P] [--workers N] [--pages K] "
@@ -611,28 +600,17 @@ int main(int argc, char **argv) {
   weft_event_init(&site.ready);
   setvbuf(stdout, NULL, _IOLBF, 0); /* "Serving on" must show at once */
 
-  sigthread_t st;
-  sigemptyset(&st.set);
-  sigaddset(&st.set, SIGINT);
-  sigaddset(&st.set, SIGTERM);
-  /* Blocked here, so in every thread created from now on, workers too. */
-  pthread_sigmask(SIG_BLOCK, &st.set, NULL);
+  signal_thread_t st;
   if (weft_queue_new(0, &site.signals) != 0)
     return 1;
-  st.queue = site.signals;
-  pthread_t th;
-  if (pthread_create(&th, NULL, signal_thread, &st) != 0)
+  if (signal_thread_start(&st, site.signals) != 0)
     return 1;
 
   weft_config_t cfg;
   weft_config_init(&cfg);
   cfg.workers = site.workers;
   int rc = weft_run(site_main, &site, &cfg, NULL);
-  if (rc != 0) {
-    /* No signal came: release the signal thread with one of its own. */
-    pthread_kill(th, SIGTERM);
-  }
-  pthread_join(th, NULL);
+  signal_thread_join(&st, rc == 0); /* rc != 0: no signal came */
   weft_queue_free(site.signals);
   weft_event_destroy(&site.idle);
   weft_event_destroy(&site.ready);
