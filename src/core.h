@@ -82,10 +82,10 @@ typedef struct weft__timer {
 /* Task                                                                      */
 
 struct weft_task {
-  /* --- shared --- */
-  _Alignas(64) atomic_uint state; /* task_state.h */
-  atomic_uint refs;  /* handles + 1 while not complete */
-  atomic_int cancels; /* cancellation requests not withdrawn (uncancel) */
+  /* --- line 0: everything a suspend/resume touches (weft_yield, the run
+   * loop, weft__task_run), so that a switch costs one task cache line. --- */
+  _Alignas(64) atomic_uint state; /* task_state.h; shared */
+  int saved_errno;        /* errno while suspended (task.c) */
   /* Link in whichever single queue holds the task (overflow batch, inject,
    * inbox, remote-free stack); only the SCHEDULED owner writes it. */
   struct weft_task *next;
@@ -93,28 +93,38 @@ struct weft_task {
    * with a timer registered there. Written by the task itself, read by
    * whoever dequeues it (ordered by the queue). */
   weft__worker_t *route;
+  struct weft__worker *worker; /* worker running the task; valid while it
+                                  runs (set by weft__task_run) */
+  weft_runtime_t *rt;     /* owning runtime */
+  /* Timeout scopes (wait.c), owner-only: the earliest deadline among the
+   * scopes not yet expired (the innermost scope is `scope`, below). */
+  uint64_t scope_deadline; /* monotonic ns; WEFT__NO_DEADLINE if none */
+  /* Poll epoch at the last yield, truncated (worker.c); 0 = none. A
+   * truncated epoch that happens to be 0 only skips one forced poll. */
+  uint32_t yield_mark;
+  uint16_t budget;        /* cooperative budget left (task.c) */
+  uint8_t started;        /* 1 once the task has a stack and a context */
+  uint8_t check_canary;   /* 1 if its stack has no guard page (stack.h) */
+#if !defined(WEFT_CTX_ucontext)
+  weft__ctx_t ctx;        /* saved context while not running (one word) */
+#endif
+
+  /* --- the rest: spawn, join, completion, cancellation --- */
+  _Alignas(64) atomic_uint refs; /* handles + 1 while not complete */
+  atomic_int cancels; /* cancellation requests not withdrawn (uncancel) */
   weft__spinlock_t joinq_lock; /* guards joinq and the COMPLETE transition */
   weft__list_t joinq;          /* weft__waiter_t of tasks awaiting this one */
-
-  /* --- written by the task (or before it first runs), read after COMPLETE */
+#if defined(WEFT_CTX_ucontext)
   weft__ctx_t ctx;        /* saved context while not running */
+#endif
   weft__stack_t *stack;   /* NULL until the task first runs */
   weft_task_fn fn;        /* body */
   void *arg;              /* its argument */
   void *result;           /* its return value */
   int status;             /* set by weft_task_fail, 0 otherwise */
-  int saved_errno;        /* errno while suspended (task.c) */
-  struct weft__worker *worker; /* worker running the task; valid while it
-                                  runs (set by weft__task_run) */
-  uint32_t budget;        /* cooperative budget left (task.c) */
-  uint64_t yield_mark;    /* poll epoch at the last yield (worker.c) */
   void *local;            /* task-local storage slot */
-  /* Timeout scopes (wait.c), owner-only: the innermost entered scope, and
-   * the earliest deadline among the scopes not yet expired. */
-  weft_timeout_t *scope;
-  uint64_t scope_deadline; /* monotonic ns; WEFT__NO_DEADLINE if none */
+  weft_timeout_t *scope;  /* innermost entered timeout scope (wait.c) */
   weft__worker_t *pin;    /* pinned worker or NULL */
-  weft_runtime_t *rt;     /* owning runtime */
   weft__worker_t *home;   /* worker whose pool holds the record */
   atomic_int freed;       /* 0 while a task, 1 while free (task.c) */
   uint64_t id;            /* sequence number, for default names */
@@ -188,6 +198,13 @@ struct weft__worker {
   weft_task_t *current;               /* task running now, or NULL */
   int *errno_loc;                     /* this thread's errno (task.c) */
   enum weft__after after;             /* set by the task before switching */
+  weft_task_t *prev;                  /* the task that switched away and
+                                         whose `after` is still to be done
+                                         (weft__sched_finish_switch) */
+  weft_task_t *next_run;              /* taken from the queues by a task
+                                         that could not switch to it
+                                         directly: the scheduler runs it
+                                         next (worker.c) */
   weft_task_t *lifo;                  /* LIFO slot */
   unsigned lifo_streak;               /* consecutive LIFO runs */
   unsigned round_left;                /* ticks until the next fairness poll */
@@ -284,6 +301,13 @@ void weft__task_switch_out(weft_task_t *t, enum weft__after after);
 
 /* Run t on worker w until it switches back (worker.c calls it). */
 void weft__task_run(weft__worker_t *w, weft_task_t *t);
+/* Scheduler hooks for a task switching out (worker.c): the next task to
+ * switch to directly, or NULL to switch to the scheduler; and, once on the
+ * next stack, the previous task's pending transition. */
+weft_task_t *weft__sched_pick_direct(weft__worker_t *w);
+void weft__sched_finish_switch(weft__worker_t *w);
+/* Abort with a report if t's stack canary is gone (unguarded stacks). */
+void weft__task_check_canary(const weft_task_t *t);
 
 /* Wake every worker unconditionally (shutdown, stop). */
 void weft__workers_wake_all(weft_runtime_t *rt);

@@ -54,6 +54,12 @@ static void record_once(weft_task_t *t, weft__worker_t *home) {
   atomic_init(&t->joinq_lock.locked, 0);
   weft__list_init(&t->joinq);
   t->home = home;
+#if defined(WEFT_SANITIZE_THREAD)
+  t->tsan_fiber = NULL;
+#endif
+#if defined(WEFT_SANITIZE_ADDRESS)
+  t->asan_fake_stack = NULL;
+#endif
 }
 
 void weft__task_reclaim_remote(weft__worker_t *w) {
@@ -79,7 +85,9 @@ static weft_task_t *record_alloc(weft__worker_t *w) {
     task_slab_t *slab = aligned_alloc(64, sizeof(task_slab_t));
     if (!slab)
       return NULL;
-    memset(slab, 0, sizeof(*slab));
+    /* No memset: record_once() initialises what outlives a task, and
+     * task_init() the rest at every spawn (zeroing the slab first doubled
+     * the writes to its fresh pages). */
     slab->next = w->task_slabs;
     w->task_slabs = slab;
     for (int i = TASK_SLAB; i-- > 0;) {
@@ -224,6 +232,8 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
   t->route = NULL;
   t->pin = NULL;
   t->stack = NULL;
+  t->started = 0;
+  t->check_canary = 0;
   t->fn = fn;
   t->arg = arg;
   t->result = NULL;
@@ -235,6 +245,7 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
   t->scope_deadline = WEFT__NO_DEADLINE;
   t->rt = rt;
   t->is_main = 0;
+  t->is_foreign = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -251,57 +262,102 @@ static void report_overflow(const weft_task_t *t) {
   abort();
 }
 
+/* Called on a task's stack right after it was switched to: if the task
+ * that switched away did so directly (not through the scheduler), finish
+ * its transition here (worker.c). */
+static void resumed(weft_task_t *t) {
+  weft__worker_t *w = t->worker; /* set by whoever switched to t */
+  if (w->prev) {
+    /* The scheduler's state while it finishes: no task is current, so
+     * wakes it performs go to the run queue, not the LIFO slot. */
+    w->current = NULL;
+    weft__sched_finish_switch(w);
+    w->current = t;
+  }
+}
+
 static void task_entry(void *arg) {
   weft_task_t *t = arg;
 #if defined(WEFT_SANITIZE_ADDRESS)
   __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
+  resumed(t);
   t->result = t->fn(t->arg);
   weft__task_switch_out(t, WEFT__AFTER_DONE);
   abort(); /* a finished task is never resumed */
 }
 
+/* Make t the running task of w (both switch paths). */
+static inline void enter(weft__worker_t *w, weft_task_t *t) {
+  t->budget = WEFT__COOP_BUDGET;
+  t->worker = w;
+  w->current = t;
+  /* errno travels with the task. The address is the one this worker's
+   * thread cached (the thread running now): no TLS lookup on the task's
+   * side, which could be stale after a migration (design-brief §2.6). */
+  *w->errno_loc = t->saved_errno;
+}
+
+/* Suspend t. When the worker has another task ready that can run at once
+ * (weft__sched_pick_direct), switch straight to it: one context switch
+ * instead of two, and the scheduler's stack stays untouched. Either way
+ * t's transition (`after`) is done by whoever runs next on this worker,
+ * once t's registers are saved (task_state.h, two-phase suspension). */
 void weft__task_switch_out(weft_task_t *t, enum weft__after after) {
-  weft__worker_t *w = t->worker; /* t runs: set by weft__task_run */
+  weft__worker_t *w = t->worker; /* t runs: set by enter() */
   w->after = after;
+  w->prev = t;
+  t->saved_errno = *w->errno_loc;
+  weft_task_t *n =
+      after == WEFT__AFTER_DONE ? NULL : weft__sched_pick_direct(w);
+  if (n) {
+    enter(w, n);
 #if defined(WEFT_SANITIZE_ADDRESS)
-  __sanitizer_start_switch_fiber(
-      after == WEFT__AFTER_DONE ? NULL : &t->asan_fake_stack,
-      w->asan_stack_bottom, w->asan_stack_size);
+    __sanitizer_start_switch_fiber(&t->asan_fake_stack, n->stack->lo,
+                                   n->stack->usable);
 #endif
 #if defined(WEFT_SANITIZE_THREAD)
-  __tsan_switch_to_fiber(w->tsan_sched, 0);
+    __tsan_switch_to_fiber(n->tsan_fiber, 0);
 #endif
-  weft__ctx_switch(&t->ctx, &w->sched_ctx);
+    weft__ctx_switch(&t->ctx, &n->ctx);
+  } else {
+#if defined(WEFT_SANITIZE_ADDRESS)
+    __sanitizer_start_switch_fiber(
+        after == WEFT__AFTER_DONE ? NULL : &t->asan_fake_stack,
+        w->asan_stack_bottom, w->asan_stack_size);
+#endif
+#if defined(WEFT_SANITIZE_THREAD)
+    __tsan_switch_to_fiber(w->tsan_sched, 0);
+#endif
+    weft__ctx_switch(&t->ctx, &w->sched_ctx);
+  }
   /* Resumed, perhaps on another worker: `w` is stale from here on. */
 #if defined(WEFT_SANITIZE_ADDRESS)
   __sanitizer_finish_switch_fiber(t->asan_fake_stack, NULL, NULL);
 #endif
+  resumed(t);
 }
 
 void weft__task_run(weft__worker_t *w, weft_task_t *t) {
-  if (WEFT__UNLIKELY(!t->stack)) {
+  if (WEFT__UNLIKELY(!t->started)) {
     weft__stack_t *s = weft__stack_alloc(&t->rt->stacks, &w->stacks);
     if (!s) {
       /* No stack: the task finishes without running, status ENOMEM. */
       t->status = WEFT_ENOMEM;
       w->after = WEFT__AFTER_DONE;
+      w->prev = t;
       return;
     }
     t->stack = s;
+    t->started = 1;
+    t->check_canary = !s->guarded;
     weft__ctx_make(&t->ctx, s->lo, s->usable, task_entry, t);
 #if defined(WEFT_SANITIZE_THREAD)
     if (!t->tsan_fiber)
       t->tsan_fiber = __tsan_create_fiber(0);
 #endif
   }
-  t->budget = WEFT__COOP_BUDGET;
-  t->worker = w;
-  w->current = t;
-  /* errno travels with the task. It is swapped here, on the scheduler's
-   * side, whose thread never changes, so the cached address is always this
-   * thread's errno (the task's side could not cache it: design-brief §2.6). */
-  *w->errno_loc = t->saved_errno;
+  enter(w, t);
 #if defined(WEFT_SANITIZE_ADDRESS)
   void *fake = NULL;
   __sanitizer_start_switch_fiber(&fake, t->stack->lo, t->stack->usable);
@@ -310,14 +366,20 @@ void weft__task_run(weft__worker_t *w, weft_task_t *t) {
   __tsan_switch_to_fiber(t->tsan_fiber, 0);
 #endif
   weft__ctx_switch(&w->sched_ctx, &t->ctx);
+  /* Back on the scheduler, from t or from a task t switched to directly:
+   * w->prev is the one that switched here. */
 #if defined(WEFT_SANITIZE_ADDRESS)
   __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
-  t->saved_errno = *w->errno_loc;
   w->current = NULL;
+}
+
+void weft__task_check_canary(const weft_task_t *t) {
 #if !defined(WEFT_CTX_ucontext)
-  if (!t->stack->guarded && weft__stack_overflowed(t->stack, t->ctx.sp))
+  if (weft__stack_overflowed(t->stack, t->ctx.sp))
     report_overflow(t);
+#else
+  (void)t;
 #endif
 }
 
@@ -348,6 +410,14 @@ static void wake_joiners(weft_task_t *t) {
   }
 }
 
+static inline void count_finished(weft__worker_t *w) {
+  /* release: single writer; read by the quiescence check (runtime.c). */
+  atomic_store_explicit(
+      &w->finished,
+      atomic_load_explicit(&w->finished, memory_order_relaxed) + 1,
+      memory_order_release);
+}
+
 /* Called by the worker (scheduler context) after the task's final switch. */
 void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
   weft_runtime_t *rt = t->rt;
@@ -365,6 +435,7 @@ void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
   if (t->status != 0)
     t->result = NULL;
 
+
   /* acq_rel: result and status are published with COMPLETE; acquire sees
    * an awaiter's JOINED (task_state.h). */
   unsigned old = atomic_fetch_or_explicit(&t->state, WEFT__ST_COMPLETE,
@@ -373,14 +444,17 @@ void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
     wake_joiners(t);
   if (t->is_foreign)
     weft__foreign_complete(t); /* completes its future (foreign.c) */
-  /* relaxed: single writer; read by the quiescence check after a fence. */
-  atomic_store_explicit(
-      &w->finished,
-      atomic_load_explicit(&w->finished, memory_order_relaxed) + 1,
-      memory_order_release);
+  count_finished(w);
   if (t->is_main)
     weft__runtime_on_main_done(rt, t);
-  weft_task_unref(t);
+  /* The task's own reference. When it is the only one left (a detached
+   * task), nobody can take another (a reference is made from an existing
+   * one), so the decrement's read-modify-write is skipped. acquire: pairs
+   * with the acq_rel drop of the last other handle. */
+  if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1)
+    record_release(t);
+  else
+    weft_task_unref(t);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -22,11 +22,14 @@
  * blocking. One of the two sees the other (Dekker), so a push
  * never sleeps unnoticed, and a busy worker is never sent a system call.
  *
- * After the running task switches back, the worker finishes its transition
- * (two-phase suspension, task_state.h): PARK calls weft__state_park() and
- * re-queues the task if a wake raced with the switch; YIELD queues it at the
- * back with a mark that makes the worker poll before resuming it; DONE
- * completes and frees it.
+ * A task that suspends switches either back to the scheduler or, when the
+ * next pick can run at once, straight to that task (weft__sched_pick_direct:
+ * one context switch instead of two). Whoever runs next on the worker then
+ * finishes the previous task's transition (two-phase suspension,
+ * task_state.h; finish_switch): PARK calls weft__state_park() and re-queues
+ * the task if a wake raced with the switch; YIELD queues it at the back with
+ * a mark that makes the worker poll before resuming it; DONE (always on the
+ * scheduler's stack) completes and frees it.
  */
 #include "core.h"
 
@@ -248,10 +251,15 @@ static void fair_poll(weft__worker_t *w) {
 }
 
 /* A mark no other worker's epoch can equal: epochs start at index + 1 and
- * step by the number of workers. */
-static uint64_t yield_mark(weft__worker_t *w) { return w->poll_epoch; }
+ * step by the number of workers. Marks keep the low 32 bits (the task's
+ * hot line has room for no more): once an epoch wraps, a rare collision
+ * costs one extra poll, and a mark of 0 skips one; neither loses a task. */
+static uint32_t yield_mark(weft__worker_t *w) {
+  return (uint32_t)w->poll_epoch;
+}
 
-static weft_task_t *next_local(weft__worker_t *w) {
+static inline __attribute__((always_inline)) weft_task_t *
+next_local(weft__worker_t *w) {
   if (w->round_left == 0)
     fair_poll(w);
   weft_task_t *t = w->lifo;
@@ -363,7 +371,8 @@ static void park(weft__worker_t *w) {
     w->round_left = WEFT__FAIR_TICKS;
 }
 
-static void after_switch(weft__worker_t *w, weft_task_t *t) {
+static inline __attribute__((always_inline)) void
+after_switch(weft__worker_t *w, weft_task_t *t) {
   switch (w->after) {
   case WEFT__AFTER_PARK:
     if (!weft__state_park(&t->state))
@@ -385,6 +394,20 @@ static void after_switch(weft__worker_t *w, weft_task_t *t) {
   }
 }
 
+/* The task that just switched away (w->prev) has its registers saved:
+ * complete its transition. Runs on the scheduler's stack or, after a
+ * direct switch, on the next task's (task.c). */
+static inline __attribute__((always_inline)) void
+finish_switch(weft__worker_t *w) {
+  weft_task_t *t = w->prev;
+  w->prev = NULL;
+  if (WEFT__UNLIKELY(t->check_canary) && w->after != WEFT__AFTER_DONE)
+    weft__task_check_canary(t);
+  after_switch(w, t);
+}
+
+void weft__sched_finish_switch(weft__worker_t *w) { finish_switch(w); }
+
 static void run(weft__worker_t *w, weft_task_t *t) {
   if (t->route && t->route != w) {
     weft__worker_inbox_push(t->route, t); /* pinned or timer elsewhere */
@@ -399,7 +422,30 @@ static void run(weft__worker_t *w, weft_task_t *t) {
     w->round_left--;
   weft__count(w, WEFT__C_RUN);
   weft__task_run(w, t);
-  after_switch(w, t);
+  finish_switch(w);
+}
+
+/* A task is switching out: the task to switch to directly, or NULL to go
+ * through the scheduler. Picks exactly what the run loop would pick next
+ * (next_local), so the order of execution is the same either way; a pick
+ * the loop must handle itself (no stack yet, routed elsewhere, a yield
+ * waiting for its poll) is left in next_run for the loop. Never when a
+ * fairness poll is due: polls run on the scheduler's stack. */
+weft_task_t *weft__sched_pick_direct(weft__worker_t *w) {
+  if (w->round_left == 0 || w->next_run)
+    return NULL;
+  weft_task_t *t = next_local(w); /* round_left != 0: does not poll */
+  if (!t)
+    return NULL;
+  if (WEFT__UNLIKELY(!t->started || (t->route && t->route != w) ||
+                     (t->yield_mark && t->yield_mark == yield_mark(w)))) {
+    w->next_run = t;
+    return NULL;
+  }
+  t->yield_mark = 0;
+  w->round_left--;
+  weft__count(w, WEFT__C_RUN);
+  return t;
 }
 
 void weft__worker_loop(weft__worker_t *w) {
@@ -409,7 +455,11 @@ void weft__worker_loop(weft__worker_t *w) {
   w->poll_epoch = w->index + 1u; /* never 0: 0 means "no mark" */
   w->round_left = rt->cfg.deterministic ? 0 : WEFT__FAIR_TICKS;
   while (!runtime_stopping(rt)) {
-    weft_task_t *t = next_local(w);
+    weft_task_t *t = w->next_run;
+    if (t)
+      w->next_run = NULL;
+    else
+      t = next_local(w);
     if (!t)
       t = search(w);
     if (t) {
