@@ -19,7 +19,8 @@
  *     that host's pool (or a new one) inside a timeout scope, parses the
  *     response with http_parser, and releases the permit. It retries
  *     transient failures with exponential backoff, admits the target of a
- *     redirect and, for a text/html body, every <a href> gumbo finds.
+ *     redirect and, for a text/html body, every <a href> libxml2's HTML
+ *     parser finds.
  *  4. Every admitted URL is counted as outstanding until its fetch task has
  *     finished with it; the task that brings the count to zero shuts the
  *     frontier down, which ends the dispatcher's loop. The dispatcher then

@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # binutils gives readelf and nm to tests/install/check.sh.
 # libhttp-parser-dev is the HTTP parser of weft-bench's http_server
 # workload (docs/design.md says why this one).
-# liburiparser-dev and libgumbo-dev are the URL library and the HTML parser
+# liburiparser-dev and libxml2-dev are the URL library and the HTML parser
 # of examples/crawler and weft-bench's crawl workload (docs/design.md §6).
 packages=(
   build-essential
@@ -23,7 +23,7 @@ packages=(
   libcmocka-dev
   libhttp-parser-dev
   liburiparser-dev
-  libgumbo-dev
+  libxml2-dev
   libasan8
   libubsan1
   libtsan2
