@@ -206,6 +206,11 @@ struct weft__worker {
                                          directly: the scheduler runs it
                                          next (worker.c) */
   weft_task_t *lifo;                  /* LIFO slot */
+  /* Tasks routed to this worker (route == this worker: an I/O operation
+   * or a timer homed here, a pin) that are ready: no other worker may run
+   * them, so they bypass the stealable ring (worker.c). FIFO via ->next. */
+  weft_task_t *own_head, *own_tail;
+  unsigned own_turn;                  /* alternates own FIFO and ring */
   unsigned lifo_streak;               /* consecutive LIFO runs */
   unsigned round_left;                /* ticks until the next fairness poll */
   uint64_t poll_epoch;                /* index + 1 + polls * nworkers */

@@ -8,7 +8,9 @@
  *     once without blocking (timers and I/O), and on shutdown cancel the
  *     tasks this worker spawned.
  *  2. Take the LIFO slot (at most WEFT__LIFO_MAX times in a row while other
- *     tasks are queued), else the head of the run queue.
+ *     tasks are queued), else the head of the run queue or of the own FIFO
+ *     (owner-only: ready tasks routed to this worker, which no thief may
+ *     take; the two take turns when both have tasks).
  *  3. Out of local work: the inbox, then a batch from the inject queue, then
  *     (if at most half of the workers already search) steal half of another
  *     worker's ring, visiting all from a random start (idle.h protocol).
@@ -96,22 +98,57 @@ void weft__worker_inbox_push(weft__worker_t *w, weft_task_t *t) {
     weft__worker_unpark(w);
 }
 
-static void runq_push(weft__worker_t *w, weft_task_t *t) {
+static void ring_push(weft__worker_t *w, weft_task_t *t) {
   while (!weft__runq_try_push_owner(&w->runq, t)) {
     if (weft__runq_push_overflow(&w->runq, t, &w->rt->inject) == 0)
       break;
   }
 }
 
-/* Queue t locally and get help if somebody is parked and nobody searches. */
+/* A task routed here (an I/O operation in progress on this worker, a
+ * pending timer, a pin) can run nowhere else. With other workers around it
+ * goes to the owner-only FIFO, not the ring: a thief would only take it
+ * and send it back through the inbox (two read-modify-writes and perhaps
+ * a wake-up for nothing). Alone, the ring keeps the exact FIFO order of
+ * deterministic mode. */
+static int routed_here(weft__worker_t *w, weft_task_t *t) {
+  return t->route == w && w->rt->nworkers > 1;
+}
+
+static void own_push(weft__worker_t *w, weft_task_t *t) {
+  t->next = NULL;
+  if (w->own_tail)
+    w->own_tail->next = t;
+  else
+    w->own_head = t;
+  w->own_tail = t;
+}
+
+static weft_task_t *own_pop(weft__worker_t *w) {
+  weft_task_t *t = w->own_head;
+  w->own_head = t->next;
+  if (!w->own_head)
+    w->own_tail = NULL;
+  return t;
+}
+
+static void runq_push(weft__worker_t *w, weft_task_t *t) {
+  if (routed_here(w, t))
+    own_push(w, t);
+  else
+    ring_push(w, t);
+}
+
+/* Queue t locally and get help if somebody is parked and nobody searches
+ * (not for a task routed here: waking a worker for it would only cost an
+ * eventfd write). */
 static void runq_push_notify(weft__worker_t *w, weft_task_t *t) {
-  /* A task routed here (an I/O operation in progress on this worker, a
-   * pending timer, a pin) can run nowhere else: waking a parked worker for
-   * it would only cost an eventfd write, and a thief would send it back.
-   * Read before the push, after which a thief may already run it. */
-  int local_only = t->route == w;
-  runq_push(w, t);
-  if (!w->searching && !local_only)
+  if (routed_here(w, t)) {
+    own_push(w, t);
+    return;
+  }
+  ring_push(w, t);
+  if (!w->searching)
     notify_one(w->rt, 0);
 }
 
@@ -265,7 +302,8 @@ next_local(weft__worker_t *w) {
   weft_task_t *t = w->lifo;
   if (t) {
     w->lifo = NULL;
-    if (w->lifo_streak < WEFT__LIFO_MAX || weft__runq_is_empty(&w->runq)) {
+    if (w->lifo_streak < WEFT__LIFO_MAX ||
+        (!w->own_head && weft__runq_is_empty(&w->runq))) {
       w->lifo_streak++;
       weft__count(w, WEFT__C_LIFO);
       return t;
@@ -273,7 +311,13 @@ next_local(weft__worker_t *w) {
     runq_push(w, t); /* cap reached: queued tasks get their turn */
   }
   w->lifo_streak = 0;
-  return weft__runq_pop_owner(&w->runq);
+  /* Both queues non-empty: take turns, so neither can starve the other. */
+  if (w->own_head && (w->own_turn ^= 1u))
+    return own_pop(w);
+  t = weft__runq_pop_owner(&w->runq);
+  if (!t && w->own_head)
+    t = own_pop(w);
+  return t;
 }
 
 static weft_task_t *search(weft__worker_t *w) {
