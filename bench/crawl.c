@@ -8,7 +8,8 @@
  * The crawl starts at /page/0 with 256 requests in flight (all on the one
  * host), a 1 s request timeout and no retries: the site's hung pages (0.1%)
  * then put a floor of one second under the wall time, and nothing else
- * waits. Prints
+ * waits (site --hang-share 0 switches them off: the crawl's own time).
+ * Prints
  *
  *   RESULT crawl weft <workers> pages_per_s=... cpu_us_per_page=...
  *          peak_rss_kb=... pages=... errors=... timeouts=... wall_ms=...

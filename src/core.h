@@ -258,15 +258,18 @@ typedef struct weft__foreign {
 } weft__foreign_t;
 
 struct weft_runtime {
+  /* Read on hot paths by every worker and written (almost) never: kept
+   * off the cache lines of the shared queues below, whose writes would
+   * otherwise invalidate them in every worker's cache. */
   weft_config_t cfg;          /* resolved configuration */
   unsigned nworkers;
   weft__worker_t *workers;    /* nworkers, cache-line aligned */
-  weft__inject_t inject;      /* global queue */
-  weft__idle_t idle;          /* searching/parking coordinator */
-  weft__stack_pool_t stacks;  /* stack slabs and free stacks */
   atomic_int shutdown;        /* main finished: cancel everything */
   atomic_int stop;            /* every task finished: workers exit */
-  atomic_size_t live;         /* live records, only counted with max_tasks */
+  _Alignas(64) weft__inject_t inject; /* global queue */
+  _Alignas(64) weft__idle_t idle;     /* searching/parking coordinator */
+  _Alignas(64) weft__stack_pool_t stacks; /* stack slabs and free stacks */
+  _Alignas(64) atomic_size_t live; /* live records, only with max_tasks */
   weft_task_t *main;          /* the main task (malloc'ed, not pooled) */
   int main_status;
   void *main_result;
@@ -309,7 +312,10 @@ void weft__task_run(weft__worker_t *w, weft_task_t *t);
 /* Scheduler hooks for a task switching out (worker.c): the next task to
  * switch to directly, or NULL to switch to the scheduler; and, once on the
  * next stack, the previous task's pending transition. */
-weft_task_t *weft__sched_pick_direct(weft__worker_t *w);
+weft_task_t *weft__sched_pick_direct(weft__worker_t *w, int may_start);
+/* Give t (never run yet) its stack and initial context; WEFT_ENOMEM if no
+ * stack can be had (task.c). */
+int weft__task_prepare(weft__worker_t *w, weft_task_t *t);
 void weft__sched_finish_switch(weft__worker_t *w);
 /* Abort with a report if t's stack canary is gone (unguarded stacks). */
 void weft__task_check_canary(const weft_task_t *t);

@@ -308,13 +308,18 @@ void weft__task_switch_out(weft_task_t *t, enum weft__after after) {
   w->after = after;
   w->prev = t;
   t->saved_errno = *w->errno_loc;
+  /* A finished task's stack is shallow (task_entry), so it may also set up
+   * a first run's stack; a suspending one may be deep in its own. The main
+   * task's end starts the shutdown: that goes through the scheduler. */
+  int done = after == WEFT__AFTER_DONE;
   weft_task_t *n =
-      after == WEFT__AFTER_DONE ? NULL : weft__sched_pick_direct(w);
+      done && t->is_main ? NULL : weft__sched_pick_direct(w, done);
   if (n) {
     enter(w, n);
 #if defined(WEFT_SANITIZE_ADDRESS)
-    __sanitizer_start_switch_fiber(&t->asan_fake_stack, n->stack->lo,
-                                   n->stack->usable);
+    __sanitizer_start_switch_fiber(
+        after == WEFT__AFTER_DONE ? NULL : &t->asan_fake_stack, n->stack->lo,
+        n->stack->usable);
 #endif
 #if defined(WEFT_SANITIZE_THREAD)
     __tsan_switch_to_fiber(n->tsan_fiber, 0);
@@ -338,24 +343,28 @@ void weft__task_switch_out(weft_task_t *t, enum weft__after after) {
   resumed(t);
 }
 
-void weft__task_run(weft__worker_t *w, weft_task_t *t) {
-  if (WEFT__UNLIKELY(!t->started)) {
-    weft__stack_t *s = weft__stack_alloc(&t->rt->stacks, &w->stacks);
-    if (!s) {
-      /* No stack: the task finishes without running, status ENOMEM. */
-      t->status = WEFT_ENOMEM;
-      w->after = WEFT__AFTER_DONE;
-      w->prev = t;
-      return;
-    }
-    t->stack = s;
-    t->started = 1;
-    t->check_canary = !s->guarded;
-    weft__ctx_make(&t->ctx, s->lo, s->usable, task_entry, t);
+int weft__task_prepare(weft__worker_t *w, weft_task_t *t) {
+  weft__stack_t *s = weft__stack_alloc(&t->rt->stacks, &w->stacks);
+  if (!s)
+    return WEFT_ENOMEM;
+  t->stack = s;
+  t->started = 1;
+  t->check_canary = !s->guarded;
+  weft__ctx_make(&t->ctx, s->lo, s->usable, task_entry, t);
 #if defined(WEFT_SANITIZE_THREAD)
-    if (!t->tsan_fiber)
-      t->tsan_fiber = __tsan_create_fiber(0);
+  if (!t->tsan_fiber)
+    t->tsan_fiber = __tsan_create_fiber(0);
 #endif
+  return 0;
+}
+
+void weft__task_run(weft__worker_t *w, weft_task_t *t) {
+  if (WEFT__UNLIKELY(!t->started) && weft__task_prepare(w, t) != 0) {
+    /* No stack: the task finishes without running, status ENOMEM. */
+    t->status = WEFT_ENOMEM;
+    w->after = WEFT__AFTER_DONE;
+    w->prev = t;
+    return;
   }
   enter(w, t);
 #if defined(WEFT_SANITIZE_ADDRESS)

@@ -30,8 +30,8 @@
  * finishes the previous task's transition (two-phase suspension,
  * task_state.h; finish_switch): PARK calls weft__state_park() and re-queues
  * the task if a wake raced with the switch; YIELD queues it at the back with
- * a mark that makes the worker poll before resuming it; DONE (always on the
- * scheduler's stack) completes and frees it.
+ * a mark that makes the worker poll before resuming it; DONE completes it
+ * and frees its stack (never the stack it runs on: it is the next one's).
  */
 #include "core.h"
 
@@ -473,16 +473,19 @@ static void run(weft__worker_t *w, weft_task_t *t) {
  * through the scheduler. Picks exactly what the run loop would pick next
  * (next_local), so the order of execution is the same either way; a pick
  * the loop must handle itself (no stack yet, routed elsewhere, a yield
- * waiting for its poll) is left in next_run for the loop. Never when a
- * fairness poll is due: polls run on the scheduler's stack. */
-weft_task_t *weft__sched_pick_direct(weft__worker_t *w) {
+ * waiting for its poll; a first run, unless may_start) is left in next_run
+ * for the loop. Never when a fairness poll is due: polls run on the
+ * scheduler's stack. */
+weft_task_t *weft__sched_pick_direct(weft__worker_t *w, int may_start) {
   if (w->round_left == 0 || w->next_run)
     return NULL;
   weft_task_t *t = next_local(w); /* round_left != 0: does not poll */
   if (!t)
     return NULL;
-  if (WEFT__UNLIKELY(!t->started || (t->route && t->route != w) ||
-                     (t->yield_mark && t->yield_mark == yield_mark(w)))) {
+  if (WEFT__UNLIKELY((t->route && t->route != w) ||
+                     (t->yield_mark && t->yield_mark == yield_mark(w)) ||
+                     (!t->started &&
+                      (!may_start || weft__task_prepare(w, t) != 0)))) {
     w->next_run = t;
     return NULL;
   }

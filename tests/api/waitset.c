@@ -200,7 +200,11 @@ static void *cancel_main(void *arg) {
   CHECK_OK(harness_spawn_pinned(waiter_body, &w, 0, &wt));
   while (!atomic_load(&w.started))
     CHECK_OK(weft_sleep(1));
-  CHECK_OK(weft_sleep(10));
+  /* Cancel once the short job has finished (a fixed sleep raced with it
+   * on a loaded machine), so done[] must show exactly that one. */
+  while (!weft_task_done(t[0]))
+    CHECK_OK(weft_sleep(1));
+  CHECK_OK(weft_sleep(2));
   double t0 = harness_now_ms();
   CHECK_EQ(weft_task_cancel(wt), 1);
   CHECK_RC(weft_task_await(wt, NULL), WEFT_ECANCELED);
