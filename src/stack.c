@@ -80,6 +80,14 @@ static int guard(char *addr, size_t len) {
   return mprotect(addr, len, PROT_NONE);
 }
 
+/* Failure injection for tests (weft__stack_set_fail). */
+static atomic_int fail_alloc = 0;
+
+void weft__stack_set_fail(int on) {
+  /* relaxed: a test switch; the test orders it by its own task flow. */
+  atomic_store_explicit(&fail_alloc, on != 0, memory_order_relaxed);
+}
+
 void weft__stack_set_guard_install(int on) {
   /* relaxed: as above. */
   atomic_store_explicit(&guard_install_ok, on != 0, memory_order_relaxed);
@@ -146,6 +154,10 @@ static weft__stack_t *carve_slab(weft__stack_pool_t *p) {
 
 weft__stack_t *weft__stack_alloc(weft__stack_pool_t *p,
                                  weft__stack_cache_t *c) {
+  /* relaxed: see weft__stack_set_fail. */
+  if (__builtin_expect(
+          atomic_load_explicit(&fail_alloc, memory_order_relaxed), 0))
+    return NULL;
   if (!c->top) {
     pthread_mutex_lock(&p->mu);
     unsigned k = 0;

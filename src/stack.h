@@ -107,6 +107,10 @@ static inline int weft__stack_trim_wanted(weft__stack_pool_t *p) {
  * 1 tries MADV_GUARD_INSTALL first again (the default). */
 void weft__stack_set_guard_install(int on);
 
+/* Unit tests: while on, weft__stack_alloc() fails as if no memory could be
+ * mapped (the first run of a task then ends it with WEFT_ENOMEM). */
+void weft__stack_set_fail(int on);
+
 /* Give a worker's cache back to the pool (worker exit). */
 void weft__stack_cache_flush(weft__stack_pool_t *p, weft__stack_cache_t *c);
 

@@ -62,7 +62,8 @@ WEFT_EXTERN void weft_spawn_opts_init(weft_spawn_opts_t *opts);
  * Errors: WEFT_EINVAL (fn NULL), WEFT_ENOTTASK (called outside a task),
  * WEFT_ENOMEM (no memory, or the runtime's max_tasks reached),
  * WEFT_ESHUTDOWN_RT (the runtime is shutting down). Does not suspend: the new
- * task is only queued. */
+ * task is only queued. Its stack is taken when it first runs; if none can be
+ * mapped then, the task ends without running, with status WEFT_ENOMEM. */
 WEFT_EXTERN int weft_spawn(weft_task_fn fn, void *arg, weft_task_t **out);
 
 /* weft_spawn() with options (opts NULL = defaults). Extra error: WEFT_EINVAL

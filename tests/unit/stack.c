@@ -6,7 +6,9 @@
  * the pool, trimming past the high-water mark, flushing, unmapping on
  * destroy (LeakSanitizer checks the slab records in the ASan build), and two
  * threads sharing one pool through their own caches (ThreadSanitizer checks
- * the hand-over of stacks between them in the TSan build).
+ * the hand-over of stacks between them in the TSan build); and, in a
+ * runtime, a task whose first run finds no stack ends with WEFT_ENOMEM,
+ * whether the run loop or a finishing task's direct switch sets it up.
  */
 #include "harness.h"
 
@@ -557,6 +559,66 @@ static void test_threads(void **state) {
   weft__stack_pool_destroy(&shared_pool);
 }
 
+/* ---- no stack for a first run: the task ends with WEFT_ENOMEM ------------- */
+
+static void *never_runs(void *arg) {
+  atomic_fetch_add((atomic_int *)arg, 1);
+  return NULL;
+}
+
+static weft_task_t *late_child;
+
+/* Spawns a task that cannot get a stack, then finishes: its direct switch
+ * to the new task (a first run set up on the finishing stack) fails and
+ * hands the task to the run loop, which ends it with WEFT_ENOMEM. */
+static void *spawn_then_finish(void *arg) {
+  weft__stack_set_fail(1);
+  CHECK_OK(weft_spawn(never_runs, arg, &late_child));
+  return NULL;
+}
+
+static void *no_stack_main(void *arg) {
+  atomic_int *ran = arg;
+  weft_task_t *t, *a;
+  void *r = &r;
+
+  /* The loop gives the child its first run while main awaits it. */
+  weft__stack_set_fail(1);
+  CHECK_OK(weft_spawn(never_runs, ran, &t));
+  CHECK_RC(weft_task_await(t, &r), WEFT_ENOMEM);
+  CHECK(r == NULL);
+  weft_task_unref(t);
+  weft__stack_set_fail(0);
+
+  /* A finishing task picks the first run. */
+  CHECK_OK(weft_spawn(spawn_then_finish, ran, &a));
+  CHECK_OK(weft_task_await(a, NULL));
+  CHECK_RC(weft_task_await(late_child, NULL), WEFT_ENOMEM);
+  weft__stack_set_fail(0);
+  weft_task_unref(late_child);
+  weft_task_unref(a);
+  CHECK_EQ(atomic_load(ran), 0);
+
+  /* With stacks again, tasks run. */
+  CHECK_OK(weft_spawn(never_runs, ran, &t));
+  CHECK_OK(weft_task_await(t, NULL));
+  weft_task_unref(t);
+  CHECK_EQ(atomic_load(ran), 1);
+  return NULL;
+}
+
+static void test_first_run_without_stack(void **state) {
+  unsigned workers;
+
+  (void)state;
+  for (workers = 1; workers <= 2; workers++) {
+    atomic_int ran;
+    atomic_init(&ran, 0);
+    run_in_weft(no_stack_main, &ran, workers);
+    assert_int_equal(atomic_load(&ran), 1);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_init),
@@ -570,6 +632,7 @@ int main(void) {
       cmocka_unit_test(test_flush),
       cmocka_unit_test(test_destroy_unmaps),
       cmocka_unit_test(test_threads),
+      cmocka_unit_test(test_first_run_without_stack),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
