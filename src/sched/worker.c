@@ -295,6 +295,23 @@ static uint32_t yield_mark(weft__worker_t *w) {
   return (uint32_t)w->poll_epoch;
 }
 
+/* t must resume on another worker (a pin, a timer or I/O homed there). */
+static inline int routed_elsewhere(weft__worker_t *w, weft_task_t *t) {
+  return t->route && t->route != w;
+}
+
+/* t yielded on this worker and no poll has happened since. */
+static inline int needs_poll(weft__worker_t *w, weft_task_t *t) {
+  return t->yield_mark && t->yield_mark == yield_mark(w);
+}
+
+/* One tick of the run loop: a resumption, counted towards the next poll. */
+static inline void tick(weft__worker_t *w) {
+  if (w->round_left)
+    w->round_left--;
+  weft__count(w, WEFT__C_RUN);
+}
+
 static inline __attribute__((always_inline)) weft_task_t *
 next_local(weft__worker_t *w) {
   if (w->round_left == 0)
@@ -423,7 +440,7 @@ after_switch(weft__worker_t *w, weft_task_t *t) {
       runq_push_notify(w, t); /* woken while switching: run it again */
     break;
   case WEFT__AFTER_YIELD:
-    if (WEFT__UNLIKELY(t->route && t->route != w)) {
+    if (WEFT__UNLIKELY(routed_elsewhere(w, t))) {
       /* Moving to another worker (a pin, a stream's home): straight to its
        * inbox rather than through this worker's queue. */
       weft__worker_inbox_push(t->route, t);
@@ -453,18 +470,14 @@ finish_switch(weft__worker_t *w) {
 void weft__sched_finish_switch(weft__worker_t *w) { finish_switch(w); }
 
 static void run(weft__worker_t *w, weft_task_t *t) {
-  if (t->route && t->route != w) {
+  if (routed_elsewhere(w, t)) {
     weft__worker_inbox_push(t->route, t); /* pinned or timer elsewhere */
     return;
   }
-  if (t->yield_mark) {
-    if (t->yield_mark == yield_mark(w))
-      fair_poll(w); /* a yielded task resumes only after a poll */
-    t->yield_mark = 0;
-  }
-  if (w->round_left)
-    w->round_left--;
-  weft__count(w, WEFT__C_RUN);
+  if (needs_poll(w, t))
+    fair_poll(w); /* a yielded task resumes only after a poll */
+  t->yield_mark = 0;
+  tick(w);
   weft__task_run(w, t);
   finish_switch(w);
 }
@@ -482,16 +495,14 @@ weft_task_t *weft__sched_pick_direct(weft__worker_t *w, int may_start) {
   weft_task_t *t = next_local(w); /* round_left != 0: does not poll */
   if (!t)
     return NULL;
-  if (WEFT__UNLIKELY((t->route && t->route != w) ||
-                     (t->yield_mark && t->yield_mark == yield_mark(w)) ||
+  if (WEFT__UNLIKELY(routed_elsewhere(w, t) || needs_poll(w, t) ||
                      (!t->started &&
                       (!may_start || weft__task_prepare(w, t) != 0)))) {
-    w->next_run = t;
+    w->next_run = t; /* run() handles each of these */
     return NULL;
   }
   t->yield_mark = 0;
-  w->round_left--;
-  weft__count(w, WEFT__C_RUN);
+  tick(w);
   return t;
 }
 
