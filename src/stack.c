@@ -7,15 +7,30 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #if defined(WEFT_SANITIZE_ADDRESS)
 #include <sanitizer/asan_interface.h>
 #endif
 
+/* 1 if transparent huge pages are on for every anonymous mapping
+ * ("[always]"), so that stack slabs must opt out with MADV_NOHUGEPAGE. */
+static int thp_always(void) {
+  char buf[128];
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return strstr(buf, "[always]") != NULL;
+}
+
 int weft__stack_pool_init(weft__stack_pool_t *p, size_t size,
                           size_t guarded_budget) {
   memset(p, 0, sizeof(*p));
+  p->nohugepage = thp_always();
   p->page = (size_t)sysconf(_SC_PAGESIZE);
   p->size = (size + p->page - 1) & ~(p->page - 1);
   p->guarded_budget = guarded_budget;
@@ -111,10 +126,14 @@ static weft__stack_t *carve_slab(weft__stack_pool_t *p) {
   char *base = MAP_FAILED;
   if (slab)
     base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
+                0);
   char *first = base;
   int ok = base != MAP_FAILED;
-  if (ok) /* huge pages would make every stack of a 2 MiB run resident */
+  /* Huge pages would make every stack of a 2 MiB run resident. Only asked
+   * for when THP is on for all mappings: the call takes the mmap lock for
+   * writing, stalling every other worker's page faults. */
+  if (ok && p->nohugepage)
     (void)madvise(base, len, MADV_NOHUGEPAGE);
   if (ok && guarded) {
     for (size_t i = 0; ok && i < n; i++)

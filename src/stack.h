@@ -72,6 +72,7 @@ typedef struct weft__stack_pool {
   size_t page;                /* page size */
   size_t guarded_budget;      /* stacks that may still get a guard page */
   size_t trim_hwm;            /* free stacks kept with their pages */
+  int nohugepage;             /* THP is "always": opt slabs out of it */
 } weft__stack_pool_t;
 
 /* Per-worker cache; owner-only. */
