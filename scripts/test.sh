@@ -6,12 +6,14 @@
 #  3. install: `cmake --install build` into a temporary prefix, then
 #              tests/install/check.sh on it (pkg-config and find_package
 #              consumers, SONAME, exported symbols).
-#  4. tsan:    build-tsan/ (-DWEFT_SANITIZE=thread, no benchmarks), ctest.
-#  5. asan:    build-asan/ (-DWEFT_SANITIZE=address: ASan+UBSan+LSan), ctest.
+#  4. demo:    scripts/demo.sh (the README's main demo command) on that same
+#              build/: it must exit 0, and the crawl must print its summary.
+#  5. tsan:    build-tsan/ (-DWEFT_SANITIZE=thread, no benchmarks), ctest.
+#  6. asan:    build-asan/ (-DWEFT_SANITIZE=address: ASan+UBSan+LSan), ctest.
 #
-# Every stage runs even if an earlier one failed (except the install check,
-# which needs the normal build); a summary line per stage and a total follow,
-# and the exit status is non-zero if anything failed.
+# Every stage runs even if an earlier one failed (except the install check
+# and the demo, which need the normal build); a summary line per stage and a
+# total follow, and the exit status is non-zero if anything failed.
 #
 # Where a sanitizer cannot start with address space randomization on (gcc
 # 12's TSan fails with "unexpected memory mapping" under the high mmap
@@ -197,7 +199,28 @@ else
   record install FAIL "not run: the normal build failed" 0
 fi
 
-# 4, 5. sanitizer trees
+# 4. the main demo command
+start=$SECONDS
+banner "demo: scripts/demo.sh"
+if [[ $normal_built -eq 1 ]]; then
+  demo_rc=0
+  bash scripts/demo.sh >"$tmp/demo.log" 2>&1 || demo_rc=$?
+  cat "$tmp/demo.log"
+  if [[ $demo_rc -eq 0 ]] && grep -q '^Crawled: ' "$tmp/demo.log" &&
+    grep -q '^demo: all [0-9]* examples ran$' "$tmp/demo.log"; then
+    total_passed=$((total_passed + 1))
+    record demo PASS "every example ran, the crawl printed its summary" \
+      $((SECONDS - start))
+  else
+    total_failed=$((total_failed + 1))
+    record demo FAIL "exit status $demo_rc, see above" $((SECONDS - start))
+  fi
+else
+  total_failed=$((total_failed + 1))
+  record demo FAIL "not run: the normal build failed" 0
+fi
+
+# 5, 6. sanitizer trees
 sanitizer_stage tsan build-tsan "-fsanitize=thread" \
   -DWEFT_SANITIZE=thread -DWEFT_WERROR=OFF -DWEFT_BUILD_BENCH=OFF
 sanitizer_stage asan build-asan "-fsanitize=address,undefined" \
