@@ -82,6 +82,7 @@ int bench_yield_many(unsigned workers);
 int bench_ping_pong(unsigned workers);
 int bench_chained_spawn(unsigned workers);
 int bench_timers(unsigned workers);
+int bench_timeouts(unsigned workers);
 int bench_fanout_cpu(unsigned workers);
 int bench_idle_memory(unsigned workers);
 int bench_mutex_contended(unsigned workers);

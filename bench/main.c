@@ -121,6 +121,7 @@ static const struct workload workloads[] = {
     {"ping_pong", bench_ping_pong},
     {"chained_spawn", bench_chained_spawn},
     {"timers", bench_timers},
+    {"timeouts", bench_timeouts},
     {"fanout_cpu", bench_fanout_cpu},
     {"idle_memory", bench_idle_memory},
     {"mutex_contended", bench_mutex_contended},

@@ -17,7 +17,7 @@ bench=$build/bench/weft-bench
 ctx=$build/bench/weft-bench-ctx
 reps=${REPS:-3}
 workers_list=${WORKERS_LIST:-"1 2"}
-workloads=${WORKLOADS:-"spawn_many yield_many ping_pong chained_spawn timers fanout_cpu idle_memory mutex_contended queue_mpmc"}
+workloads=${WORKLOADS:-"spawn_many yield_many ping_pong chained_spawn timers timeouts fanout_cpu idle_memory mutex_contended queue_mpmc"}
 
 if [ ! -x "$bench" ]; then
   echo "run-all.sh: $bench not found; build it first" \

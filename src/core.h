@@ -57,13 +57,13 @@ typedef struct weft__waiter {
   void *item;         /* payload handed over by the waker (queues) */
 } weft__waiter_t;
 
-/* Where a timer is (time.c). */
-enum { WEFT__TIMER_NONE = 0, WEFT__TIMER_WHEEL = 1, WEFT__TIMER_FAR = 2 };
+/* Where a timer is (time.c): in no wheel, or in level `where - 1`. */
+enum { WEFT__TIMER_NONE = 0, WEFT__TIMER_LEVEL0 = 1 };
 
 /* A timer registration on one worker's wheel; owner-worker only. Lives on
  * the waiting task's stack; set up with weft__timer_init(). */
 typedef struct weft__timer {
-  weft__list_t link;  /* in a wheel slot or the far list */
+  weft__list_t link;  /* in a wheel slot */
   uint64_t deadline;  /* monotonic ns */
   uint64_t tick;      /* the 1 ms tick it fires at */
   weft_task_t *task;  /* task to wake */
@@ -75,8 +75,27 @@ typedef struct weft__timer {
   int fired;          /* 1 once the deadline passed and task was woken */
 } weft__timer_t;
 
-/* Slots of a worker's timing wheel (1 ms each); a power of two >= 128. */
-#define WEFT__WHEEL_SLOTS 1024u
+/* A worker's hierarchical timing wheel (time.c), owner-worker only. Level
+ * 0 has WEFT__WHEEL_SLOTS slots of one tick (1 ms); each level above has 64
+ * slots, each as long as the whole level below: 1.024 s, 65.5 s, 70 min,
+ * 74.6 h, 199 days, 34.8 years. Six upper levels span 2^46 ms, more than
+ * any deadline a uint64_t of nanoseconds can hold (< 2^45 ms). */
+#define WEFT__WHEEL_BITS 10u /* log2 of level 0's slots */
+#define WEFT__WHEEL_SLOTS (1u << WEFT__WHEEL_BITS)
+#define WEFT__WHEEL_UP_BITS 6u /* log2 of an upper level's slots */
+#define WEFT__WHEEL_UP_SLOTS (1u << WEFT__WHEEL_UP_BITS)
+#define WEFT__WHEEL_UP_LEVELS 6u
+#define WEFT__WHEEL_LEVELS (1u + WEFT__WHEEL_UP_LEVELS)
+
+typedef struct weft__wheel {
+  uint64_t tick;  /* next tick to process; the cursor */
+  size_t len;     /* timers in all levels */
+  size_t level_len[WEFT__WHEEL_LEVELS];
+  uint64_t bits[WEFT__WHEEL_SLOTS / 64];      /* level 0's non-empty slots */
+  uint64_t up_bits[WEFT__WHEEL_UP_LEVELS];    /* upper levels' */
+  weft__list_t slot[WEFT__WHEEL_SLOTS];       /* level 0: FIFO per tick */
+  weft__list_t up[WEFT__WHEEL_UP_LEVELS][WEFT__WHEEL_UP_SLOTS];
+} weft__wheel_t;
 
 /* ------------------------------------------------------------------------ */
 /* Task                                                                      */
@@ -217,14 +236,8 @@ struct weft__worker {
   int searching;                      /* counted as searching (idle.h) */
   int shutdown_seen;                  /* its tasks cancelled for shutdown */
   uint32_t rng;                       /* xorshift state for victim choice */
-  /* Timers (time.c): hashed timing wheel. */
-  weft__list_t wheel[WEFT__WHEEL_SLOTS]; /* FIFO of timers per tick slot */
-  uint64_t wheel_bits[WEFT__WHEEL_SLOTS / 64]; /* non-empty slots */
-  uint64_t wheel_tick;                /* next tick to process */
-  size_t wheel_len;                   /* timers in the wheel */
-  weft__list_t far;                   /* timers past the wheel's window */
-  size_t far_len;
-  uint64_t far_min;                   /* lower bound of their ticks */
+  /* Timers (time.c): hierarchical timing wheel. */
+  weft__wheel_t wheel;
   uint64_t timer_armed;               /* tick the uv timer is set for */
   /* Memory (task.c, stack.c). */
   weft__stack_cache_t stacks;
@@ -387,6 +400,26 @@ int weft__timer_add_checked(weft__worker_t *w, weft__timer_t *t);
 void weft__timer_remove(weft__worker_t *w, weft__timer_t *t);
 void weft__timers_init(weft__worker_t *w);
 void weft__timers_destroy(weft__worker_t *w);
+/* The wheel itself, without a clock or a uv timer (time.c uses them with
+ * its worker's; the unit tests drive them with a simulated clock). Ticks
+ * are milliseconds of weft__now_ns(). */
+void weft__wheel_init(weft__wheel_t *wh, uint64_t now_tick);
+/* An empty wheel's cursor moves on to now_tick (nothing lies between). */
+void weft__wheel_restart(weft__wheel_t *wh, uint64_t now_tick);
+/* Add t, due at t->deadline (ns): it fires at tick ceil(deadline / 1 ms),
+ * or at the cursor if that has passed; sets t->tick. O(1). */
+void weft__wheel_add(weft__wheel_t *wh, weft__timer_t *t);
+/* Remove t if it is in the wheel. O(1). */
+void weft__wheel_remove(weft__wheel_t *wh, weft__timer_t *t);
+/* The tick by which the wheel must next be expired: the earliest timer's,
+ * or (when an upper level's slot comes first) the start of that slot's
+ * span, where it moves down; never later than any timer's tick. UINT64_MAX
+ * if the wheel is empty. */
+uint64_t weft__wheel_next(const weft__wheel_t *wh);
+/* The next timer due by now_tick, taken out of the wheel (ticks in order,
+ * FIFO within a slot), or NULL once there is none: the cursor is then
+ * now_tick + 1. */
+weft__timer_t *weft__wheel_expire(weft__wheel_t *wh, uint64_t now_tick);
 
 /* Task records (task.c). */
 /* The argument checks of every call that waits for several tasks (gather,

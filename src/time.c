@@ -1,32 +1,59 @@
 /*
- * Per-worker timers: a hashed timing wheel of 1 ms ticks and one uv_timer_t
- * armed for the earliest non-empty tick.
+ * Per-worker timers: a hierarchical timing wheel of 1 ms ticks and one
+ * uv_timer_t armed for the tick by which the wheel must next be expired.
  *
  * Owner-only: a timer is added, fired and removed on its worker's thread. A
  * task with a timer pending sets its `route` to that worker, so whoever wakes
  * it (a canceller, a completing task) sends it back there, and it removes its
  * own timer without any cross-thread access (design-brief §2.3). When the
  * timer itself fires and enqueues the parked task, nothing is left to remove,
- * so the callback clears the route and the task may run anywhere.
+ * so the callback clears the route and the task may run anywhere. The wheel
+ * (weft__wheel_*) is a plain structure of its worker's, with no locks.
  *
  * The wheel: a timer due at `deadline` (ns) belongs to tick
  * T = ceil(deadline / 1 ms) and fires once the clock has reached T ms, so
  * never early and at most 1 ms late (libuv's own timers have 1 ms
- * resolution). Ticks in [cursor, cursor + WHEEL_SLOTS) live in slot
- * T % WHEEL_SLOTS, a FIFO list (timers of one tick fire in the order they
- * were added), with a bitmap of non-empty slots; later ticks wait in the
- * unsorted `far` list, which is moved into the wheel every WHEEL_SLOTS / 2
- * ticks. Adding and removing are O(1) and touch only the neighbours in one
- * list. A binary heap, the first version, moved up to 17 entries per expiry
- * and wrote each moved entry's index into its timer node on another task's
- * stack: a cache and TLB miss per level with 100,000 sleepers.
+ * resolution). The cursor `tick` is the next tick to process. Level 0 holds
+ * the ticks in [cursor, cursor + 1,024), each in slot T % 1,024, a FIFO list
+ * (timers of one tick fire in the order they reached level 0: the order they
+ * were added, except that one moved down from above comes after those added
+ * straight to level 0 before it moved); level k >= 1 holds ticks up to
+ * 2^(10+6k) ahead in 64 slots, slot (T >> (10+6(k-1))) % 64, each spanning
+ * the whole level below (levels in core.h); each level has a bitmap of its
+ * non-empty slots. A timer goes to the lowest level whose reach covers
+ * T - cursor, so an upper-level slot's span always lies after the cursor's
+ * own span at that level, within 64 spans. When the cursor reaches the start
+ * of a span, the timers of that span's slot move down, each to the level its
+ * remaining distance calls for, which is lower: a timer moves at most once
+ * per level it starts above level 0, and a sleep under 1,024 ms never moves.
+ * Adding and removing are O(1) and touch only the neighbours in one list; a
+ * move touches only the timers due within the span starting (at level 1, the
+ * next 1,024 ms).
+ * The cursor skips empty stretches a slot span at a time. It moves only in an
+ * expiry, so it may lag the clock: a timer is then placed a level higher
+ * than its distance from now calls for, which costs at most one more move
+ * and an earlier re-arm, never lateness; a timer added to an empty wheel
+ * first brings the cursor up to the clock. A binary heap, the first version,
+ * moved up to 17 entries per expiry and wrote each moved entry's index into its
+ * timer node on another task's stack: a cache and TLB miss per level with
+ * 100,000 sleepers. A flat wheel with an unsorted list beyond its window,
+ * the second version, walked that whole list every 512 ticks, and (a
+ * defect) forgot it while a later timer sat in the window.
+ *
+ * The uv timer is armed for weft__wheel_next(): level 0's earliest tick,
+ * or an upper-level span's start if that comes first (the wheel then moves
+ * that slot down and is re-armed for the precise tick): never after any
+ * timer's tick. Removing a timer leaves the uv timer as it is; an expiry
+ * that finds nothing due re-arms it, which is cheaper than re-arming at
+ * every removal.
  */
 #include "core.h"
 
 #include <stdlib.h>
 
 #define NS_PER_TICK 1000000u
-#define WHEEL_MASK (WEFT__WHEEL_SLOTS - 1u)
+#define MASK0 (WEFT__WHEEL_SLOTS - 1u)
+#define UP_MASK (WEFT__WHEEL_UP_SLOTS - 1u)
 
 uint64_t weft__now_ns(void) { return uv_hrtime(); }
 
@@ -34,74 +61,196 @@ static uint64_t tick_of(uint64_t deadline) {
   return deadline / NS_PER_TICK + (deadline % NS_PER_TICK != 0);
 }
 
-static void slot_insert(weft__worker_t *w, weft__timer_t *t) {
-  unsigned s = (unsigned)(t->tick & WHEEL_MASK);
-  weft__list_push_back(&w->wheel[s], &t->link);
-  w->wheel_bits[s / 64] |= (uint64_t)1 << (s % 64);
-  w->wheel_len++;
-  t->where = WEFT__TIMER_WHEEL;
+/* log2 of the span of one slot of level k >= 1 (in ticks). */
+static unsigned up_shift(unsigned k) {
+  return WEFT__WHEEL_BITS + WEFT__WHEEL_UP_BITS * (k - 1);
 }
 
-static void place(weft__worker_t *w, weft__timer_t *t) {
-  if (t->tick < w->wheel_tick)
-    t->tick = w->wheel_tick; /* already due: the next tick processed */
-  if (t->tick - w->wheel_tick < WEFT__WHEEL_SLOTS) {
-    slot_insert(w, t);
-  } else {
-    weft__list_push_back(&w->far, &t->link);
-    w->far_len++;
-    if (t->tick < w->far_min)
-      w->far_min = t->tick;
-    t->where = WEFT__TIMER_FAR;
+static void place(weft__wheel_t *wh, weft__timer_t *t) {
+  if (t->tick < wh->tick)
+    t->tick = wh->tick; /* already due: the next tick processed */
+  uint64_t delta = t->tick - wh->tick;
+  if (delta < WEFT__WHEEL_SLOTS) {
+    unsigned s = (unsigned)(t->tick & MASK0);
+    weft__list_push_back(&wh->slot[s], &t->link);
+    wh->bits[s / 64] |= (uint64_t)1 << (s % 64);
+    wh->level_len[0]++;
+    t->where = WEFT__TIMER_LEVEL0;
+    return;
+  }
+  /* The lowest level k with delta < 2^(up_shift(k) + UP_BITS). */
+  unsigned msb = 63u - (unsigned)__builtin_clzll(delta);
+  unsigned k = (msb - WEFT__WHEEL_BITS) / WEFT__WHEEL_UP_BITS + 1;
+  if (k > WEFT__WHEEL_UP_LEVELS)
+    k = WEFT__WHEEL_UP_LEVELS; /* cannot happen (core.h); if it did, the
+                                  timer would come down too early and
+                                  simply be placed again */
+  unsigned s = (unsigned)((t->tick >> up_shift(k)) & UP_MASK);
+  weft__list_push_back(&wh->up[k - 1][s], &t->link);
+  wh->up_bits[k - 1] |= (uint64_t)1 << s;
+  wh->level_len[k]++;
+  t->where = WEFT__TIMER_LEVEL0 + (int)k;
+}
+
+/* The cursor has just reached a multiple of level 0's span: move down the
+ * slot of each level whose span starts here. Its timers all lie in
+ * [cursor, cursor + span) and go to lower levels, never to a slot that is
+ * moved now. */
+static void cascade(weft__wheel_t *wh) {
+  for (unsigned k = 1; k <= WEFT__WHEEL_UP_LEVELS; k++) {
+    unsigned sh = up_shift(k);
+    if (wh->tick & (((uint64_t)1 << sh) - 1))
+      return; /* not a span start of level k, so of no level above */
+    unsigned s = (unsigned)((wh->tick >> sh) & UP_MASK);
+    if (!(wh->up_bits[k - 1] & ((uint64_t)1 << s)))
+      continue;
+    weft__list_t *n;
+    while ((n = weft__list_pop_front(&wh->up[k - 1][s]))) {
+      wh->level_len[k]--;
+      place(wh, weft__container_of(n, weft__timer_t, link));
+    }
+    wh->up_bits[k - 1] &= ~((uint64_t)1 << s);
   }
 }
 
-/* Move the far timers that now fall inside the wheel's window into it, and
- * recompute far_min. */
-static void cascade(weft__worker_t *w) {
-  weft__list_t keep, *n;
-  weft__list_init(&keep);
-  w->far_min = UINT64_MAX;
-  while ((n = weft__list_pop_front(&w->far))) {
-    weft__timer_t *t = weft__container_of(n, weft__timer_t, link);
-    w->far_len--;
-    if (t->tick < w->wheel_tick + WEFT__WHEEL_SLOTS) {
-      place(w, t);
-    } else {
-      weft__list_push_back(&keep, n);
-      w->far_len++;
-      if (t->tick < w->far_min)
-        w->far_min = t->tick;
+/* Level 0's earliest tick, or UINT64_MAX. Level 0 holds only ticks in
+ * [cursor, cursor + WEFT__WHEEL_SLOTS), so slot order from the cursor's
+ * slot on is tick order. */
+static uint64_t first0(const weft__wheel_t *wh) {
+  if (!wh->level_len[0])
+    return UINT64_MAX;
+  unsigned s = (unsigned)(wh->tick & MASK0);
+  for (unsigned k = 0; k <= WEFT__WHEEL_SLOTS / 64; k++) {
+    unsigned word = (s / 64 + k) % (WEFT__WHEEL_SLOTS / 64);
+    uint64_t bits = wh->bits[word];
+    if (k == 0)
+      bits &= ~(uint64_t)0 << (s % 64); /* slots before s: wrapped */
+    else if (k == WEFT__WHEEL_SLOTS / 64)
+      bits &= ((uint64_t)1 << (s % 64)) - 1; /* the wrapped part of s's */
+    if (bits) {
+      unsigned slot = word * 64 + (unsigned)__builtin_ctzll(bits);
+      return wh->tick + ((slot - s) & MASK0);
     }
   }
-  while ((n = weft__list_pop_front(&keep)))
-    weft__list_push_back(&w->far, n);
+  return UINT64_MAX; /* not reached: level_len[0] counts these slots */
 }
 
-/* The earliest tick holding a timer, or UINT64_MAX. */
-static uint64_t earliest(weft__worker_t *w) {
-  if (w->wheel_len) {
-    unsigned s = (unsigned)(w->wheel_tick & WHEEL_MASK);
-    for (unsigned k = 0; k <= WEFT__WHEEL_SLOTS / 64; k++) {
-      unsigned word = (s / 64 + k) % (WEFT__WHEEL_SLOTS / 64);
-      uint64_t bits = w->wheel_bits[word];
-      if (k == 0)
-        bits &= ~(uint64_t)0 << (s % 64); /* slots before s: wrapped */
-      else if (k == WEFT__WHEEL_SLOTS / 64)
-        bits &= ((uint64_t)1 << (s % 64)) - 1; /* the wrapped part of s's */
-      if (bits) {
-        unsigned slot = word * 64 + (unsigned)__builtin_ctzll(bits);
-        return w->wheel_tick + ((slot - s) & WHEEL_MASK);
+uint64_t weft__wheel_next(const weft__wheel_t *wh) {
+  uint64_t e = first0(wh);
+  for (unsigned k = 1; k <= WEFT__WHEEL_UP_LEVELS; k++) {
+    if (!wh->level_len[k])
+      continue;
+    /* The first non-empty slot after the cursor's own span, cyclically:
+     * its span starts (p + 1) spans after the cursor's. */
+    unsigned sh = up_shift(k);
+    uint64_t span = wh->tick >> sh;
+    unsigned c = (unsigned)((span + 1) & UP_MASK);
+    uint64_t bits = wh->up_bits[k - 1];
+    uint64_t rot = c ? bits >> c | bits << (WEFT__WHEEL_UP_SLOTS - c) : bits;
+    unsigned p = (unsigned)__builtin_ctzll(rot);
+    uint64_t start = (span + 1 + p) << sh;
+    if (start < e)
+      e = start;
+  }
+  return e;
+}
+
+weft__timer_t *weft__wheel_expire(weft__wheel_t *wh, uint64_t now_tick) {
+  while (wh->tick <= now_tick) {
+    uint64_t to; /* where the cursor goes next */
+    if (wh->level_len[0]) {
+      unsigned s = (unsigned)(wh->tick & MASK0);
+      if (wh->bits[s / 64] & ((uint64_t)1 << (s % 64))) {
+        weft__list_t *n = weft__list_pop_front(&wh->slot[s]);
+        if (weft__list_empty(&wh->slot[s]))
+          wh->bits[s / 64] &= ~((uint64_t)1 << (s % 64));
+        wh->level_len[0]--;
+        wh->len--;
+        weft__timer_t *t = weft__container_of(n, weft__timer_t, link);
+        t->where = WEFT__TIMER_NONE;
+        return t;
       }
+      /* Level 0's next timer (its slot is not the cursor's), or the next
+       * span start of level 0, where upper slots may move down. */
+      to = first0(wh);
+      uint64_t edge = (wh->tick | MASK0) + 1;
+      if (to > edge)
+        to = edge;
+    } else {
+      /* Nothing fires before the start of the lowest non-empty level's
+       * next span, where that level moves a slot down. */
+      unsigned k = 1;
+      while (k <= WEFT__WHEEL_UP_LEVELS && !wh->level_len[k])
+        k++;
+      if (k > WEFT__WHEEL_UP_LEVELS) {
+        wh->tick = now_tick + 1; /* empty */
+        break;
+      }
+      to = ((wh->tick >> up_shift(k)) + 1) << up_shift(k);
     }
+    if (to > now_tick + 1)
+      to = now_tick + 1;
+    wh->tick = to;
+    if ((to & MASK0) == 0)
+      cascade(wh);
   }
-  return w->far_len ? w->far_min : UINT64_MAX;
+  return NULL;
 }
+
+void weft__wheel_add(weft__wheel_t *wh, weft__timer_t *t) {
+  t->tick = tick_of(t->deadline);
+  place(wh, t);
+  wh->len++;
+}
+
+void weft__wheel_remove(weft__wheel_t *wh, weft__timer_t *t) {
+  if (t->where == WEFT__TIMER_NONE)
+    return;
+  unsigned k = (unsigned)(t->where - WEFT__TIMER_LEVEL0);
+  weft__list_remove(&t->link);
+  wh->level_len[k]--;
+  wh->len--;
+  if (k == 0) {
+    unsigned s = (unsigned)(t->tick & MASK0);
+    if (weft__list_empty(&wh->slot[s]))
+      wh->bits[s / 64] &= ~((uint64_t)1 << (s % 64));
+  } else {
+    unsigned s = (unsigned)((t->tick >> up_shift(k)) & UP_MASK);
+    if (weft__list_empty(&wh->up[k - 1][s]))
+      wh->up_bits[k - 1] &= ~((uint64_t)1 << s);
+  }
+  t->where = WEFT__TIMER_NONE;
+}
+
+void weft__wheel_init(weft__wheel_t *wh, uint64_t now_tick) {
+  for (unsigned i = 0; i < WEFT__WHEEL_SLOTS; i++)
+    weft__list_init(&wh->slot[i]);
+  for (unsigned i = 0; i < WEFT__WHEEL_SLOTS / 64; i++)
+    wh->bits[i] = 0;
+  for (unsigned k = 0; k < WEFT__WHEEL_UP_LEVELS; k++) {
+    for (unsigned i = 0; i < WEFT__WHEEL_UP_SLOTS; i++)
+      weft__list_init(&wh->up[k][i]);
+    wh->up_bits[k] = 0;
+  }
+  for (unsigned k = 0; k < WEFT__WHEEL_LEVELS; k++)
+    wh->level_len[k] = 0;
+  wh->len = 0;
+  wh->tick = now_tick;
+}
+
+void weft__wheel_restart(weft__wheel_t *wh, uint64_t now_tick) {
+  /* Empty: no slot to move down between here and there. */
+  if (wh->len == 0 && now_tick > wh->tick)
+    wh->tick = now_tick;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The worker's wheel and its uv timer                                       */
 
 static void on_timer(uv_timer_t *h);
 
 static void arm(weft__worker_t *w) {
-  uint64_t tick = earliest(w);
+  uint64_t tick = weft__wheel_next(&w->wheel);
   if (tick == w->timer_armed)
     return;
   if (tick == UINT64_MAX) {
@@ -109,61 +258,41 @@ static void arm(weft__worker_t *w) {
     w->timer_armed = UINT64_MAX;
     return;
   }
-  uint64_t due = tick * NS_PER_TICK, now = weft__now_ns();
+  uint64_t due =
+      tick <= UINT64_MAX / NS_PER_TICK ? tick * NS_PER_TICK : UINT64_MAX;
+  uint64_t now = weft__now_ns();
   uint64_t ms = due > now ? (due - now + NS_PER_TICK - 1) / NS_PER_TICK : 0;
   uv_update_time(&w->loop);
-  uv_timer_start(&w->timer, on_timer, ms, 0);
+  uv_timer_start(&w->timer, on_timer, ms, 0); /* libuv saturates the sum */
   w->timer_armed = tick;
 }
 
-/* Fire every timer of slot s (all of tick w->wheel_tick). Returns 1 if any. */
-static int fire_slot(weft__worker_t *w, unsigned s) {
-  weft__list_t *n;
-  int woke = 0;
-  while ((n = weft__list_pop_front(&w->wheel[s]))) {
-    weft__timer_t *t = weft__container_of(n, weft__timer_t, link);
-    w->wheel_len--;
-    t->where = WEFT__TIMER_NONE;
-    t->fired = 1;
-    weft_task_t *task = t->task;
-    if (weft__state_wake(&task->state)) {
-      /* We enqueue a parked task: its timer is gone from the wheel, so it
-       * gets back the route it had before the wait (none, its pin, or the
-       * home worker of an I/O operation in progress) and may resume
-       * wherever that allows. The queue push publishes the route and
-       * `fired`. A task already queued (woken by something else) keeps the
-       * timer's route, comes back here, and restores its route itself
-       * (weft__wait_poll). */
-      task->route = t->route_after;
-      weft__sched_schedule(task, 1);
-    }
-    woke = 1;
+/* Wake t's task; t is out of the wheel. */
+static void fire(weft__timer_t *t) {
+  t->fired = 1;
+  weft_task_t *task = t->task;
+  if (weft__state_wake(&task->state)) {
+    /* We enqueue a parked task: its timer is gone from the wheel, so it
+     * gets back the route it had before the wait (none, its pin, or the
+     * home worker of an I/O operation in progress) and may resume
+     * wherever that allows. The queue push publishes the route and
+     * `fired`. A task already queued (woken by something else) keeps the
+     * timer's route, comes back here, and restores its route itself
+     * (weft__wait_poll). */
+    task->route = t->route_after;
+    weft__sched_schedule(task, 1);
   }
-  w->wheel_bits[s / 64] &= ~((uint64_t)1 << (s % 64));
-  return woke;
 }
 
 static void on_timer(uv_timer_t *h) {
   weft__worker_t *w = h->data;
   uint64_t now_tick = weft__now_ns() / NS_PER_TICK;
   int woke = 0;
+  weft__timer_t *t;
   w->timer_armed = UINT64_MAX;
-  if (w->wheel_len == 0 && w->wheel_tick < now_tick) {
-    w->wheel_tick = now_tick; /* nothing in between: jump */
-    cascade(w);
-  }
-  while (w->wheel_tick <= now_tick) {
-    unsigned s = (unsigned)(w->wheel_tick & WHEEL_MASK);
-    if (w->wheel_bits[s / 64] & ((uint64_t)1 << (s % 64)))
-      woke |= fire_slot(w, s);
-    w->wheel_tick++;
-    if ((w->wheel_tick & (WEFT__WHEEL_SLOTS / 2 - 1)) == 0 && w->far_len)
-      cascade(w);
-    if (w->wheel_len == 0 && w->wheel_tick < now_tick) {
-      w->wheel_tick = now_tick;
-      if (w->far_len)
-        cascade(w);
-    }
+  while ((t = weft__wheel_expire(&w->wheel, now_tick))) {
+    fire(t);
+    woke = 1;
   }
   arm(w);
   /* libuv runs due timers at the top of uv_run(UV_RUN_ONCE), before it
@@ -185,31 +314,16 @@ void weft__timer_init(weft__timer_t *t, uint64_t deadline, weft_task_t *task) {
 
 int weft__timer_add_checked(weft__worker_t *w, weft__timer_t *t) {
   t->fired = 0;
-  t->tick = tick_of(t->deadline);
-  place(w, t);
+  if (w->wheel.len == 0) /* the cursor may be far behind: catch it up */
+    weft__wheel_restart(&w->wheel, weft__now_ns() / NS_PER_TICK);
+  weft__wheel_add(&w->wheel, t);
   if (t->tick < w->timer_armed)
-    arm(w);
+    arm(w); /* else the uv timer fires first, and re-arms then */
   return 0;
 }
 
 void weft__timer_remove(weft__worker_t *w, weft__timer_t *t) {
-  switch (t->where) {
-  case WEFT__TIMER_NONE:
-    return;
-  case WEFT__TIMER_WHEEL: {
-    unsigned s = (unsigned)(t->tick & WHEEL_MASK);
-    weft__list_remove(&t->link);
-    w->wheel_len--;
-    if (weft__list_empty(&w->wheel[s]))
-      w->wheel_bits[s / 64] &= ~((uint64_t)1 << (s % 64));
-    break;
-  }
-  case WEFT__TIMER_FAR:
-    weft__list_remove(&t->link);
-    w->far_len--; /* far_min stays a lower bound: at worst an early wake */
-    break;
-  }
-  t->where = WEFT__TIMER_NONE;
+  weft__wheel_remove(&w->wheel, t);
   /* The uv timer may now fire early for a removed tick; on_timer then finds
    * nothing due and re-arms, which is cheaper than re-arming here. */
 }
@@ -217,19 +331,12 @@ void weft__timer_remove(weft__worker_t *w, weft__timer_t *t) {
 void weft__timers_init(weft__worker_t *w) {
   uv_timer_init(&w->loop, &w->timer);
   w->timer.data = w;
-  for (unsigned i = 0; i < WEFT__WHEEL_SLOTS; i++)
-    weft__list_init(&w->wheel[i]);
-  for (unsigned i = 0; i < WEFT__WHEEL_SLOTS / 64; i++)
-    w->wheel_bits[i] = 0;
-  weft__list_init(&w->far);
-  w->wheel_tick = weft__now_ns() / NS_PER_TICK;
-  w->wheel_len = w->far_len = 0;
-  w->far_min = UINT64_MAX;
+  weft__wheel_init(&w->wheel, weft__now_ns() / NS_PER_TICK);
   w->timer_armed = UINT64_MAX;
 }
 
 void weft__timers_destroy(weft__worker_t *w) {
   /* Timers live on task stacks and every task has finished: nothing to
    * free. */
-  w->wheel_len = w->far_len = 0;
+  w->wheel.len = 0;
 }
