@@ -55,6 +55,10 @@ typedef struct weft__waiter {
   weft_task_t *task;  /* the waiting task */
   atomic_int fired;   /* set (release) by the waker, before it wakes task */
   void *item;         /* payload handed over by the waker (queues) */
+  /* 1: a waker that checks it (src/sync/, weft__waiter_skip) passes the
+   * waiter by while its task has a cancellation pending; 0 for an
+   * uncancellable wait, which is always served. Set before linking. */
+  int cancellable;
 } weft__waiter_t;
 
 /* Where a timer is (time.c): in no wheel, or in level `where - 1`. */
@@ -353,6 +357,12 @@ void weft__cancel_restore(weft_task_t *t);
  * waiter and claims it (fired = 1); after unlocking it wakes the task and
  * finally stores fired = 2, its last access to the waiter. */
 weft_task_t *weft__waiter_claim(weft__waiter_t *w);
+/* 1 if a waker must pass w by, leaving it linked: its wait is cancellable
+ * and its task has a cancellation pending, so the wait will unlink it and
+ * return WEFT_ECANCELED. Under the queue's lock, while w is linked. */
+static inline int weft__waiter_skip(const weft__waiter_t *w) {
+  return w->cancellable && weft__state_cancel_pending(&w->task->state);
+}
 void weft__waiter_complete(weft__waiter_t *w, weft_task_t *task);
 /* Detach a waiter that is no longer wanted: returns 0 if it was still linked
  * (now unlinked), 1 if a waker had claimed it (waits for fired == 2). */

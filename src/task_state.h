@@ -92,6 +92,18 @@ static inline int weft__state_cancel(atomic_uint *st) {
   return !(old & WEFT__ST_COMPLETE);
 }
 
+/* 1 if a cancellation request is pending (not consumed). A waker reads it
+ * under a wait queue's lock to skip a cancelled waiter (wait.c); only the
+ * task itself consumes the bit, and a waiting task only after it has
+ * unlinked its waiter, so a waker that can still see the waiter sees the bit
+ * of any weft_task_cancel() that returned before it looked. */
+static inline int weft__state_cancel_pending(const atomic_uint *st) {
+  /* relaxed: reading the bit needs no order; coherence gives the waker the
+   * request of a cancel() that happens-before it. */
+  return (atomic_load_explicit(st, memory_order_relaxed) &
+          WEFT__ST_CANCEL) != 0;
+}
+
 /* Consume a pending cancellation request; returns 1 if there was one. */
 static inline int weft__state_take_cancel(atomic_uint *st) {
   /* relaxed check first: the common case has no request. */

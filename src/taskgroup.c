@@ -398,6 +398,7 @@ int weft_taskgroup_wait(weft_taskgroup_t *pg) {
       }
       weft__waiter_t gw;
       weft__waiter_prepare(&gw, self, NULL);
+      gw.cancellable = !uncancellable;
       weft__list_push_back(&g->waitq, &gw.link);
       weft__spin_unlock(&g->lock);
       if (weft__wait(&gw, &g->lock, WEFT__NO_DEADLINE, uncancellable) != 0) {

@@ -25,10 +25,21 @@
  * firing on another thread only wakes it.
  *
  * Cancellation: the CANCEL bit of the state word is consumed by the wait that
- * returns WEFT_ECANCELED. If the waiter fired while the cancellation was being
- * delivered, the event wins (no item or wake-up is lost) and the request is
- * re-posted for the next suspension point. During shutdown every wait returns
- * WEFT_ECANCELED at once, so shutdown cannot hang.
+ * returns WEFT_ECANCELED, and only after that wait has unlinked its waiter
+ * (weft__waiter_detach returned 0): while the waiter is linked the bit stays
+ * set. A waker that honours it (weft__waiter_skip, under the queue's lock:
+ * the primitives of src/sync/) passes a cancellable waiter by while the bit
+ * is set and leaves it linked; the cancel's wake brings the task back to
+ * unlink it and return WEFT_ECANCELED. So once weft_task_cancel(t) has
+ * returned, no later waker hands t an item, permit, lock or notification
+ * (coherence on the state word: a waker ordered after the cancel reads the
+ * bit or a later value, and the bit is cleared only after the unlink). A
+ * timeout scope that expires posts the same bit from the task itself before
+ * it detaches. If a waker claimed the waiter before it saw the bit (the
+ * cancel had not returned yet), the event wins: no item or wake-up is lost,
+ * and the request, never consumed, stays pending for the next suspension
+ * point. During shutdown every wait returns WEFT_ECANCELED at once, so
+ * shutdown cannot hang.
  */
 #include "core.h"
 
@@ -239,7 +250,17 @@ void weft__wait_begin(weft__waitctx_t *c, weft_task_t *t, uint64_t deadline) {
     ctx_arm(c, d);
 }
 
-int weft__wait_poll(weft__waitctx_t *c, int uncancellable) {
+/* 1 if the task must stop waiting: a pending request (left pending) or the
+ * runtime's shutdown. */
+static int cancel_pending(weft_task_t *t) {
+  /* relaxed: a flag; once set it stays set. */
+  return weft__state_cancel_pending(&t->state) ||
+         atomic_load_explicit(&t->rt->shutdown, memory_order_relaxed) != 0;
+}
+
+/* weft__wait_poll without consuming the request: WEFT_ECANCELED leaves the
+ * CANCEL bit set for weft__wait to take once its waiter is unlinked. */
+static int poll_peek(weft__waitctx_t *c, int uncancellable) {
   weft_task_t *t = c->t;
   if (c->armed && c->tm.fired) {
     /* The timer is off the wheel. The firing callback restored our route
@@ -256,9 +277,16 @@ int weft__wait_poll(weft__waitctx_t *c, int uncancellable) {
     if (d != WEFT__NO_DEADLINE)
       ctx_arm(c, d); /* the caller's own deadline is still ahead */
   }
-  if (!uncancellable && weft__wait_check_cancel(t))
+  if (!uncancellable && cancel_pending(t))
     return WEFT_ECANCELED;
   return 0;
+}
+
+int weft__wait_poll(weft__waitctx_t *c, int uncancellable) {
+  int rc = poll_peek(c, uncancellable);
+  if (rc == WEFT_ECANCELED)
+    weft__state_take_cancel(&c->t->state); /* this return delivers it */
+  return rc;
 }
 
 void weft__wait_end(weft__waitctx_t *c) {
@@ -290,11 +318,12 @@ int weft__wait(weft__waiter_t *w, weft__spinlock_t *lock, uint64_t deadline,
       t->scope_deadline == WEFT__NO_DEADLINE) {
     /* No timer to arm (the common case of queues, locks, awaits). */
     while (fired(w)) {
-      if (!uncancellable && weft__wait_check_cancel(t)) {
-        if (weft__waiter_detach(w, lock))
-          weft__cancel_restore(t); /* the event won: deliver it */
-        else
+      if (!uncancellable && cancel_pending(t)) {
+        /* Unlink first, consume after: see "Cancellation" above. */
+        if (!weft__waiter_detach(w, lock)) {
+          weft__state_take_cancel(&t->state);
           rc = WEFT_ECANCELED;
+        } /* else the event won: the request stays pending */
         break;
       }
       weft__park(t);
@@ -306,17 +335,15 @@ int weft__wait(weft__waiter_t *w, weft__spinlock_t *lock, uint64_t deadline,
   for (;;) {
     if (w && !fired(w))
       break;
-    rc = weft__wait_poll(&c, uncancellable);
+    rc = w ? poll_peek(&c, uncancellable) : weft__wait_poll(&c, uncancellable);
     if (rc != 0)
       break;
     weft__park(t);
   }
-  if (rc != 0 && w && weft__waiter_detach(w, lock)) {
-    /* The event won the race: deliver it, keep the request pending. */
-    if (rc == WEFT_ECANCELED)
-      weft__cancel_restore(t);
-    rc = 0;
-  }
+  if (rc != 0 && w && weft__waiter_detach(w, lock))
+    rc = 0; /* the event won the race: deliver it, the request stays */
+  else if (rc == WEFT_ECANCELED && w)
+    weft__state_take_cancel(&t->state); /* unlinked: this return delivers it */
   weft__wait_end(&c);
   return rc;
 }

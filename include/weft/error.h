@@ -68,7 +68,8 @@
   XX(ESTACKOVERFLOW, (-11003), "task stack overflow")                          \
   XX(EBROKEN, (-11004), "barrier is broken")                                   \
   XX(EINCOMPLETE, (-11010), "end of stream before the requested data")         \
-  XX(ELIMIT, (-11011), "separator not found within the stream limit")
+  XX(ELIMIT, (-11011), "separator not found within the stream limit")          \
+  XX(EOTHER_RT, (-11012), "object belongs to another runtime")
 
 WEFT_BEGIN_DECLS
 

@@ -6,11 +6,13 @@
  * maxsize 0 means unbounded. put() suspends while the queue is full, get()
  * while it is empty; waiters are served in FIFO order whatever the kind.
  * Items are handed over directly to a waiting getter, and no item is ever
- * lost to a cancellation: a getter cancelled before an item reached it takes
- * nothing (the item goes to the next getter or stays queued); a getter
- * cancelled at the very moment an item was handed to it returns 0 with the
- * item, and the cancellation is delivered at its next suspension point.
- * Putters alike. Items are opaque pointers; NULL is a valid item.
+ * lost to a cancellation: once weft_task_cancel(t) has returned (or a
+ * timeout scope of t has expired), a getter t takes nothing (a later put
+ * gives the item to the next getter or queues it) and returns
+ * WEFT_ECANCELED; only a getter handed an item before the cancellation
+ * reached it returns 0 with the item, and the cancellation is delivered at
+ * its next suspension point. Putters alike: a putter cancelled before room
+ * appeared puts nothing. Items are opaque pointers; NULL is a valid item.
  *
  * task_done()/join() count unfinished items as asyncio does, and shutdown()
  * is Python 3.13's Queue.shutdown(): afterwards every put fails with

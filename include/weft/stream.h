@@ -20,7 +20,10 @@
  * concurrent reader gets WEFT_EBUSY).
  *
  * Streams and servers belong to their runtime: whatever the program has not
- * freed when weft_run() returns is closed and freed by it.
+ * freed when weft_run() returns is closed and freed by it. A function below
+ * that needs a task returns WEFT_EOTHER_RT, doing nothing, when the calling
+ * task belongs to another runtime (another weft_run() in the process) than
+ * the one the stream or server was created in.
  *
  * weft ignores SIGPIPE for the whole process (as Python does at start-up)
  * the first time a stream or server is created, if SIGPIPE still has its
@@ -159,10 +162,14 @@ WEFT_EXTERN int weft_stream_readuntil(weft_stream_t *s, const void *sep,
 
 /* reader.readline(): weft_stream_readuntil() with "\n", except that at end
  * of stream the last partial line is returned as a success (a *len of 0
- * means end of stream), and that a line over the limit is discarded before
- * WEFT_ELIMIT is returned (asyncio's ValueError): through the separator if
- * it was found, else everything buffered, so the next call continues with
- * the following data. Suspends. */
+ * means end of stream), and that a line over the limit is discarded whole
+ * before WEFT_ELIMIT is returned (asyncio's ValueError): through its
+ * separator if it was found, else everything buffered and, as it arrives,
+ * the rest of the line through its separator. So one over-long line gives
+ * one WEFT_ELIMIT, and the next call (readline or any other read) returns
+ * the data after it; none of the line's tail is ever returned. (asyncio
+ * drops only what is buffered.) Unlike readuntil's, this WEFT_ELIMIT
+ * consumes the line. Suspends. */
 WEFT_EXTERN int weft_stream_readline(weft_stream_t *s, void *buf, size_t cap,
                                      size_t *len);
 

@@ -12,10 +12,13 @@
  * Cancellation: every function documented "suspends" is a cancellation point
  * and returns WEFT_ECANCELED when its task is cancelled while it waits; it then
  * took nothing (no lock, no permit) and what it was waiting for goes to the
- * next waiter. If the grant and the cancellation happen at the same moment,
- * the grant wins: the call returns 0 holding what it was given, and the
- * cancellation is delivered at the task's next suspension point. Nothing is
- * ever lost to a cancellation.
+ * next waiter. Precisely: once weft_task_cancel(t) has returned (or a timeout
+ * scope of t has expired), no release, set(), notify() or barrier arrival
+ * that happens after it grants t anything; t's wait returns WEFT_ECANCELED,
+ * and a barrier no longer counts t as a waiting party. Only a grant made
+ * before the cancellation reached t wins: the call then returns 0 holding
+ * what it was given, and the cancellation is delivered at the task's next
+ * suspension point. Nothing is ever lost to a cancellation.
  *
  * Memory: every type comes in two forms. `_new`/`_free` allocate and release
  * library memory. `_init`/`_destroy` use caller memory: the public structs
@@ -303,7 +306,8 @@ WEFT_EXTERN int weft_barrier_free(weft_barrier_t *b);
  * cycle gets parties-1 and does not suspend). The barrier then starts a new
  * cycle at once. A waiter cancelled before the release leaves the cycle (the
  * others keep waiting; the barrier does not break, as in asyncio) and
- * returns WEFT_ECANCELED. Returns WEFT_EBROKEN (asyncio's
+ * returns WEFT_ECANCELED; from the moment weft_task_cancel() returns it no
+ * longer counts towards `parties`. Returns WEFT_EBROKEN (asyncio's
  * BrokenBarrierError) if the barrier is broken (weft_barrier_abort()) or
  * is reset or aborted while this task waits; WEFT_EINVAL, WEFT_ENOTTASK.
  * Suspends until the cycle completes. */

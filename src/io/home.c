@@ -21,7 +21,12 @@
  *     wakes t (a callback, a canceller on another worker, a thief) sends it
  *     back to home. The waker and the waiter share home's thread, so a flag
  *     set before the wake is seen when t resumes, and t unlinks its own
- *     waiter after a cancellation without racing anybody.
+ *     waiter after a cancellation without racing anybody. A waker passes
+ *     by a task with a cancellation pending (weft__io_task_cancelled): it
+ *     unlinks its waiter from a list without setting the flag, and a
+ *     reader gets no data (stream.c), so the wait returns WEFT_ECANCELED;
+ *     once weft_task_cancel() has returned, nothing is handed to the task
+ *     (wait.c, "Cancellation").
  *  4. weft__io_leave(t) restores t->route = t->pin. An unpinned task stays
  *     where it is (locality for the next operation); a pinned task is moved
  *     back to its pin before the call returns.
@@ -30,6 +35,11 @@
  *     weft__io_worker_close() on home's thread; each object's reap closes
  *     its handles and frees its memory from their close callbacks, which
  *     run when worker_close runs the loop out.
+ *  6. Objects belong to their home's runtime: a task of another runtime
+ *     (another weft_run() in the same process) is refused with
+ *     WEFT_EOTHER_RT before it moves (weft__io_check). A hop there would put
+ *     the task into a worker inbox of the other runtime, whose quiescence
+ *     count does not know it, and neither runtime could finish.
  */
 #include "io/io.h"
 
@@ -55,6 +65,10 @@ void weft__io_worker_close(weft__worker_t *w) {
     weft__io_obj_t *o = weft__container_of(n, weft__io_obj_t, link);
     o->reap(o);
   }
+}
+
+int weft__io_check(const weft_task_t *t, const weft__io_obj_t *o) {
+  return o->home->rt == t->rt ? 0 : WEFT_EOTHER_RT;
 }
 
 void weft__io_hop(weft_task_t *t, weft__worker_t *to) {
@@ -100,15 +114,23 @@ int weft__io_wait_in(weft__list_t *list, weft_task_t *t) {
   w.fired = 0;
   weft__list_push_back(list, &w.link);
   int rc = weft__io_wait_flag(t, &w.fired, 0);
-  if (!w.fired) /* cancelled or timed out: nobody unlinked it */
+  if (weft__list_linked(&w.link)) /* cancelled or timed out, not passed by */
     weft__list_remove(&w.link);
   return rc;
+}
+
+int weft__io_task_cancelled(const weft_task_t *t) {
+  return weft__state_cancel_pending(&t->state);
 }
 
 void weft__io_wake_all(weft__list_t *list) {
   weft__list_t *n;
   while ((n = weft__list_pop_front(list))) {
     weft__io_waiter_t *w = weft__container_of(n, weft__io_waiter_t, link);
+    /* A cancelled waiter is only unlinked: its wait returns WEFT_ECANCELED
+     * (the canceller woke it). */
+    if (weft__io_task_cancelled(w->task))
+      continue;
     w->fired = 1;
     weft__task_wake(w->task);
   }

@@ -45,6 +45,10 @@ void weft__io_register(weft__io_obj_t *o, weft__worker_t *home,
 /* Unlink o; call on home's thread (no-op when not linked). */
 void weft__io_unregister(weft__io_obj_t *o);
 
+/* 0 if t may use o (same runtime), else WEFT_EOTHER_RT (home.c step 6).
+ * Every operation that moves to an object's home checks it first. */
+int weft__io_check(const weft_task_t *t, const weft__io_obj_t *o);
+
 /* Make the calling task t run on `home` until weft__io_leave(): its route
  * is set there (so every wake-up resumes it there), and it is moved there
  * now if it runs elsewhere. Not a cancellation point. */
@@ -67,8 +71,12 @@ int weft__io_wait_flag(weft_task_t *t, const int *flag, int uncancellable);
  * woken by weft__io_wake_all): as weft__io_wait_flag(), and the waiter is
  * off the list when this returns. Callers loop on their own condition. */
 int weft__io_wait_in(weft__list_t *list, weft_task_t *t);
-/* Wake every waiter of list and empty it. */
+/* Wake every waiter of list and empty it; a waiter whose task has a
+ * cancellation pending is unlinked without being woken or fired. */
 void weft__io_wake_all(weft__list_t *list);
+/* 1 if t has a cancellation pending: a waker on home must hand it nothing
+ * (home.c step 3). */
+int weft__io_task_cancelled(const weft_task_t *t);
 
 /* Ignore SIGPIPE process-wide if it still has its default disposition
  * (once per process; see weft/stream.h). */

@@ -490,6 +490,9 @@ static int begin(weft_server_t *srv, weft_task_t **tp) {
   weft_task_t *t = weft__task_current();
   if (!t)
     return WEFT_ENOTTASK;
+  int rc = weft__io_check(t, &srv->obj);
+  if (rc)
+    return rc;
   *tp = t;
   return 0;
 }

@@ -20,11 +20,23 @@
  *     message. readexactly keeps filling it until it is full without being
  *     woken per chunk.
  *  3. The reader is woken once its condition holds (`need` bytes buffered,
- *     its buffer filled, end of stream, an error, or close). Data always
- *     wins over a cancellation that arrives at the same time.
+ *     its buffer filled, end of stream, an error, or close). Data that
+ *     reached the reader first wins over a cancellation. A reader whose task
+ *     has a cancellation pending is passed by (home.c step 3): its buffer is
+ *     not offered to libuv and its condition does not fire it, so what
+ *     arrives after cancel() returned stays buffered for the next read.
  *  4. A cancelled read consumed nothing (read, readuntil, readline); a
  *     cancelled readexactly reports the bytes already moved into the
  *     caller's buffer in *nread. Everything else stays buffered.
+ *  5. readline's WEFT_ELIMIT discards the whole over-long line, also the
+ *     part that has not arrived yet (asyncio drops only what is buffered,
+ *     so the line's tail would come back as a line of its own). If its
+ *     newline is buffered, readline consumes through it; otherwise it
+ *     consumes everything buffered and sets `skip_line`. While it is set,
+ *     on_read drops what arrives up to and including the next newline
+ *     (nothing is buffered meanwhile, and no reader buffer is offered to
+ *     libuv), then clears it. readuntil keeps asyncio's contract: its
+ *     WEFT_ELIMIT leaves the data in the stream for the caller to handle.
  *
  * Writing:
  *  1. With nothing queued, write() first calls uv_try_write: usually the
@@ -182,7 +194,7 @@ int weft__stream_start(weft_stream_t *s, const weft_stream_opts_t *opts) {
 
 static void wake_reader(weft_stream_t *s) {
   weft__reader_t *r = s->reader;
-  if (r && !r->fired) {
+  if (r && !r->fired && !weft__io_task_cancelled(r->task)) {
     r->fired = 1;
     weft__task_wake(r->task);
   }
@@ -251,8 +263,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   weft_stream_t *s = h->data;
   weft__reader_t *r = s->reader;
   (void)suggested;
-  if (r && r->dbuf && s->rlen == 0 && r->dgot < r->dlen &&
-      (r->exact || r->dgot == 0)) {
+  if (r && r->dbuf && s->rlen == 0 && r->dgot < r->dlen && !s->skip_line &&
+      (r->exact || r->dgot == 0) && !weft__io_task_cancelled(r->task)) {
     buf->base = r->dbuf + r->dgot;
     buf->len = r->dlen - r->dgot;
     return;
@@ -282,14 +294,32 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = tail; /* 0 makes libuv report UV_ENOBUFS */
 }
 
+static void consume(weft_stream_t *s, size_t k);
+
+/* Reading step 5: drop the buffered bytes (all of them the over-long line's)
+ * through the first newline, or all of them if none came yet. */
+static void skip_line(weft_stream_t *s) {
+  const char *base = s->rbuf + s->rpos;
+  const char *nl = memchr(base, '\n', s->rlen);
+  if (nl) {
+    s->skip_line = 0;
+    consume(s, (size_t)(nl - base) + 1);
+  } else {
+    consume(s, s->rlen);
+  }
+}
+
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   weft_stream_t *s = h->data;
   weft__reader_t *r = s->reader;
   if (nread > 0) {
-    if (r && r->dbuf && buf->base == r->dbuf + r->dgot)
+    if (r && r->dbuf && buf->base == r->dbuf + r->dgot) {
       r->dgot += (size_t)nread;
-    else
+    } else {
       s->rlen += (size_t)nread;
+      if (s->skip_line)
+        skip_line(s);
+    }
     if (s->rlen >= s->rmax)
       stop_reading(s); /* flow control: the reader must consume first */
   } else if (nread == UV_ENOBUFS) {
@@ -357,6 +387,9 @@ static int begin(weft_stream_t *s, weft_task_t **tp) {
   weft_task_t *t = weft__task_current();
   if (!t)
     return WEFT_ENOTTASK;
+  int rc = weft__io_check(t, &s->obj);
+  if (rc)
+    return rc;
   weft__io_enter(t, s->obj.home);
   *tp = t;
   return 0;
@@ -535,13 +568,15 @@ int weft_stream_readline(weft_stream_t *s, void *buf, size_t cap, size_t *len) {
     if (rc == WEFT_EINCOMPLETE) {
       rc = 0; /* the last, unterminated line (or 0 bytes: the end) */
     } else if (rc == WEFT_ELIMIT) {
-      /* asyncio: drop the line through its separator if it was found,
-       * else everything buffered. */
+      /* Drop the line through its separator if it was found, else
+       * everything buffered and the rest as it arrives (step 5). */
       size_t c = *len;
-      if (c < s->rlen && s->rbuf[s->rpos + c] == '\n')
+      if (c < s->rlen && s->rbuf[s->rpos + c] == '\n') {
         consume(s, c + 1);
-      else
+      } else {
         consume(s, s->rlen);
+        s->skip_line = !s->eof && !s->closing;
+      }
     }
   }
   weft__io_leave(t);

@@ -59,6 +59,8 @@ struct weft_stream {
   int eof;                /* end of stream or a read error received */
   int rerr;               /* that error, 0 for a clean end */
   weft__reader_t *reader; /* the task in a reading call, or NULL */
+  int skip_line;          /* dropping the rest of an over-long line (stream.c
+                             reading step 5): nothing buffered meanwhile */
 
   /* --- owner: writing --- */
   size_t wqueued;   /* bytes in write requests not yet completed */

@@ -4,28 +4,36 @@
  * Protocol. Everything is under one spinlock: the count of waiting tasks,
  * the broken flag, a cycle number and the FIFO wait queue.
  *  1. wait() on a broken barrier fails at once. Otherwise, if its arrival
- *     completes the cycle (linked waiters + 1 == parties), the arriving task
- *     claims
- *     every waiter, giving each its index in arrival order (queue position)
- *     as payload, starts the next cycle (count = 0, cycle + 1), unlocks,
- *     completes the waiters (wait.c handshake) and returns parties - 1
- *     without suspending. Otherwise it links a waiter, counts itself and
- *     remembers the cycle number, then calls weft__wait().
- *  2. reset() and abort() claim every waiter with payload WEFT_EBROKEN, set
- *     count = 0, advance the cycle, and set broken to 0 or 1 respectively.
+ *     completes the cycle (linked waiters that may be released + 1 ==
+ *     parties; take_live counts them and sets them aside in one pass), the
+ *     arriving task claims every such waiter, giving each its index in
+ *     arrival order (queue position) as payload, starts the next cycle
+ *     (count = 0, cycle + 1), unlocks, completes the waiters (wait.c
+ *     handshake) and returns parties - 1 without suspending. Otherwise it
+ *     links a waiter, counts itself and remembers the cycle number, then
+ *     calls weft__wait().
+ *  2. reset() and abort() claim every waiter that may be released (step 4)
+ *     with payload WEFT_EBROKEN, set count = 0, advance the cycle, and set
+ *     broken to 0 or 1 respectively.
  *  3. A waiter cancelled before it was claimed has unlinked itself
  *     (weft__wait, under the lock) and un-counts itself afterwards, under
  *     the lock again, but only if the cycle is still the one it joined: a
  *     release, reset or abort that ran in between (and found it already gone
  *     from the queue) has zeroed the count itself. So count is an upper
- *     bound of the linked waiters, exact except in that window, and an
+ *     bound of the linked waiters that may be released (step 4), exact
+ *     except in that window and while a cancelled waiter is linked, and an
  *     arrival that finds count + 1 >= parties counts the queue itself
  *     before it releases anyone (at most once per cycle without
  *     cancellations: O(1) per arrival). Because indices are assigned at the
  *     release from queue positions, the released tasks always get
  *     0..parties-1 exactly once, even when waiters left the cycle.
- *  4. A waiter claimed at the moment it is cancelled returns its index (or
- *     WEFT_EBROKEN): the claim wins and the cancellation is re-posted.
+ *  4. A waiter whose task has a cancellation pending does not count and is
+ *     not claimed (waitq.h): an arrival that would complete the cycle only
+ *     with it links and waits instead, and a release, reset or abort passes
+ *     it by (it stays linked until it unlinks itself and returns
+ *     WEFT_ECANCELED; its cycle has moved on, so it un-counts nothing). A
+ *     waiter claimed before its cancel() returned returns its index (or
+ *     WEFT_EBROKEN): the claim wins and the request stays pending.
  *
  * Payloads travel in weft__waiter_t.item as an intptr_t: an index >= 0 or
  * a negative error code.
@@ -98,21 +106,45 @@ int weft_barrier_free(weft_barrier_t *b) {
   return rc;
 }
 
-/* The number of linked waiters (step 3). Under the lock. */
+/* The number of linked waiters that are not passed by as cancelled (step
+ * 3). Under the lock. */
 static unsigned linked(barrier_t *b) {
   unsigned n = 0;
   for (weft__list_t *i = b->waiters.next; i != &b->waiters; i = i->next)
-    n++;
+    n += !weft__waiter_skip(weft__container_of(i, weft__waiter_t, link));
   return n;
 }
 
 /* Claim every waiter: with its queue position (release) or err. Under the
  * lock; starts a new cycle. */
-static void drain(barrier_t *b, weft__list_t *claimed, int err) {
-  weft__waiter_t *w;
+/* Move the waiters that may be released (step 4) from the queue to `live`,
+ * in arrival order; returns how many. Each waiter's cancellation is read
+ * once, so the count and the set agree although cancel() does not take the
+ * lock. The moved waiters cannot notice: they detach only under the lock.
+ * Under the lock. */
+static unsigned take_live(barrier_t *b, weft__list_t *live) {
+  unsigned n = 0;
+  weft__list_init(live);
+  for (weft__list_t *i = b->waiters.next, *next; i != &b->waiters; i = next) {
+    next = i->next;
+    if (weft__waiter_skip(weft__container_of(i, weft__waiter_t, link)))
+      continue;
+    weft__list_remove(i);
+    weft__list_push_back(live, i);
+    n++;
+  }
+  return n;
+}
+
+/* Claim every waiter of `live` (from take_live): with its position
+ * (release) or err. Under the lock; starts a new cycle. */
+static void drain(barrier_t *b, weft__list_t *live, weft__list_t *claimed,
+                  int err) {
   intptr_t index = 0;
-  while ((w = weft__waitq_first(&b->waiters)) != NULL)
-    weft__waitq_claim_to(claimed, w, PAYLOAD(err ? err : index++));
+  while (!weft__list_empty(live)) /* claiming unlinks it from live */
+    weft__waitq_claim_to(claimed,
+                         weft__container_of(live->next, weft__waiter_t, link),
+                         PAYLOAD(err ? err : index++));
   b->count = 0;
   b->cycle++;
 }
@@ -131,12 +163,17 @@ int weft_barrier_wait(weft_barrier_t *pb) {
     weft__spin_unlock(&b->lock);
     return WEFT_EBROKEN;
   }
-  if (b->count + 1 >= b->parties && linked(b) + 1 == b->parties) {
-    drain(b, &claimed, 0);
-    weft__spin_unlock(&b->lock);
-    weft__waitq_complete_all(&claimed);
-    weft__coop_tick();
-    return (int)b->parties - 1;
+  if (b->count + 1 >= b->parties) {
+    weft__list_t live, *n;
+    if (take_live(b, &live) + 1 == b->parties) {
+      drain(b, &live, &claimed, 0);
+      weft__spin_unlock(&b->lock);
+      weft__waitq_complete_all(&claimed);
+      weft__coop_tick();
+      return (int)b->parties - 1;
+    }
+    while ((n = weft__list_pop_front(&live)) != NULL) /* not yet: back */
+      weft__list_push_back(&b->waiters, n);
   }
   weft__waiter_t wt;
   weft__waiter_prepare(&wt, self, NULL);
@@ -163,8 +200,10 @@ static int drain_all(weft_barrier_t *pb, int broken) {
   barrier_t *b = impl(pb);
   weft__list_t claimed;
   weft__list_init(&claimed);
+  weft__list_t live;
   weft__spin_lock(&b->lock);
-  drain(b, &claimed, WEFT_EBROKEN);
+  take_live(b, &live);
+  drain(b, &live, &claimed, WEFT_EBROKEN);
   b->broken = broken;
   weft__spin_unlock(&b->lock);
   weft__waitq_complete_all(&claimed);
@@ -186,7 +225,7 @@ int weft_barrier_n_waiting(const weft_barrier_t *pb) {
     return WEFT_EINVAL;
   barrier_t *b = impl(pb);
   weft__spin_lock(&b->lock);
-  int n = (int)linked(b); /* exact, unlike count */
+  int n = (int)linked(b); /* exact, unlike count; cancelled ones left */
   weft__spin_unlock(&b->lock);
   return n;
 }

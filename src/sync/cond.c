@@ -15,11 +15,12 @@
  *     the lock with an uncancellable acquire (lock.c), so wait() always
  *     returns holding the lock, as asyncio's does. A cancellation that
  *     arrives during the re-acquisition stays pending.
- *  4. A waiter cancelled before it was notified unlinks itself, so the
+ *  4. notify() passes by a waiter whose task has a cancellation pending
+ *     (waitq.h; it unlinks itself and returns WEFT_ECANCELED), so the
  *     notification it would have taken goes to the next waiter (or, as in
- *     asyncio, is not given at all if nobody else waits); one notified at the
- *     moment it was cancelled returns 0 (the notification wins, the
- *     cancellation is re-posted).
+ *     asyncio, is not given at all if nobody else waits) and notify() does
+ *     not count it; one notified before its cancel() returned returns 0 (the
+ *     notification wins, the request stays pending).
  */
 #include "core.h"
 #include "lock.h"

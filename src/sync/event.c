@@ -11,9 +11,10 @@
  *     link after a set() it missed: it either sees the flag or is drained.
  *  3. clear() only stores 0: waiters claimed by an earlier set() stay woken,
  *     and later wait() calls wait for the next set().
- *  4. A waiter cancelled before set() claimed it unlinks itself and returns
- *     WEFT_ECANCELED; one claimed at the moment it was cancelled returns 0
- *     (weft__wait lets the claim win and re-posts the cancellation).
+ *  4. A waiter whose task has a cancellation pending is passed by: set()
+ *     leaves it linked (waitq.h), and it unlinks itself and returns
+ *     WEFT_ECANCELED. One claimed before its cancel() returned returns 0
+ *     (weft__wait lets the claim win; the request stays pending).
  */
 #include "core.h"
 #include "waitq.h"

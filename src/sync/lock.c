@@ -22,8 +22,14 @@
  *     LOCKED under the spinlock, so the next release is uncontended again. A
  *     release that ran in between, found the queue empty and stored UNLOCKED,
  *     wins: the waiter changes the word only if it is still CONTENDED.
- *  6. A waiter claimed at the moment it is cancelled owns the lock: weft__wait
- *     lets the claim win and re-posts the cancellation, and acquire returns 0.
+ *  6. A release passes by a waiter whose task has a cancellation pending
+ *     (waitq.h; never an uncancellable one, Condition's re-acquire): it
+ *     hands the lock to the oldest other waiter, or, if there is none,
+ *     stores UNLOCKED although cancelled waiters may still be linked (they
+ *     will take nothing; step 5 then changes nothing). So the lock is never
+ *     UNLOCKED while a waiter that may be served is linked. A waiter claimed
+ *     before its cancel() returned owns the lock: weft__wait lets the claim
+ *     win, the request stays pending, and acquire returns 0.
  *
  * Ownership: `owner` is the holding task. It is written by the acquirer after
  * its CAS, by the releaser when it hands the lock over (before the claim, so
@@ -143,6 +149,7 @@ static int acquire_slow(lock_t *l, weft_task_t *self, int uncancellable) {
     break;
   }
   weft__waiter_prepare(&wt, self, NULL);
+  wt.cancellable = !uncancellable; /* Condition's re-acquire is served */
   weft__list_push_back(&l->waiters, &wt.link);
   weft__spin_unlock(&l->wq_lock);
 
@@ -211,7 +218,8 @@ static void release_slow(lock_t *l) {
        * fired == 2, which this store precedes. */
       atomic_store_explicit(&l->state, LOCKED, memory_order_relaxed);
   } else {
-    /* The last waiter was cancelled and has not fixed the word yet (step 5).
+    /* Every linked waiter is cancelled (step 6), or the last one was and
+     * has not fixed the word yet (step 5).
      * release: publishes the critical section to the next acquirer. */
     atomic_store_explicit(&l->state, UNLOCKED, memory_order_release);
   }

@@ -21,10 +21,14 @@
  * empty, so it has nothing left to drain, and a putter's item is not queued.
  * Afterwards put fails, and get drains what is stored, then fails.
  *
- * Cancellation safety: a waiter that is cancelled while a waker claims it
- * gets the item (or has its item taken) anyway: weft__wait() lets the event
- * win and re-posts the cancellation for the next suspension point. A waiter
- * cancelled before any claim unlinks itself, so nothing is handed to it.
+ * Cancellation safety: every waker passes by a waiter whose task has a
+ * cancellation pending (waitq.h): put() gives the item to the next getter or
+ * stores it, get() moves the next putter's item, and join/shutdown leave
+ * such a waiter to unlink itself and return WEFT_ECANCELED. So once
+ * cancel() has returned, a getter takes nothing and a putter puts nothing.
+ * A waiter claimed before its cancel() returned gets the item (or has its
+ * item taken) anyway: weft__wait() lets the event win and the request stays
+ * pending for the next suspension point.
  */
 #include "core.h"
 #include "waitq.h"

@@ -22,8 +22,13 @@
  *     with an empty queue and stored one permit; then WAITERS is already
  *     clear and the waiter changes nothing. The released permit is never
  *     lost and never given to the cancelled waiter.
- *  6. A waiter claimed at the moment it is cancelled keeps the permit
- *     (weft__wait lets the claim win and re-posts the cancellation).
+ *  6. A release passes by a waiter whose task has a cancellation pending
+ *     (waitq.h): the permit goes to the oldest other waiter, or, if there is
+ *     none, the word becomes one permit without WAITERS while cancelled
+ *     waiters may still be linked (they take nothing; step 5 then changes
+ *     nothing). So WAITERS is set whenever a waiter that may be served is
+ *     linked. A waiter claimed before its cancel() returned keeps the permit
+ *     (weft__wait lets the claim win; the request stays pending).
  *
  * The bound of a BoundedSemaphore is checked by every release, including a
  * hand-over (which is a release immediately followed by an acquire).
@@ -237,7 +242,8 @@ int weft_semaphore_release(weft_semaphore_t *ps) {
         /* relaxed: the claimed waiter is ordered by the handshake. */
         atomic_store_explicit(&s->state, 0, memory_order_relaxed);
     } else {
-      /* Step 5: the last waiter was cancelled and has not cleared WAITERS.
+      /* Steps 5 and 6: every linked waiter is cancelled, or the last one
+       * was and has not cleared WAITERS yet.
        * release: publishes the releaser's writes to the next taker. */
       atomic_store_explicit(&s->state, ONE, memory_order_release);
     }

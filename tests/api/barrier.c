@@ -292,6 +292,75 @@ static void test_cancel_races_release(void **state) {
   run_in_weft(race_main, NULL, 4);
 }
 
+/* ---- a waiter cancelled before the last arrival is not released ---- */
+
+/* Defect 9 of issue 11: the arrival that completed the cycle used to count
+ * and release a waiter whose cancel() had already returned. Now that waiter
+ * does not count: the arrival waits for a real party. Deterministic mode
+ * makes the window certain. */
+typedef struct cb_waiter {
+  weft_barrier_t *b;
+  atomic_int started;
+  int rc;
+} cb_waiter_t;
+
+static void *cb_wait(void *arg) {
+  cb_waiter_t *w = arg;
+
+  atomic_store(&w->started, 1);
+  w->rc = weft_barrier_wait(w->b);
+  return NULL;
+}
+
+static weft_task_t *cb_spawn_waiting(cb_waiter_t *w) {
+  weft_task_t *t = NULL;
+
+  atomic_init(&w->started, 0);
+  w->rc = 1;
+  CHECK_OK(weft_spawn(cb_wait, w, &t));
+  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
+    CHECK_OK(weft_yield());
+  CHECK(atomic_load(&w->started));
+  return t;
+}
+
+static void *cancelled_waiter_main(void *arg) {
+  weft_barrier_t b;
+  cb_waiter_t a = {0}, c = {0};
+  weft_task_t *ta, *tc;
+  int rc;
+
+  (void)arg;
+  CHECK_OK(weft_barrier_init(&b, 2));
+  a.b = c.b = &b;
+  ta = cb_spawn_waiting(&a);
+  CHECK_EQ(weft_task_done(ta), 0);
+  CHECK_EQ(weft_task_cancel(ta), 1);
+  CHECK_EQ(weft_barrier_n_waiting(&b), 0); /* a cancelled waiter is gone */
+  tc = cb_spawn_waiting(&c);               /* must wait for a real party */
+  CHECK_RC(weft_task_await(ta, NULL), WEFT_ECANCELED);
+  CHECK_RC(a.rc, WEFT_ECANCELED);
+  CHECK_EQ(weft_task_done(tc), 0);
+  CHECK_EQ(weft_barrier_n_waiting(&b), 1);
+  if (weft_barrier_n_waiting(&b) == 1) {
+    rc = weft_barrier_wait(&b);
+    CHECK(rc == 0 || rc == 1);
+  } else {
+    weft_barrier_reset(&b); /* a failed check ends the test */
+  }
+  CHECK_OK(weft_task_await(tc, NULL));
+  CHECK(c.rc == 0 || c.rc == 1);
+  weft_task_unref(ta);
+  weft_task_unref(tc);
+  CHECK_OK(weft_barrier_destroy(&b));
+  return NULL;
+}
+
+static void test_cancelled_waiter_not_released(void **state) {
+  (void)state;
+  run_in_weft_deterministic(cancelled_waiter_main, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_outside_and_errors),
@@ -299,6 +368,7 @@ int main(void) {
       cmocka_unit_test(test_abort_reset),
       cmocka_unit_test(test_cancel_leaves_cycle),
       cmocka_unit_test(test_cancel_races_release),
+      cmocka_unit_test(test_cancelled_waiter_not_released),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -405,6 +405,95 @@ static void test_cancel_races_notify(void **state) {
   run_in_weft(race_main, NULL, 4);
 }
 
+/* ---- a waiter cancelled before notify() takes no notification ---- */
+
+/* Defect 9 of issue 11: notify(1) used to give its notification to a waiter
+ * whose cancel() had already returned (and count it), so the next waiter
+ * stayed asleep. Deterministic mode makes the window certain. */
+typedef struct cc_waiter {
+  weft_lock_t *l;
+  weft_cond_t *c;
+  atomic_int started;
+  atomic_int done;
+  int rc;
+} cc_waiter_t;
+
+static void *cc_wait(void *arg) {
+  cc_waiter_t *w = arg;
+
+  CHECK_OK(weft_lock_acquire(w->l));
+  atomic_store(&w->started, 1);
+  w->rc = weft_cond_wait(w->c);
+  CHECK_OK(weft_lock_release(w->l)); /* held again, whatever wait returned */
+  atomic_store(&w->done, 1);
+  return NULL;
+}
+
+static weft_task_t *cc_spawn_waiting(cc_waiter_t *w) {
+  weft_task_t *t = NULL;
+
+  atomic_init(&w->started, 0);
+  atomic_init(&w->done, 0);
+  w->rc = 1;
+  CHECK_OK(weft_spawn(cc_wait, w, &t));
+  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
+    CHECK_OK(weft_yield());
+  CHECK(atomic_load(&w->started));
+  CHECK_EQ(weft_task_done(t), 0);
+  return t;
+}
+
+static void *cancelled_waiter_main(void *arg) {
+  weft_lock_t l;
+  weft_cond_t c;
+  cc_waiter_t a = {0}, b = {0};
+  weft_task_t *ta, *tb;
+
+  (void)arg;
+  CHECK_OK(weft_lock_init(&l));
+  CHECK_OK(weft_cond_init(&c, &l));
+  a.l = b.l = &l;
+  a.c = b.c = &c;
+  /* Alone: nobody is notified. */
+  ta = cc_spawn_waiting(&a);
+  CHECK_EQ(weft_task_cancel(ta), 1);
+  CHECK_OK(weft_lock_acquire(&l));
+  CHECK_EQ(weft_cond_notify(&c, 1), 0);
+  CHECK_OK(weft_lock_release(&l));
+  CHECK_RC(weft_task_await(ta, NULL), WEFT_ECANCELED);
+  CHECK_RC(a.rc, WEFT_ECANCELED);
+  weft_task_unref(ta);
+  /* Behind a cancelled waiter, the next one gets the notification. */
+  ta = cc_spawn_waiting(&a);
+  tb = cc_spawn_waiting(&b);
+  CHECK_EQ(weft_task_cancel(ta), 1);
+  CHECK_OK(weft_lock_acquire(&l));
+  CHECK_EQ(weft_cond_notify(&c, 1), 1);
+  CHECK_OK(weft_lock_release(&l));
+  CHECK_RC(weft_task_await(ta, NULL), WEFT_ECANCELED);
+  CHECK_RC(a.rc, WEFT_ECANCELED);
+  for (int i = 0; i < 100000 && !atomic_load(&b.done); i++)
+    CHECK_OK(weft_yield());
+  CHECK(atomic_load(&b.done));
+  if (!atomic_load(&b.done)) { /* the notification was lost: end the test */
+    CHECK_OK(weft_lock_acquire(&l));
+    weft_cond_notify_all(&c);
+    CHECK_OK(weft_lock_release(&l));
+  }
+  CHECK_OK(weft_task_await(tb, NULL));
+  CHECK_RC(b.rc, 0);
+  weft_task_unref(ta);
+  weft_task_unref(tb);
+  CHECK_OK(weft_cond_destroy(&c));
+  CHECK_OK(weft_lock_destroy(&l));
+  return NULL;
+}
+
+static void test_cancelled_waiter_not_notified(void **state) {
+  (void)state;
+  run_in_weft_deterministic(cancelled_waiter_main, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_outside_and_errors),
@@ -413,6 +502,7 @@ int main(void) {
       cmocka_unit_test(test_wait_for_buffer),
       cmocka_unit_test(test_cancel_reacquires),
       cmocka_unit_test(test_cancel_races_notify),
+      cmocka_unit_test(test_cancelled_waiter_not_notified),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -235,6 +235,65 @@ static void test_cancel_races_set(void **state) {
   run_in_weft(race_main, NULL, 4);
 }
 
+/* ---- a waiter cancelled before set() is not woken by it ---- */
+
+/* Defect 9 of issue 11: set() used to wake a waiter whose cancel() had
+ * already returned, and its wait returned 0. Deterministic mode makes the
+ * window certain. */
+typedef struct ce_waiter {
+  weft_event_t *e;
+  atomic_int started;
+  int rc;
+} ce_waiter_t;
+
+static void *ce_wait(void *arg) {
+  ce_waiter_t *w = arg;
+
+  atomic_store(&w->started, 1);
+  w->rc = weft_event_wait(w->e);
+  return NULL;
+}
+
+static weft_task_t *ce_spawn_waiting(ce_waiter_t *w) {
+  weft_task_t *t = NULL;
+
+  atomic_init(&w->started, 0);
+  w->rc = 1;
+  CHECK_OK(weft_spawn(ce_wait, w, &t));
+  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
+    CHECK_OK(weft_yield());
+  CHECK(atomic_load(&w->started));
+  CHECK_EQ(weft_task_done(t), 0);
+  return t;
+}
+
+static void *cancelled_waiter_main(void *arg) {
+  weft_event_t e;
+  ce_waiter_t a = {0}, b = {0};
+  weft_task_t *ta, *tb;
+
+  (void)arg;
+  CHECK_OK(weft_event_init(&e));
+  a.e = b.e = &e;
+  ta = ce_spawn_waiting(&a);
+  tb = ce_spawn_waiting(&b);
+  CHECK_EQ(weft_task_cancel(ta), 1);
+  CHECK_OK(weft_event_set(&e));
+  CHECK_RC(weft_task_await(ta, NULL), WEFT_ECANCELED);
+  CHECK_OK(weft_task_await(tb, NULL));
+  CHECK_RC(a.rc, WEFT_ECANCELED);
+  CHECK_RC(b.rc, 0);
+  weft_task_unref(ta);
+  weft_task_unref(tb);
+  CHECK_OK(weft_event_destroy(&e));
+  return NULL;
+}
+
+static void test_cancelled_waiter_not_woken(void **state) {
+  (void)state;
+  run_in_weft_deterministic(cancelled_waiter_main, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_outside_and_errors),
@@ -242,6 +301,7 @@ int main(void) {
       cmocka_unit_test(test_foreign_set),
       cmocka_unit_test(test_cancel_waiter),
       cmocka_unit_test(test_cancel_races_set),
+      cmocka_unit_test(test_cancelled_waiter_not_woken),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -359,6 +359,81 @@ static void test_cancel_races_grant(void **state) {
   run_in_weft(race_main, NULL, 4);
 }
 
+/* ---- a waiter cancelled before the release does not get the lock ---- */
+
+/* Defect 9 of issue 11: the release used to hand the lock to a waiter whose
+ * cancel() had already returned. Deterministic mode makes the window
+ * certain: the cancelled task cannot run before the release. */
+typedef struct cl_waiter {
+  weft_lock_t *l;
+  atomic_int started;
+  int rc;
+} cl_waiter_t;
+
+static void *cl_acquire(void *arg) {
+  cl_waiter_t *w = arg;
+
+  atomic_store(&w->started, 1);
+  w->rc = weft_lock_acquire(w->l);
+  if (w->rc == 0)
+    CHECK_OK(weft_lock_release(w->l));
+  return NULL;
+}
+
+static weft_task_t *cl_spawn_waiting(cl_waiter_t *w) {
+  weft_task_t *t = NULL;
+
+  atomic_init(&w->started, 0);
+  w->rc = 1;
+  CHECK_OK(weft_spawn(cl_acquire, w, &t));
+  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
+    CHECK_OK(weft_yield());
+  CHECK(atomic_load(&w->started));
+  CHECK_EQ(weft_task_done(t), 0);
+  return t;
+}
+
+static void *cancelled_waiter_main(void *arg) {
+  weft_lock_t l;
+  cl_waiter_t a = {0}, b = {0};
+  weft_task_t *ta, *tb;
+
+  (void)arg;
+  CHECK_OK(weft_lock_init(&l));
+  a.l = b.l = &l;
+  /* Alone: the release leaves the lock free. */
+  CHECK_OK(weft_lock_acquire(&l));
+  ta = cl_spawn_waiting(&a);
+  CHECK_EQ(weft_task_cancel(ta), 1);
+  CHECK_OK(weft_lock_release(&l));
+  CHECK_EQ(weft_lock_locked(&l), 0);
+  CHECK_OK(weft_lock_try_acquire(&l)); /* nobody took it */
+  CHECK_OK(weft_lock_release(&l));
+  CHECK_RC(weft_task_await(ta, NULL), WEFT_ECANCELED);
+  CHECK_RC(a.rc, WEFT_ECANCELED);
+  weft_task_unref(ta);
+  /* Behind a cancelled waiter, the next one gets it. */
+  CHECK_OK(weft_lock_acquire(&l));
+  ta = cl_spawn_waiting(&a);
+  tb = cl_spawn_waiting(&b);
+  CHECK_EQ(weft_task_cancel(ta), 1);
+  CHECK_OK(weft_lock_release(&l));
+  CHECK_RC(weft_task_await(ta, NULL), WEFT_ECANCELED);
+  CHECK_OK(weft_task_await(tb, NULL));
+  CHECK_RC(a.rc, WEFT_ECANCELED);
+  CHECK_RC(b.rc, 0);
+  CHECK_EQ(weft_lock_locked(&l), 0);
+  weft_task_unref(ta);
+  weft_task_unref(tb);
+  CHECK_OK(weft_lock_destroy(&l));
+  return NULL;
+}
+
+static void test_cancelled_waiter_not_granted(void **state) {
+  (void)state;
+  run_in_weft_deterministic(cancelled_waiter_main, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_outside_and_errors),
@@ -367,6 +442,7 @@ int main(void) {
       cmocka_unit_test(test_fifo_no_barging),
       cmocka_unit_test(test_cancel_waiter),
       cmocka_unit_test(test_cancel_races_grant),
+      cmocka_unit_test(test_cancelled_waiter_not_granted),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

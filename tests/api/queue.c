@@ -416,6 +416,115 @@ static void test_producers_consumers_4_workers(void **state) {
   assert_true(seen >= 2);
 }
 
+/* ---- a waiter cancelled before the item (or room) came takes nothing ---- */
+
+/* Defect 9 of issue 11: the waker used to hand the item to a getter whose
+ * cancel() had already returned (it was still linked until it ran). In
+ * deterministic mode the cancelled task cannot run between cancel() and the
+ * put, so the window is certain. */
+typedef struct cq_waiter {
+  weft_queue_t *q;
+  void *item;
+  atomic_int started;
+  int rc;
+} cq_waiter_t;
+
+static void *cq_get(void *arg) {
+  cq_waiter_t *w = arg;
+
+  atomic_store(&w->started, 1);
+  w->rc = weft_queue_get(w->q, &w->item);
+  return NULL;
+}
+
+static void *cq_put(void *arg) {
+  cq_waiter_t *w = arg;
+
+  atomic_store(&w->started, 1);
+  w->rc = weft_queue_put(w->q, w->item);
+  return NULL;
+}
+
+/* Spawn fn(w) and let it reach its wait: with one worker, once it started
+ * it runs into the wait before this task runs again. */
+static weft_task_t *cq_spawn_waiting(weft_task_fn fn, cq_waiter_t *w) {
+  weft_task_t *t = NULL;
+
+  atomic_init(&w->started, 0);
+  w->rc = 1;
+  CHECK_OK(weft_spawn(fn, w, &t));
+  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
+    CHECK_OK(weft_yield());
+  CHECK(atomic_load(&w->started));
+  CHECK_EQ(weft_task_done(t), 0);
+  return t;
+}
+
+static void *cancelled_waiter_main(void *arg) {
+  weft_queue_t *q;
+  cq_waiter_t g = {0}, g2 = {0}, p = {0};
+  weft_task_t *t, *t2;
+  void *item = NULL;
+
+  (void)arg;
+  /* A getter cancelled before the put: the item stays in the queue. */
+  CHECK_OK(weft_queue_new(0, &q));
+  g.q = q;
+  t = cq_spawn_waiting(cq_get, &g);
+  CHECK_EQ(weft_task_cancel(t), 1);
+  CHECK_OK(weft_queue_put(q, ITEM(7)));
+  CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
+  CHECK_RC(g.rc, WEFT_ECANCELED);
+  CHECK(g.item == NULL);
+  CHECK_EQ(weft_queue_size(q), 1);
+  CHECK_OK(weft_queue_try_get(q, &item));
+  CHECK(item == ITEM(7));
+  weft_task_unref(t);
+
+  /* Behind a cancelled getter, the next getter gets the item. */
+  g.item = g2.item = NULL;
+  g2.q = q;
+  t = cq_spawn_waiting(cq_get, &g);
+  t2 = cq_spawn_waiting(cq_get, &g2);
+  CHECK_EQ(weft_task_cancel(t), 1);
+  CHECK_OK(weft_queue_put(q, ITEM(8)));
+  CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
+  for (int i = 0; i < 100000 && !weft_task_done(t2); i++)
+    CHECK_OK(weft_yield());
+  CHECK(weft_task_done(t2));
+  if (!weft_task_done(t2)) /* the item went astray: end the test */
+    CHECK_OK(weft_queue_put(q, ITEM(9)));
+  CHECK_OK(weft_task_await(t2, NULL));
+  CHECK(g.item == NULL);
+  CHECK(g2.item == ITEM(8));
+  CHECK_EQ(weft_queue_size(q), 0);
+  weft_task_unref(t);
+  weft_task_unref(t2);
+  CHECK_OK(weft_queue_free(q));
+
+  /* A putter cancelled before room appeared puts nothing. */
+  CHECK_OK(weft_queue_new(1, &q));
+  CHECK_OK(weft_queue_try_put(q, ITEM(1)));
+  p.q = q;
+  p.item = ITEM(2);
+  t = cq_spawn_waiting(cq_put, &p);
+  CHECK_EQ(weft_task_cancel(t), 1);
+  CHECK_OK(weft_queue_get(q, &item));
+  CHECK(item == ITEM(1));
+  CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
+  CHECK_RC(p.rc, WEFT_ECANCELED);
+  CHECK_EQ(weft_queue_size(q), 0);
+  CHECK_EQ(weft_queue_unfinished(q), 1);
+  weft_task_unref(t);
+  CHECK_OK(weft_queue_free(q));
+  return NULL;
+}
+
+static void test_cancelled_waiter_takes_nothing(void **state) {
+  (void)state;
+  run_in_weft_deterministic(cancelled_waiter_main, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basics_and_errors),
@@ -424,6 +533,7 @@ int main(void) {
       cmocka_unit_test(test_free_with_waiters),
       cmocka_unit_test(test_foreign_thread_wakes_getter),
       cmocka_unit_test(test_producers_consumers_4_workers),
+      cmocka_unit_test(test_cancelled_waiter_takes_nothing),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -340,6 +340,92 @@ static void test_cancel_races_release(void **state) {
   run_in_weft(race_main, NULL, 4);
 }
 
+/* ---- a waiter cancelled before the release gets no permit ---- */
+
+/* Defect 9 of issue 11: the release used to hand its permit to a waiter
+ * whose cancel() had already returned. Deterministic mode makes the window
+ * certain. Bounded too: the permit must come back without EOVERFLOW. */
+typedef struct cs_waiter {
+  weft_semaphore_t *s;
+  atomic_int started;
+  int rc;
+} cs_waiter_t;
+
+static void *cs_acquire(void *arg) {
+  cs_waiter_t *w = arg;
+
+  atomic_store(&w->started, 1);
+  w->rc = weft_semaphore_acquire(w->s);
+  return NULL;
+}
+
+static weft_task_t *cs_spawn_waiting(cs_waiter_t *w) {
+  weft_task_t *t = NULL;
+
+  atomic_init(&w->started, 0);
+  w->rc = 1;
+  CHECK_OK(weft_spawn(cs_acquire, w, &t));
+  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
+    CHECK_OK(weft_yield());
+  CHECK(atomic_load(&w->started));
+  CHECK_EQ(weft_task_done(t), 0);
+  return t;
+}
+
+static void cancelled_waiter_on(weft_semaphore_t *s) {
+  cs_waiter_t a = {0}, b = {0};
+  weft_task_t *ta, *tb;
+
+  a.s = b.s = s;
+  CHECK_OK(weft_semaphore_acquire(s)); /* value 0 */
+  ta = cs_spawn_waiting(&a);
+  CHECK_EQ(weft_task_cancel(ta), 1);
+  CHECK_OK(weft_semaphore_release(s));
+  CHECK_EQ(weft_semaphore_value(s), 1); /* the permit is back */
+  CHECK_RC(weft_task_await(ta, NULL), WEFT_ECANCELED);
+  CHECK_RC(a.rc, WEFT_ECANCELED);
+  if (a.rc == 0) /* it took the permit: give it back to end the test */
+    weft_semaphore_release(s);
+  CHECK_EQ(weft_semaphore_value(s), 1);
+  weft_task_unref(ta);
+  /* Behind a cancelled waiter, the next one gets the permit. */
+  CHECK_OK(weft_semaphore_acquire(s));
+  ta = cs_spawn_waiting(&a);
+  tb = cs_spawn_waiting(&b);
+  CHECK_EQ(weft_task_cancel(ta), 1);
+  CHECK_OK(weft_semaphore_release(s));
+  CHECK_RC(weft_task_await(ta, NULL), WEFT_ECANCELED);
+  for (int i = 0; i < 100000 && !weft_task_done(tb); i++)
+    CHECK_OK(weft_yield());
+  CHECK(weft_task_done(tb));
+  if (!weft_task_done(tb)) /* the permit went astray: end the test */
+    weft_semaphore_release(s);
+  CHECK_OK(weft_task_await(tb, NULL));
+  CHECK_RC(b.rc, 0);
+  CHECK_EQ(weft_semaphore_value(s), 0);
+  CHECK_OK(weft_semaphore_release(s));
+  CHECK_EQ(weft_semaphore_value(s), 1);
+  weft_task_unref(ta);
+  weft_task_unref(tb);
+  CHECK_OK(weft_semaphore_destroy(s));
+}
+
+static void *cancelled_waiter_main(void *arg) {
+  weft_semaphore_t s;
+
+  (void)arg;
+  CHECK_OK(weft_semaphore_init(&s, 1));
+  cancelled_waiter_on(&s);
+  CHECK_OK(weft_bounded_semaphore_init(&s, 1));
+  cancelled_waiter_on(&s);
+  return NULL;
+}
+
+static void test_cancelled_waiter_gets_no_permit(void **state) {
+  (void)state;
+  run_in_weft_deterministic(cancelled_waiter_main, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_outside_and_errors),
@@ -348,6 +434,7 @@ int main(void) {
       cmocka_unit_test(test_foreign_release),
       cmocka_unit_test(test_cancel_waiter),
       cmocka_unit_test(test_cancel_races_release),
+      cmocka_unit_test(test_cancelled_waiter_gets_no_permit),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

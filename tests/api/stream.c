@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1151,6 +1152,305 @@ static void test_shutdown_leaves_nothing(void **state) {
   run_in_weft(leave_open_main, NULL, 1);
 }
 
+/* ---- readline discards the whole over-long line, also its later part ---- */
+
+/* Defect 8 of issue 11: readline's WEFT_ELIMIT dropped only what was
+ * buffered, so the rest of the line came back as a line of its own (or as a
+ * second WEFT_ELIMIT). The peer sends the line in chunks with pauses, so
+ * most of it arrives after the first WEFT_ELIMIT. */
+typedef struct long_line {
+  size_t len;   /* bytes of the over-long line before its newline */
+  size_t chunk; /* sent in chunks of this size */
+} long_line_t;
+
+static void long_line_handler(weft_stream_t *s, void *arg) {
+  long_line_t *ll = arg;
+  static char xs[8192];
+  size_t sent = 0;
+
+  memset(xs, 'x', sizeof xs);
+  while (sent < ll->len) {
+    size_t n = ll->len - sent < ll->chunk ? ll->len - sent : ll->chunk;
+    CHECK_OK(weft_stream_write(s, xs, n));
+    CHECK_OK(weft_stream_drain(s));
+    sent += n;
+    CHECK_OK(weft_sleep(2));
+  }
+  CHECK_OK(weft_stream_write(s, "\nhello\n", 7));
+  CHECK_OK(weft_stream_drain(s));
+}
+
+static void *long_line_main(void *arg) {
+  static const long_line_t cases[] = {
+      {4146, 1000}, {100 * 1000, 8192}, {4096, 4096}, {150, 7}};
+  weft_stream_opts_t o;
+  char buf[256];
+  size_t len;
+
+  (void)arg;
+  weft_stream_opts_init(&o);
+  o.limit = 100;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    long_line_t ll = cases[i];
+    weft_server_t *srv = start(long_line_handler, &ll, 1);
+    weft_stream_t *s = NULL;
+
+    CHECK_OK(weft_open_connection("127.0.0.1", weft_server_port(srv), &o, &s));
+    CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len), WEFT_ELIMIT);
+    len = 0;
+    CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len), 0);
+    CHECK_EQ(len, 6);
+    CHECK(len == 6 && memcmp(buf, "hello\n", 6) == 0);
+    CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len), 0);
+    CHECK_EQ(len, 0); /* end of stream: nothing else came out */
+    CHECK_OK(weft_stream_free(s));
+    stop(srv);
+  }
+  return NULL;
+}
+
+static void test_readline_discards_long_line(void **state) {
+  (void)state;
+  run_in_weft(long_line_main, NULL, 2);
+  run_in_weft_deterministic(long_line_main, NULL);
+}
+
+/* ---- a reader cancelled before the data came gets none of it ---- */
+
+/* Defect 9 of issue 11, for streams: the read callback used to fill (or
+ * fire) a reader whose cancel() had already returned. Deterministic mode on
+ * one worker: the reader is cancelled (queued behind filler tasks), the
+ * data reaches the socket, and the worker polls its loop (the fillers use
+ * up the round) before the reader runs. The peer is a plain socket, so the
+ * data is written exactly when the test says. */
+typedef struct cr_reader {
+  weft_stream_t *s;
+  int line; /* readline instead of read */
+  char buf[16];
+  size_t len;
+  atomic_int started;
+  int rc;
+} cr_reader_t;
+
+static void *cr_read(void *arg) {
+  cr_reader_t *r = arg;
+
+  atomic_store(&r->started, 1);
+  if (r->line)
+    r->rc = weft_stream_readline(r->s, r->buf, sizeof r->buf, &r->len);
+  else
+    r->rc = weft_stream_read(r->s, r->buf, sizeof r->buf);
+  return NULL;
+}
+
+static void *cr_filler(void *arg) {
+  (void)arg;
+  return NULL;
+}
+
+static void *cancelled_reader_main(void *arg) {
+  struct sockaddr_in sa;
+  socklen_t sl = sizeof sa;
+  weft_stream_t *s = NULL;
+  weft_task_t *t, *fill[32];
+  char buf[16];
+  size_t len = 0;
+  int lfd, cfd;
+
+  (void)arg;
+  lfd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(lfd >= 0);
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  CHECK_EQ(listen(lfd, 4), 0);
+  CHECK_EQ(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+  CHECK_OK(weft_open_connection("127.0.0.1", ntohs(sa.sin_port), NULL, &s));
+  cfd = accept(lfd, NULL, NULL); /* queued already: the connect completed */
+  CHECK(cfd >= 0);
+  for (int line = 0; line < 2; line++) {
+    cr_reader_t r;
+    struct pollfd pfd;
+
+    memset(&r, 0, sizeof r);
+    r.s = s;
+    r.line = line;
+    r.rc = 1;
+    atomic_init(&r.started, 0);
+    CHECK_OK(weft_spawn(cr_read, &r, &t));
+    for (int i = 0; i < 100000 && !atomic_load(&r.started); i++)
+      CHECK_OK(weft_yield());
+    CHECK_EQ(weft_task_done(t), 0);
+    for (int i = 0; i < 32; i++)
+      CHECK_OK(weft_spawn(cr_filler, NULL, &fill[i]));
+    CHECK_EQ(weft_task_cancel(t), 1);
+    /* The data arrives after cancel() returned. */
+    CHECK_EQ(write(cfd, "xyz\n", 4), 4);
+    pfd.fd = weft_stream_fileno(s);
+    pfd.events = POLLIN;
+    CHECK_EQ(poll(&pfd, 1, 5000), 1);
+    CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
+    CHECK_RC(r.rc, WEFT_ECANCELED);
+    if (r.rc != WEFT_ECANCELED) /* it took the data: resend, end the test */
+      CHECK_EQ(write(cfd, "xyz\n", 4), 4);
+    weft_task_unref(t);
+    for (int i = 0; i < 32; i++) {
+      CHECK_OK(weft_task_await(fill[i], NULL));
+      weft_task_unref(fill[i]);
+    }
+    /* Everything is still in the stream. */
+    CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len), 0);
+    CHECK_EQ(len, 4);
+    CHECK(len == 4 && memcmp(buf, "xyz\n", 4) == 0);
+  }
+  close(cfd);
+  close(lfd);
+  CHECK_OK(weft_stream_free(s));
+  return NULL;
+}
+
+static void test_cancelled_reader_gets_nothing(void **state) {
+  (void)state;
+  run_in_weft_deterministic(cancelled_reader_main, NULL);
+}
+
+/* ---- a stream or server used from another runtime's task ---- */
+
+/* Defect 3 of issue 11: the hop sent the task into a worker inbox of the
+ * other runtime and both weft_run() calls hung. Now every stream and server
+ * operation refuses a task of another runtime with WEFT_EOTHER_RT. Runtime B
+ * owns a server and a stream; a task of runtime A (another weft_run() on
+ * another thread) uses them. The test thread waits a bounded time for both
+ * runtimes to end; if one hangs, the process cannot recover its threads, so
+ * the test reports and leaves with _exit(1). */
+typedef struct two_rt {
+  _Atomic(weft_stream_t *) s; /* B's stream, published by B */
+  _Atomic(weft_server_t *) srv;
+  atomic_int a_done;          /* A finished using them */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int ended;                  /* weft_run() calls returned */
+  int rc[2];                  /* their results */
+} two_rt_t;
+
+static void *rt_b_main(void *arg) {
+  two_rt_t *x = arg;
+  weft_server_t *srv = start(echo_handler, NULL, 1);
+  weft_stream_t *s = connect_to(srv);
+  char buf[8];
+
+  atomic_store(&x->srv, srv);
+  atomic_store(&x->s, s);
+  for (int i = 0; i < 30000 && !atomic_load(&x->a_done); i++)
+    CHECK_OK(weft_sleep(1));
+  CHECK(atomic_load(&x->a_done));
+  /* B's own use still works. */
+  CHECK_OK(weft_stream_write(s, "ok", 2));
+  CHECK_RC(weft_stream_readexactly(s, buf, 2, NULL), 0);
+  CHECK_OK(weft_stream_free(s));
+  stop(srv);
+  return NULL;
+}
+
+static void *rt_a_main(void *arg) {
+  two_rt_t *x = arg;
+  weft_stream_t *s = NULL;
+  weft_server_t *srv = NULL;
+  char buf[8];
+  size_t len;
+
+  for (int i = 0; i < 30000 && !(s = atomic_load(&x->s)); i++)
+    CHECK_OK(weft_sleep(1));
+  srv = atomic_load(&x->srv);
+  CHECK(s != NULL && srv != NULL);
+  if (s && srv) {
+    CHECK_RC(weft_stream_write(s, "x", 1), WEFT_EOTHER_RT);
+    CHECK_RC(weft_stream_read(s, buf, sizeof buf), WEFT_EOTHER_RT);
+    CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len), WEFT_EOTHER_RT);
+    CHECK_RC(weft_stream_drain(s), WEFT_EOTHER_RT);
+    CHECK_RC(weft_stream_at_eof(s), WEFT_EOTHER_RT);
+    CHECK_RC(weft_stream_close(s), WEFT_EOTHER_RT);
+    CHECK_RC(weft_stream_wait_closed(s), WEFT_EOTHER_RT);
+    CHECK_RC(weft_stream_free(s), WEFT_EOTHER_RT);
+    CHECK_RC(weft_server_close(srv), WEFT_EOTHER_RT);
+    CHECK_RC(weft_server_close_clients(srv), WEFT_EOTHER_RT);
+    CHECK_RC(weft_server_wait_closed(srv), WEFT_EOTHER_RT);
+    CHECK_RC(weft_server_serve_forever(srv), WEFT_EOTHER_RT);
+    CHECK_RC(weft_server_free(srv), WEFT_EOTHER_RT);
+    /* Snapshots that do not move to the home worker work from anywhere. */
+    CHECK(weft_stream_fileno(s) >= 0);
+    CHECK(weft_server_port(srv) > 0);
+  }
+  atomic_store(&x->a_done, 1);
+  return NULL;
+}
+
+typedef struct rt_thread {
+  two_rt_t *x;
+  int which; /* 0: A, 1: B */
+} rt_thread_t;
+
+static void *rt_thread(void *arg) {
+  rt_thread_t *r = arg;
+  weft_config_t cfg;
+  int rc;
+
+  weft_config_init(&cfg);
+  cfg.workers = 2;
+  rc = weft_run(r->which ? rt_b_main : rt_a_main, r->x, &cfg, NULL);
+  pthread_mutex_lock(&r->x->mu);
+  r->x->rc[r->which] = rc;
+  r->x->ended++;
+  pthread_cond_broadcast(&r->x->cv);
+  pthread_mutex_unlock(&r->x->mu);
+  return NULL;
+}
+
+static void test_other_runtime_refused(void **state) {
+  two_rt_t x;
+  rt_thread_t ra = {&x, 0}, rb = {&x, 1};
+  pthread_t ta, tb;
+  struct timespec until;
+  int ended;
+
+  (void)state;
+  memset(&x, 0, sizeof x);
+  atomic_init(&x.s, NULL);
+  atomic_init(&x.srv, NULL);
+  atomic_init(&x.a_done, 0);
+  pthread_mutex_init(&x.mu, NULL);
+  pthread_cond_init(&x.cv, NULL);
+  harness_reset();
+  assert_int_equal(pthread_create(&tb, NULL, rt_thread, &rb), 0);
+  assert_int_equal(pthread_create(&ta, NULL, rt_thread, &ra), 0);
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 20 * HARNESS_SLOWDOWN;
+  pthread_mutex_lock(&x.mu);
+  while (x.ended < 2 &&
+         pthread_cond_timedwait(&x.cv, &x.mu, &until) != ETIMEDOUT)
+    ;
+  ended = x.ended;
+  pthread_mutex_unlock(&x.mu);
+  if (ended < 2) {
+    /* A runtime hangs: its threads cannot be joined or stopped. */
+    fprintf(stderr,
+            "test_other_runtime_refused: %d of 2 runtimes ended within %d s "
+            "(a stream used from another runtime hangs them); %d CHECK "
+            "failure(s), first: %s\n",
+            ended, 20 * HARNESS_SLOWDOWN, atomic_load(&harness_failures),
+            harness_first);
+    _exit(1);
+  }
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  pthread_cond_destroy(&x.cv);
+  pthread_mutex_destroy(&x.mu);
+  harness_assert_clean();
+  assert_int_equal(x.rc[0], 0);
+  assert_int_equal(x.rc[1], 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_errors),
@@ -1168,6 +1468,9 @@ int main(void) {
       cmocka_unit_test(test_unix),
       cmocka_unit_test(test_home_worker),
       cmocka_unit_test(test_shutdown_leaves_nothing),
+      cmocka_unit_test(test_readline_discards_long_line),
+      cmocka_unit_test(test_cancelled_reader_gets_nothing),
+      cmocka_unit_test(test_other_runtime_refused),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
