@@ -22,6 +22,7 @@
 #include "task_state.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
@@ -163,8 +164,18 @@ struct weft_task {
   /* Default names ("task-ID") are written on first read, not at spawn:
    * 0 = not yet, 1 = being written, 2 = name valid (task.c). */
   atomic_int name_state;
-  char name[WEFT_TASK_NAME_MAX + 1];
+  /* Renames (task.c): a sequence lock, odd while weft_task_set_name writes
+   * the words below, which it stores and copying readers load atomically
+   * (relaxed). Never reset: it stays even between renames. */
+  atomic_uint name_seq;
+  union {
+    char name[WEFT_TASK_NAME_MAX + 1];
+    uint64_t name_words[(WEFT_TASK_NAME_MAX + 1) / 8];
+  };
 };
+
+_Static_assert((WEFT_TASK_NAME_MAX + 1) % 8 == 0,
+               "task names are copied in whole words");
 
 /* ------------------------------------------------------------------------ */
 /* Worker                                                                    */
@@ -250,6 +261,12 @@ struct weft__worker {
   void *task_slabs;                   /* record slabs allocated here */
   weft__list_t io_objs;               /* open streams and servers homed
                                          here (io/home.c) */
+  weft__list_t offloads;              /* offload requests queued on this
+                                         loop whose after_work has not run
+                                         (io/offload.c) */
+  int loop_abandoned;                 /* pool work outlived the grace
+                                         period: the loop is never closed
+                                         nor freed (runtime.c) */
 #if defined(WEFT_SANITIZE_THREAD)
   void *tsan_sched;                   /* TSan fiber of the scheduler */
 #endif
@@ -258,16 +275,26 @@ struct weft__worker {
   size_t asan_stack_size;
 #endif
   void *altstack;                     /* sigaltstack for overflow reports */
+  stack_t prev_altstack;              /* the thread's own, restored when the
+                                         worker closes (worker 0 runs on
+                                         the caller's thread) */
 };
 
 /* ------------------------------------------------------------------------ */
 /* Runtime                                                                   */
 
+#if defined(WEFT_TEST_HOOKS)
+/* Test builds only (tests/CMakeLists.txt): called by a thread that is no
+ * worker of the task's runtime right after it queued a task it wakes, before
+ * it notifies a worker, to widen that window. */
+extern void (*weft__test_hook_foreign_wake)(void);
+#endif
+
 /* Tasks submitted from any thread (foreign.c, protocol at its top). Lives
  * in the runtime struct, which outlives weft_run while handles remain. */
 typedef struct weft__foreign {
   pthread_mutex_t mu;     /* guards the fields below, and is held across
-                             every wake a submitter or future sends */
+                             every wake sent from outside the runtime */
   int closed;             /* 1 once main finished: submission fails */
   atomic_uint_fast64_t spawned; /* tasks submitted; written under mu, read
                                    by the quiescence check (runtime.c) */
@@ -451,6 +478,10 @@ void weft__task_finish(weft__worker_t *w, weft_task_t *t);
 const char *weft__task_name_peek(const weft_task_t *t,
                                  char buf[WEFT_TASK_NAME_MAX + 1]);
 void weft__task_cancel_all(weft__worker_t *w);
+/* weft_task_cancel() without its guard: count and post a request and, if
+ * wake, wake t. Only for a worker of t's runtime, or under foreign.mu
+ * (foreign.c protocol step 1); wake 0 once submissions are closed. */
+int weft__task_cancel_unguarded(weft_task_t *t, int wake);
 void weft__task_reclaim_remote(weft__worker_t *w);
 void weft__task_free_all(weft__worker_t *w);
 weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
@@ -467,6 +498,11 @@ void weft__coop_tick(void);
 /* I/O (io/home.c): close and free the streams and servers still homed on
  * w; worker_close calls it on w's thread before running the loop out. */
 void weft__io_worker_close(weft__worker_t *w);
+/* Offload (io/offload.c): run w's loop, after its handles were closed,
+ * until no pool work is out or cfg.offload_grace_ms passed. 0: nothing is
+ * out (run the loop out and close it); 1: work is still running (reported
+ * on stderr): the loop must be left behind, never closed nor freed. */
+int weft__offload_drain(weft__worker_t *w);
 
 /* Runtime (runtime.c). */
 void weft__runtime_on_main_done(weft_runtime_t *rt, weft_task_t *main);
@@ -482,6 +518,8 @@ void weft__runtime_check_quiescent(weft_runtime_t *rt);
 void weft__foreign_init(weft_runtime_t *rt);
 void weft__foreign_close(weft_runtime_t *rt);
 void weft__foreign_complete(weft_task_t *t);
+/* weft_task_cancel() from a thread that is no worker of t's runtime. */
+int weft__foreign_cancel(weft_task_t *t);
 void weft__foreign_release(weft_task_t *t);
 uint64_t weft__foreign_spawned(weft_runtime_t *rt);
 void weft__foreign_destroy(weft_runtime_t *rt);

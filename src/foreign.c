@@ -14,8 +14,10 @@
  * runtime.c's exit handshake waits for):
  *  1. Every operation from outside that may wake a worker holds foreign.mu
  *     throughout: submission (the record is counted, linked and pushed to
- *     the inject queue with a forced notify under the lock) and
- *     weft_future_cancel (weft_task_cancel of the future's task).
+ *     the inject queue with a forced notify under the lock),
+ *     weft_future_cancel (the cancellation of the future's task) and
+ *     weft_task_cancel from a thread that is no worker of the task's
+ *     runtime (step 7).
  *  2. When main finishes, weft__foreign_close sets `closed` under mu and
  *     cancels every submitted task still alive (they are malloc'ed, so the
  *     shutdown walk of the record slabs does not see them); only then does
@@ -42,6 +44,20 @@
  *  6. Records stay on foreign.tasks until their last reference is dropped
  *     (weft__foreign_release, under mu); weft__foreign_destroy frees what a
  *     program left referenced when weft_run ends, as the slabs are freed.
+ *  7. weft_task_cancel from outside (weft__foreign_cancel) posts its request
+ *     and wakes the task under mu. The task may then finish and let main
+ *     finish, but main's weft__foreign_close (step 2) needs mu, so the
+ *     runtime cannot stop, let alone free the queues and handles the wake
+ *     touches, before the canceller unlocked. A canceller that finds
+ *     `closed` set posts the request without waking: shutdown is under way
+ *     and cancels and wakes every task itself (runtime.c step 3), and the
+ *     wake could otherwise race with the end of the runtime (nothing waits
+ *     for mu after step 2). Inside the runtime no lock is needed: a worker
+ *     wakes from its run loop, which the exit handshake waits for.
+ *  Other calls documented for any thread need no lock: the sync primitives
+ *  and queues wake through the waiter handshake (wait.c), whose woken task
+ *  cannot return from its wait, and so cannot let the runtime stop, before
+ *  the waker's last access; ref, unref, done, result and name wake nobody.
  *
  * A future is reference counted: one reference for the submitter (dropped by
  * weft_future_free) and one for the task until it completes (dropped by step
@@ -92,9 +108,19 @@ void weft__foreign_close(weft_runtime_t *rt) {
   fo->closed = 1;
   for (weft__list_t *n = fo->tasks.next; n != &fo->tasks; n = n->next) {
     foreign_rec_t *rec = weft__container_of(n, foreign_rec_t, link);
-    weft_task_cancel(&rec->task); /* a no-op on a completed one */
+    /* A no-op on a completed one; mu is held (and this is a worker). */
+    weft__task_cancel_unguarded(&rec->task, 1);
   }
   pthread_mutex_unlock(&fo->mu);
+}
+
+int weft__foreign_cancel(weft_task_t *t) {
+  weft__foreign_t *fo = &t->rt->foreign;
+  /* Held across the wake (protocol step 7). */
+  pthread_mutex_lock(&fo->mu);
+  int rc = weft__task_cancel_unguarded(t, !fo->closed);
+  pthread_mutex_unlock(&fo->mu);
+  return rc;
 }
 
 uint64_t weft__foreign_spawned(weft_runtime_t *rt) {
@@ -405,7 +431,7 @@ int weft_future_cancel(weft_future_t *f) {
   /* Held across the wake (protocol steps 1 and 4). */
   pthread_mutex_lock(&fo->mu);
   if (f->task)
-    rc = weft_task_cancel(f->task);
+    rc = weft__task_cancel_unguarded(f->task, 1);
   pthread_mutex_unlock(&fo->mu);
   return rc;
 }

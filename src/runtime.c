@@ -25,9 +25,12 @@
  *     while the task they wake cannot have finished, so none can reach a
  *     closing handle), and close their handles, running each loop out
  *     (offloaded functions still on the thread pool keep it running until
- *     they return: io/offload.c); weft_run joins the threads, frees every
- *     record, stack slab, queue and loop, and returns main's status. The
- *     runtime struct itself is freed with the last handle (foreign.c).
+ *     they return, for at most cfg.offload_grace_ms: past that the loop is
+ *     left behind unclosed, with the workers array that holds it, and the
+ *     function is reported: io/offload.c step 6); weft_run joins the
+ *     threads, frees every record, stack slab, queue and loop, and returns
+ *     main's status. The runtime struct itself is freed with the last
+ *     handle (foreign.c).
  *     Also in step 4: submitted tasks count in `spawned` (foreign.c).
  */
 #include "core.h"
@@ -52,6 +55,7 @@ void weft_config_init(weft_config_t *cfg) {
   cfg->stack_size = WEFT_STACK_SIZE_DEFAULT;
   cfg->guarded_stacks = WEFT_GUARDED_STACKS_DEFAULT;
   cfg->overflow_handler = 1;
+  cfg->offload_grace_ms = WEFT_OFFLOAD_GRACE_MS_DEFAULT;
 }
 
 static int resolve_config(const weft_config_t *in, weft_config_t *out) {
@@ -66,6 +70,8 @@ static int resolve_config(const weft_config_t *in, weft_config_t *out) {
   if (out->stack_size < WEFT_STACK_SIZE_MIN ||
       out->stack_size > ((size_t)1 << 30))
     return WEFT_EINVAL;
+  if (out->offload_grace_ms == 0)
+    out->offload_grace_ms = WEFT_OFFLOAD_GRACE_MS_DEFAULT;
   if (out->deterministic) {
     out->workers = 1;
     out->disable_lifo = 1;
@@ -176,7 +182,12 @@ static int worker_open(weft__worker_t *w) {
       memset(&ss, 0, sizeof(ss));
       ss.ss_sp = w->altstack;
       ss.ss_size = sz;
-      sigaltstack(&ss, NULL);
+      /* Worker 0 is the caller's thread: keep its own alternate stack (if
+       * any) to give it back in worker_close. */
+      if (sigaltstack(&ss, &w->prev_altstack) != 0) {
+        free(w->altstack);
+        w->altstack = NULL;
+      }
     }
   }
   return 0;
@@ -186,9 +197,15 @@ static void close_cb(uv_handle_t *h) { (void)h; }
 
 static void worker_close(weft__worker_t *w) {
   if (w->altstack) {
-    stack_t ss;
-    memset(&ss, 0, sizeof(ss));
-    ss.ss_flags = SS_DISABLE;
+    /* Give the thread back the alternate stack it had before (or none:
+     * the saved one then carries SS_DISABLE). SS_ONSTACK is a status bit,
+     * not a flag sigaltstack() accepts. */
+    stack_t ss = w->prev_altstack;
+    ss.ss_flags &= ~SS_ONSTACK;
+    if (ss.ss_flags & SS_DISABLE) {
+      memset(&ss, 0, sizeof(ss));
+      ss.ss_flags = SS_DISABLE;
+    }
     sigaltstack(&ss, NULL);
     free(w->altstack);
     w->altstack = NULL;
@@ -197,6 +214,12 @@ static void worker_close(weft__worker_t *w) {
   uv_close((uv_handle_t *)&w->timer, close_cb);
   uv_close((uv_handle_t *)&w->trim_timer, close_cb);
   uv_close((uv_handle_t *)&w->async, close_cb);
+  /* Pool work still out (io/offload.c step 5) is waited for, up to the
+   * grace period; past it, the loop is left behind, never closed. */
+  if (weft__offload_drain(w) != 0) {
+    w->loop_abandoned = 1;
+    return;
+  }
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
 }
@@ -277,6 +300,34 @@ void weft__runtime_check_quiescent(weft_runtime_t *rt) {
 /* ------------------------------------------------------------------------ */
 /* weft_run                                                                  */
 
+/* Worker arrays holding a loop that was left behind (lifecycle step 5):
+ * a pool thread still running an offloaded function will lock the loop's
+ * mutex and signal its async handle when the function returns, so that
+ * memory is never freed; it stays reachable from here (no leak report). */
+typedef struct abandoned {
+  struct abandoned *next;
+  weft__worker_t *workers;
+} abandoned_t;
+static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
+static abandoned_t *abandoned_list;
+
+static void free_workers(weft_runtime_t *rt) {
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    if (rt->workers[i].loop_abandoned) {
+      abandoned_t *a = malloc(sizeof(*a));
+      if (a) { /* without memory it is unreachable, but still not freed */
+        a->workers = rt->workers;
+        pthread_mutex_lock(&abandoned_mu);
+        a->next = abandoned_list;
+        abandoned_list = a;
+        pthread_mutex_unlock(&abandoned_mu);
+      }
+      return;
+    }
+  }
+  free(rt->workers);
+}
+
 static void runtime_free(weft_runtime_t *rt) {
   for (unsigned i = 0; i < rt->nworkers; i++) {
     weft__worker_t *w = &rt->workers[i];
@@ -289,7 +340,7 @@ static void runtime_free(weft_runtime_t *rt) {
   weft__inject_destroy(&rt->inject);
   pthread_mutex_destroy(&rt->start_mu);
   pthread_cond_destroy(&rt->start_cv);
-  free(rt->workers);
+  free_workers(rt);
   weft__foreign_destroy(rt); /* frees rt unless handles remain */
 }
 
@@ -338,6 +389,7 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
     w->index = i;
     w->rng = 0x9E3779B9u * (i + 1);
     weft__list_init(&w->io_objs);
+    weft__list_init(&w->offloads);
   }
   rt->main = weft__task_new_main(rt, main, arg);
   if (!rt->main) {

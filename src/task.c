@@ -23,6 +23,7 @@
 #include "core.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ static void record_once(weft_task_t *t, weft__worker_t *home) {
   atomic_init(&t->cancels, 0);
   atomic_init(&t->freed, 1);
   atomic_init(&t->name_state, 0);
+  atomic_init(&t->name_seq, 0);
   atomic_init(&t->joinq_lock.locked, 0);
   weft__list_init(&t->joinq);
   t->home = home;
@@ -191,7 +193,19 @@ static void copy_name(char *dst, const char *src) {
 /* Names: a task spawned without one gets "task-ID", written into the record
  * the first time somebody asks (formatting it at every spawn cost a tenth
  * of the spawn path). The first reader claims name_state 0 -> 1, writes,
- * and publishes 2; concurrent readers wait for 2. */
+ * and publishes 2; concurrent readers wait for 2.
+ *
+ * Renames (weft_task_set_name, from any thread) use a sequence lock on
+ * name_seq, after settling name_state at 2:
+ *  1. The renamer takes the lock by a CAS from an even value s to s + 1
+ *     (renamers exclude one another), stores the new name word by word
+ *     (relaxed atomics, zero-padded) and releases with s + 2.
+ *  2. weft_task_name_copy reads s1 (acquire), the words (relaxed), then s2
+ *     after an acquire fence; the copy is one whole name if s1 == s2 and
+ *     s1 is even, and is retried otherwise.
+ *  weft_task_name() returns a pointer into the record instead: its bytes
+ *  are one whole name unless a rename runs while they are read, which the
+ *  API documents (read another task's name with the copy). */
 static const char *name_of(weft_task_t *t) {
   /* acquire: pairs with the release of 2 below; the name bytes are valid. */
   int st = atomic_load_explicit(&t->name_state, memory_order_acquire);
@@ -679,9 +693,7 @@ int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms, void **result) {
   return await_until(t, weft__now_ns() + timeout_ms * 1000000u, result, 0);
 }
 
-int weft_task_cancel(weft_task_t *t) {
-  if (!t)
-    return WEFT_EINVAL;
+int weft__task_cancel_unguarded(weft_task_t *t, int wake) {
   if (is_complete(t))
     return 0;
   /* relaxed: counted before the request is posted; finish reads it after
@@ -689,8 +701,21 @@ int weft_task_cancel(weft_task_t *t) {
   atomic_fetch_add_explicit(&t->cancels, 1, memory_order_relaxed);
   if (!weft__state_cancel(&t->state))
     return 0;
-  weft__task_wake(t);
+  if (wake)
+    weft__task_wake(t);
   return 1;
+}
+
+int weft_task_cancel(weft_task_t *t) {
+  if (!t)
+    return WEFT_EINVAL;
+  /* A worker of t's runtime wakes from its run loop, which the runtime's
+   * exit handshake waits for (runtime.c step 5). Any other thread's wake
+   * could outlive weft_run: it goes through foreign.c's lock (step 1). */
+  weft__worker_t *w = weft__worker_current();
+  if (WEFT__LIKELY(w && w->rt == t->rt))
+    return weft__task_cancel_unguarded(t, 1);
+  return weft__foreign_cancel(t);
 }
 
 int weft_task_uncancel(void) {
@@ -732,6 +757,8 @@ const char *weft_task_name(const weft_task_t *t) {
   return t ? name_of((weft_task_t *)(uintptr_t)t) : NULL;
 }
 
+enum { NAME_WORDS = (WEFT_TASK_NAME_MAX + 1) / 8 };
+
 int weft_task_set_name(weft_task_t *t, const char *name) {
   if (!name)
     return WEFT_EINVAL;
@@ -740,8 +767,71 @@ int weft_task_set_name(weft_task_t *t, const char *name) {
   if (!t)
     return WEFT_ENOTTASK;
   (void)name_of(t); /* settle name_state at 2 before overwriting */
-  copy_name(t->name, name);
+  union {
+    char c[WEFT_TASK_NAME_MAX + 1];
+    uint64_t w[NAME_WORDS];
+  } n;
+  memset(&n, 0, sizeof(n));
+  copy_name(n.c, name);
+  /* Step 1. relaxed: the CAS below does the ordering. */
+  unsigned s = atomic_load_explicit(&t->name_seq, memory_order_relaxed);
+  for (;;) {
+    /* acquire: the previous renamer's words are ours to overwrite. */
+    if (!(s & 1u) && atomic_compare_exchange_weak_explicit(
+                         &t->name_seq, &s, s + 1u, memory_order_acquire,
+                         memory_order_relaxed))
+      break;
+    weft__cpu_relax();
+    s = atomic_load_explicit(&t->name_seq, memory_order_relaxed);
+  }
+  /* release fence: a reader that loads any word stored below also sees the
+   * odd value (or a later one) when it re-reads name_seq. */
+  atomic_thread_fence(memory_order_release);
+  for (int i = 0; i < NAME_WORDS; i++)
+    __atomic_store_n(&t->name_words[i], n.w[i], __ATOMIC_RELAXED);
+  /* release: the words are visible to a reader that acquires s + 2. */
+  atomic_store_explicit(&t->name_seq, s + 2u, memory_order_release);
   return 0;
+}
+
+int weft_task_name_copy(const weft_task_t *ct, char *buf, size_t size) {
+  if (!buf && size > 0)
+    return WEFT_EINVAL;
+  weft_task_t *t = (weft_task_t *)(uintptr_t)ct;
+  if (!t)
+    t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  (void)name_of(t); /* a default name is formatted once, before any copy */
+  union {
+    char c[WEFT_TASK_NAME_MAX + 1];
+    uint64_t w[NAME_WORDS];
+  } n;
+  /* Step 2. */
+  for (unsigned spins = 0;; spins++) {
+    /* acquire: pairs with the renamer's release of an even value. */
+    unsigned s1 = atomic_load_explicit(&t->name_seq, memory_order_acquire);
+    if (!(s1 & 1u)) {
+      for (int i = 0; i < NAME_WORDS; i++)
+        n.w[i] = __atomic_load_n(&t->name_words[i], __ATOMIC_RELAXED);
+      /* acquire fence: the word loads above happen before the re-read. */
+      atomic_thread_fence(memory_order_acquire);
+      if (atomic_load_explicit(&t->name_seq, memory_order_relaxed) == s1)
+        break;
+    }
+    if (spins < 64)
+      weft__cpu_relax();
+    else
+      sched_yield(); /* a renamer was preempted inside its write */
+  }
+  n.c[WEFT_TASK_NAME_MAX] = 0;
+  size_t len = strlen(n.c);
+  if (size > 0) {
+    size_t k = len < size - 1 ? len : size - 1;
+    memcpy(buf, n.c, k);
+    buf[k] = 0;
+  }
+  return (int)len;
 }
 
 int weft_task_set_local(void *value) {

@@ -15,11 +15,13 @@
  *     wakes for other reasons are spurious and the loop re-checks.
  *  3. Before returning, weft_wait() detaches every waiter still linked
  *     (weft__waiter_detach: unlinked under the lock, or, if a completer
- *     claimed it, waited for until fired == 2). The iterator keeps its
- *     waiters linked between calls (they live in its own allocation) and
- *     detaches each one when it returns that task, and the rest when it is
- *     destroyed; a completion while the owner is elsewhere is a spurious
- *     wake for it.
+ *     claimed it, waited for until fired == 2). The iterator does the same
+ *     within each weft_as_completed_next() that has to wait: its waiters
+ *     (in its own allocation) are linked only while the owner is inside
+ *     that call, so no completion ever wakes the owner once it has returned
+ *     (it may have finished and its record been freed or reused, with the
+ *     iterator still alive: destroying it before the owner ends is not
+ *     required).
  * The tasks are only watched: nothing here cancels them, neither on a
  * timeout nor when the waiting task is cancelled (asyncio.wait,
  * as_completed).
@@ -158,7 +160,8 @@ typedef struct as_completed {
   weft__waiter_t *wt;    /* n join waiters (one allocation with the rest) */
   weft_task_t **tasks;   /* n references, in the caller's order */
   size_t *pend;          /* npend indices not yet returned, in order */
-  unsigned char *linked; /* wt[i] is on tasks[i]'s join queue */
+  unsigned char *linked; /* wt[i] is on tasks[i]'s join queue (only while
+                            the owner waits in next(): protocol step 3) */
 } as_completed_t;
 
 _Static_assert(sizeof(as_completed_t) <= sizeof(weft_as_completed_t),
@@ -201,10 +204,29 @@ int weft_as_completed_init(weft_as_completed_t *pit, weft_task_t *const *tasks,
   for (size_t i = 0; i < n; i++) {
     it->tasks[i] = weft_task_ref(tasks[i]);
     it->pend[i] = i;
-    it->linked[i] =
-        (unsigned char)weft__task_join_link(tasks[i], &it->wt[i], self);
+    it->linked[i] = 0;
   }
   return 0;
+}
+
+/* Link a waiter on every task not yet returned (protocol step 3). */
+static void link_pending(as_completed_t *it, weft_task_t *self) {
+  for (size_t k = 0; k < it->npend; k++) {
+    size_t i = it->pend[k];
+    it->linked[i] =
+        (unsigned char)weft__task_join_link(it->tasks[i], &it->wt[i], self);
+  }
+}
+
+/* Detach them all again before next() returns. */
+static void unlink_pending(as_completed_t *it) {
+  for (size_t k = 0; k < it->npend; k++) {
+    size_t i = it->pend[k];
+    if (it->linked[i]) {
+      weft__waiter_detach(&it->wt[i], &it->tasks[i]->joinq_lock);
+      it->linked[i] = 0;
+    }
+  }
 }
 
 /* Position in pend of the first finished task, or npend. */
@@ -238,12 +260,14 @@ int weft_as_completed_next(weft_as_completed_t *pit, weft_task_t **task) {
     if (it->deadline != WEFT__NO_DEADLINE && weft__now_ns() >= it->deadline) {
       rc = WEFT_ETIMEDOUT;
     } else {
+      link_pending(it, self);
       weft__waitctx_t c;
       weft__wait_begin(&c, self, it->deadline);
       while ((k = first_done(it)) == it->npend &&
              (rc = weft__wait_poll(&c, 0)) == 0)
         weft__park(self);
       weft__wait_end(&c);
+      unlink_pending(it);
     }
     if (k == it->npend) { /* the loop stops with a task or an error */
       if (rc == WEFT_ETIMEDOUT)
@@ -255,10 +279,6 @@ int weft_as_completed_next(weft_as_completed_t *pit, weft_task_t **task) {
   memmove(&it->pend[k], &it->pend[k + 1],
           (it->npend - k - 1) * sizeof(it->pend[0]));
   it->npend--;
-  if (it->linked[i]) {
-    weft__waiter_detach(&it->wt[i], &it->tasks[i]->joinq_lock);
-    it->linked[i] = 0;
-  }
   *task = it->tasks[i];
   return 0;
 }
@@ -267,11 +287,9 @@ int weft_as_completed_destroy(weft_as_completed_t *pit) {
   if (!pit)
     return WEFT_EINVAL;
   as_completed_t *it = ac_impl(pit);
-  for (size_t i = 0; i < it->n; i++) {
-    if (it->linked[i])
-      weft__waiter_detach(&it->wt[i], &it->tasks[i]->joinq_lock);
+  /* No waiter is linked outside next() (protocol step 3). */
+  for (size_t i = 0; i < it->n; i++)
     weft_task_unref(it->tasks[i]);
-  }
   free(it->wt);
   memset(it, 0, sizeof(*it));
   return 0;

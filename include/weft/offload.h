@@ -15,7 +15,15 @@
  * (weft_to_thread_ex() takes a function that frees it). The runtime's
  * shutdown waits for every such function to return: weft_run() returns only
  * after the last offloaded function of its runtime has finished, as
- * asyncio.run() waits for the default executor.
+ * asyncio.run() waits for the default executor, but for at most
+ * weft_config_t.offload_grace_ms (5 s by default) after its last task ended.
+ * Past that, each function still running is reported on stderr and left
+ * running, and weft_run() returns main's status; left behind on purpose
+ * are the request, the worker's event loop (not closed: libuv hands the
+ * request back to it when the function returns) with its descriptors and
+ * the memory holding it, and the result (neither delivered nor discarded).
+ * libuv joins its pool threads at a normal process exit, so a function that
+ * never returns keeps exit() from completing (_exit() does not wait).
  */
 #ifndef WEFT_OFFLOAD_H
 #define WEFT_OFFLOAD_H

@@ -20,6 +20,9 @@ WEFT_BEGIN_DECLS
  * are carved from unguarded slabs and protected by a canary instead. */
 #define WEFT_GUARDED_STACKS_DEFAULT 8192u
 
+/* Default of weft_config_t.offload_grace_ms. */
+#define WEFT_OFFLOAD_GRACE_MS_DEFAULT 5000
+
 /* Runtime configuration. Initialise with weft_config_init(), then set fields.
  * Fields may be appended in minor releases (see weft/version.h). */
 typedef struct weft_config {
@@ -42,8 +45,18 @@ typedef struct weft_config {
   /* Install a SIGSEGV handler (on an alternate stack per worker) that turns a
    * fault in a guard page into a "stack overflow in task 'name'" report
    * before aborting. Default 1. The previous handler is chained for faults
-   * that are not stack overflows, and restored when the runtime ends. */
+   * that are not stack overflows, and restored when the runtime ends; so is
+   * the alternate stack of the thread that called weft_run() (worker 0 runs
+   * there and installs its own while the runtime runs). */
   int overflow_handler;
+  /* How long, in ms, weft_run() waits once every task has finished for
+   * functions still running on libuv's thread pool that tasks of this
+   * runtime offloaded (weft_to_thread()) and abandoned when cancelled;
+   * 0 = WEFT_OFFLOAD_GRACE_MS_DEFAULT (5 s), negative = as long as they
+   * take. Past it, weft_run() reports each such function on stderr, leaves
+   * it running and returns as usual (main's status): see weft/offload.h
+   * for what is left behind. */
+  int offload_grace_ms;
 } weft_config_t;
 
 /* Fill cfg with the defaults. Never fails; callable from anywhere. */

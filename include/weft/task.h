@@ -20,8 +20,8 @@
  *
  * Handles are valid until their last reference is dropped and at most until
  * weft_run() returns; the functions that take a handle and do not suspend
- * (done, result, ref, unref, cancel, name) may be called from any thread
- * while the runtime runs.
+ * (done, result, ref, unref, cancel, name, name_copy, set_name) may be
+ * called from any thread while the runtime runs.
  */
 #ifndef WEFT_TASK_H
 #define WEFT_TASK_H
@@ -112,8 +112,14 @@ WEFT_EXTERN int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms,
 /* task.cancel(): request cancellation of t. Its current or next suspension
  * point returns WEFT_ECANCELED, whatever state t is in (ready, running,
  * sleeping, awaiting). Returns 1 if a request was made, 0 if t had already
- * finished (asyncio returns False). WEFT_EINVAL if t is NULL. May be called
- * from any task of t's runtime; does not suspend. */
+ * finished (asyncio returns False). WEFT_EINVAL if t is NULL. Does not
+ * suspend. May be called from any thread while t's runtime runs: from a
+ * thread that is not one of its workers (a thread of the program's own, a
+ * task of another runtime) the request is made under the runtime's
+ * submission lock (see foreign.h), so weft_run() cannot end, and free what
+ * the wake-up touches, before the call has returned. Once main has
+ * finished, the request is only recorded: the shutdown cancels and wakes
+ * every task anyway. */
 WEFT_EXTERN int weft_task_cancel(weft_task_t *t);
 
 /* task.uncancel(): withdraw one cancellation request of the calling task,
@@ -152,14 +158,28 @@ WEFT_EXTERN weft_task_t *weft_task_ref(weft_task_t *t);
  * runs on and frees itself when it finishes. NULL is ignored. */
 WEFT_EXTERN void weft_task_unref(weft_task_t *t);
 
-/* task.get_name(): t's name (NULL t = the calling task). Valid while the
- * caller holds a reference to t; NULL outside a task when t is NULL. */
+/* task.get_name(): t's name (NULL t = the calling task); NULL outside a
+ * task when t is NULL. The pointer is into t's record and valid while the
+ * caller holds a reference to t; its bytes are one whole name unless
+ * weft_task_set_name() renames t while they are read. So use it for the
+ * calling task's own name, or where nothing renames t meanwhile; a thread
+ * that may race with a rename reads the name with weft_task_name_copy(). */
 WEFT_EXTERN const char *weft_task_name(const weft_task_t *t);
+
+/* t's name (NULL t = the calling task) copied into buf, NUL-terminated and
+ * truncated to size - 1 bytes. Returns the name's length (as strlen; a value
+ * >= size means the copy was truncated, as with snprintf), WEFT_EINVAL (buf
+ * NULL with size > 0) or WEFT_ENOTTASK (t NULL outside a task). The copy is
+ * always one whole name, the old or the new one, even while another thread
+ * renames t. Any thread while t's runtime runs; does not suspend. */
+WEFT_EXTERN int weft_task_name_copy(const weft_task_t *t, char *buf,
+                                    size_t size);
 
 /* task.set_name(): copy name (truncated to WEFT_TASK_NAME_MAX bytes) into t's
  * name (NULL t = the calling task). WEFT_EINVAL if name is NULL, WEFT_ENOTTASK
- * if t is NULL outside a task. Only the task itself should rename itself
- * while other tasks may read its name. */
+ * if t is NULL outside a task. Any thread while t's runtime runs; renames of
+ * one task from several threads are serialised (the last one wins).
+ * Readers that may run meanwhile use weft_task_name_copy(). */
 WEFT_EXTERN int weft_task_set_name(weft_task_t *t, const char *name);
 
 /* Task-local storage: one pointer per task. Reads and writes the calling

@@ -84,7 +84,9 @@ WEFT_EXTERN int weft_as_completed_next(weft_as_completed_t *it,
 
 /* Release the iterator (it may stop before the end). Returns 0 or
  * WEFT_EINVAL (it NULL). Does not suspend; call it from any task, never at
- * the same time as weft_as_completed_next(). */
+ * the same time as weft_as_completed_next(). The iterator watches the tasks
+ * only while its owner is inside weft_as_completed_next(), so it may be
+ * destroyed after its owner has ended (by another task). */
 WEFT_EXTERN int weft_as_completed_destroy(weft_as_completed_t *it);
 
 WEFT_END_DECLS

@@ -24,20 +24,35 @@
  *     caller's discard function, exactly once, then frees the request. The
  *     task never waits for a running function: it returns at once, as
  *     asyncio's to_thread does.
- *  5. Shutdown: a pending uv_work_t is an active request of the loop, so the
- *     uv_run(UV_RUN_DEFAULT) with which worker_close (runtime.c) runs the
- *     loop out before uv_loop_close keeps running until every after_work of
- *     this worker has run: the runtime waits for running functions, frees
- *     abandoned requests and discards their results, and never closes a
- *     loop with work outstanding. Every task has finished by then, so only
- *     abandoned requests can be left.
+ *  5. Shutdown: a pending uv_work_t is an active request of the loop, so
+ *     worker_close (runtime.c) runs the loop (weft__offload_drain) until
+ *     every after_work of this worker has run before it closes the loop:
+ *     the runtime waits for running functions, frees abandoned requests and
+ *     discards their results, and never closes a loop with work
+ *     outstanding. Every task has finished by then, so only abandoned
+ *     requests can be left. Every request is on its worker's `offloads`
+ *     list (owner-only: queued by a task routed to the worker, unlinked by
+ *     after_work on the same thread) from uv_queue_work to after_work.
+ *  6. The wait is bounded by cfg.offload_grace_ms (a timer on the loop,
+ *     unreferenced so that it alone does not keep the loop alive). Past
+ *     it, each request still listed is reported on stderr and the loop is
+ *     left behind: not closed, and the worker array holding it is never
+ *     freed (runtime.c), so the pool thread that still runs the function
+ *     finds its request (heap, never freed either) and the loop's work
+ *     queue, mutex and async handle intact when the function returns and
+ *     libuv hands the request back. Nothing runs that loop again:
+ *     after_work never runs, the result is neither delivered nor
+ *     discarded. The loop's descriptors stay open.
  */
 #include "io/io.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct offload_op {
   uv_work_t req;           /* the pool request; req.data is the op */
+  weft__list_t link;       /* in the worker's offloads list (step 5) */
   weft_thread_fn fn;       /* the blocking function */
   void *arg;               /* its argument */
   weft_discard_fn discard; /* frees an abandoned result, or NULL */
@@ -54,6 +69,7 @@ static void work_cb(uv_work_t *req) {
 
 static void after_work_cb(uv_work_t *req, int status) {
   offload_op_t *op = req->data;
+  weft__list_remove(&op->link);
   if (!op->task) { /* abandoned by a cancelled caller (step 4) */
     if (status == 0 && op->discard)
       op->discard(op->result);
@@ -97,6 +113,7 @@ int weft_to_thread_ex(weft_thread_fn fn, void *arg, weft_discard_fn discard,
     free(op);
     return rc;
   }
+  weft__list_push_back(&w->offloads, &op->link);
   rc = weft__io_wait_flag(t, &op->done, 0);
   if (rc) {
     /* Step 4; t still runs on w (the route), the loop's thread. */
@@ -115,4 +132,40 @@ int weft_to_thread_ex(weft_thread_fn fn, void *arg, weft_discard_fn discard,
 
 int weft_to_thread(weft_thread_fn fn, void *arg, void **result) {
   return weft_to_thread_ex(fn, arg, NULL, result);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shutdown (steps 5 and 6)                                                  */
+
+static void grace_cb(uv_timer_t *h) { *(int *)h->data = 1; }
+
+static void grace_close_cb(uv_handle_t *h) { *(int *)h->data = 2; }
+
+int weft__offload_drain(weft__worker_t *w) {
+  int grace = w->rt->cfg.offload_grace_ms;
+  if (grace < 0 || weft__list_empty(&w->offloads))
+    return 0; /* uv_run(UV_RUN_DEFAULT) waits for whatever is left */
+  int expired = 0;
+  uv_timer_t tm;
+  uv_timer_init(&w->loop, &tm); /* cannot fail */
+  tm.data = &expired;
+  uv_timer_start(&tm, grace_cb, (uint64_t)grace, 0);
+  uv_unref((uv_handle_t *)&tm); /* the work keeps the loop alive, not it */
+  while (!expired && !weft__list_empty(&w->offloads))
+    uv_run(&w->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&tm, grace_close_cb);
+  /* The close completes in the next iteration; never block here. */
+  while (expired != 2)
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+  if (weft__list_empty(&w->offloads))
+    return 0;
+  for (weft__list_t *n = w->offloads.next; n != &w->offloads; n = n->next) {
+    offload_op_t *op = weft__container_of(n, offload_op_t, link);
+    fprintf(stderr,
+            "weft: offloaded function 0x%" PRIxPTR " (arg %p) still running "
+            "%d ms after the runtime's last task ended; weft_run returns "
+            "without it (its loop is left behind)\n",
+            (uintptr_t)op->fn, op->arg, grace);
+  }
+  return 1;
 }

@@ -54,6 +54,18 @@ WEFT__NOIPA weft_task_t *weft__task_current(void) {
   return w ? w->current : NULL;
 }
 
+#if defined(WEFT_TEST_HOOKS)
+void (*weft__test_hook_foreign_wake)(void);
+
+static void foreign_wake_hook(weft_runtime_t *rt) {
+  weft__worker_t *self = weft__worker_current();
+  if ((!self || self->rt != rt) && weft__test_hook_foreign_wake)
+    weft__test_hook_foreign_wake();
+}
+#else
+#define foreign_wake_hook(rt) ((void)0)
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Waking workers                                                            */
 
@@ -93,6 +105,7 @@ void weft__worker_inbox_push(weft__worker_t *w, weft_task_t *t) {
      * before the read of `parked` below (Dekker with park). */
   } while (!atomic_compare_exchange_weak_explicit(
       &w->inbox, &head, t, memory_order_seq_cst, memory_order_relaxed));
+  foreign_wake_hook(w->rt);
   /* seq_cst: see above. */
   if (atomic_load_explicit(&w->parked, memory_order_seq_cst))
     weft__worker_unpark(w);
@@ -162,6 +175,7 @@ void weft__sched_schedule(weft_task_t *t, int from_task) {
   }
   if (!w || w->rt != rt) {
     weft__inject_push_batch(&rt->inject, t, t, 1);
+    foreign_wake_hook(rt);
     notify_one(rt, 1); /* forced: reads the idle state with a seq_cst RMW */
     return;
   }

@@ -255,6 +255,10 @@ static void test_task_api_outside_a_task(void **state) {
   assert_null(weft_task_fail(WEFT_EIO));
   assert_null(weft_task_name(NULL));
   assert_int_equal(weft_task_set_name(NULL, "x"), WEFT_ENOTTASK);
+  {
+    char nb[8];
+    assert_int_equal(weft_task_name_copy(NULL, nb, sizeof(nb)), WEFT_ENOTTASK);
+  }
   assert_true(weft_time_ms() == 0);
   {
     weft_timeout_t scope;

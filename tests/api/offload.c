@@ -13,6 +13,8 @@
  */
 #include "harness.h"
 
+#include <unistd.h>
+
 #define POOL 4
 
 /* A gate that blocked pool functions wait on; opened by a task. */
@@ -363,6 +365,147 @@ static void test_shutdown_with_work(void **state) {
   }
 }
 
+/* ---- a function that does not return (issue 11) -------------------------
+ */
+
+static atomic_int stuck_started, stuck_returned;
+static const struct timespec one_ms = {0, 1000000};
+
+static void *stuck_fn(void *arg) {
+  atomic_store(&stuck_started, 1);
+  gate_wait();
+  atomic_store(&stuck_returned, 1);
+  return arg;
+}
+
+static void *stuck_offloader(void *arg) {
+  CHECK_RC(weft_to_thread(stuck_fn, arg, NULL), WEFT_ECANCELED);
+  return NULL;
+}
+
+static void *stuck_main(void *arg) {
+  (void)arg;
+  CHECK_OK(weft_spawn(stuck_offloader, NULL, NULL));
+  wait_count(&stuck_started, 1);
+  return (void *)(uintptr_t)0x5;
+}
+
+typedef struct stuck_run {
+  weft_config_t cfg;
+  int rc;
+  void *result;
+  int fn_returned_first; /* stuck_fn had returned when weft_run did */
+  int early;             /* weft_run returned before the gate opened */
+  atomic_int done;
+} stuck_run_t;
+
+static void *stuck_run_thread(void *arg) {
+  stuck_run_t *a = arg;
+
+  a->rc = weft_run(stuck_main, NULL, &a->cfg, &a->result);
+  a->fn_returned_first = atomic_load(&stuck_returned);
+  atomic_store(&a->done, 1);
+  return NULL;
+}
+
+/* Runs weft_run() on a thread of its own with stderr sent to a file whose
+ * text is left in out. With open_after_ms >= 0 the gate is opened that long
+ * after the function started (a weft_run() that returned before is recorded
+ * in a->early). If weft_run() has not returned within bound_ms, the gate is
+ * opened (so that it can) and 0 is returned. */
+static int stuck_run(stuck_run_t *a, int open_after_ms, int bound_ms, char *out,
+                     size_t outsz) {
+  pthread_t th;
+  FILE *tmp = tmpfile();
+  int saved, returned, i, since = 0;
+  size_t n;
+
+  assert_non_null(tmp);
+  fflush(stderr);
+  saved = dup(2);
+  assert_true(saved >= 0);
+  assert_true(dup2(fileno(tmp), 2) >= 0);
+  atomic_store(&a->done, 0);
+  harness_reset();
+  assert_int_equal(pthread_create(&th, NULL, stuck_run_thread, a), 0);
+  for (i = 0; i < bound_ms && !atomic_load(&a->done); i++) {
+    nanosleep(&one_ms, NULL);
+    if (open_after_ms >= 0 && atomic_load(&stuck_started) &&
+        since++ == open_after_ms) {
+      a->early = atomic_load(&a->done);
+      gate_release();
+    }
+  }
+  returned = atomic_load(&a->done);
+  if (!returned)
+    gate_release(); /* let it end: the test fails below, but does not hang */
+  pthread_join(th, NULL);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  rewind(tmp);
+  n = fread(out, 1, outsz - 1, tmp);
+  out[n] = '\0';
+  fclose(tmp);
+  fputs(out, stderr); /* what was said, for the log */
+  harness_assert_clean();
+  return returned;
+}
+
+/* With a grace period, weft_run() reports the function, leaves it running
+ * and returns main's status; the gate is opened only afterwards (the pool
+ * thread then ends before the process exits: nothing for LSan). */
+static void test_stuck_function_bounded(void **state) {
+  stuck_run_t a;
+  char out[4096];
+  int i;
+
+  (void)state;
+  memset(&a, 0, sizeof(a));
+  gate_close();
+  atomic_store(&stuck_started, 0);
+  atomic_store(&stuck_returned, 0);
+  weft_config_init(&a.cfg);
+  assert_int_equal(a.cfg.offload_grace_ms, WEFT_OFFLOAD_GRACE_MS_DEFAULT);
+  a.cfg.workers = 2;
+  a.cfg.offload_grace_ms = 100;
+  if (!stuck_run(&a, -1, 20000 * HARNESS_SLOWDOWN, out, sizeof(out)))
+    fail_msg("weft_run did not return while an offloaded function ran");
+  assert_int_equal(a.rc, 0);
+  assert_ptr_equal(a.result, (void *)(uintptr_t)0x5);
+  assert_int_equal(a.fn_returned_first, 0);
+  assert_non_null(strstr(out, "weft: offloaded function"));
+  assert_non_null(strstr(out, "still running 100 ms after"));
+  /* The function returns into the loop that was left behind. */
+  gate_release();
+  for (i = 0; i < 10000 && !atomic_load(&stuck_returned); i++)
+    nanosleep(&one_ms, NULL);
+  assert_int_equal(atomic_load(&stuck_returned), 1);
+}
+
+/* A negative grace period waits as long as the function takes. */
+static void test_stuck_function_unbounded(void **state) {
+  stuck_run_t a;
+  char out[4096];
+
+  (void)state;
+  memset(&a, 0, sizeof(a));
+  gate_close();
+  atomic_store(&stuck_started, 0);
+  atomic_store(&stuck_returned, 0);
+  weft_config_init(&a.cfg);
+  a.cfg.workers = 1;
+  a.cfg.offload_grace_ms = -1;
+  /* The gate opens 300 ms after the function started: weft_run must not
+   * have returned before, and returns after. */
+  assert_int_equal(
+      stuck_run(&a, 300, 20000 * HARNESS_SLOWDOWN, out, sizeof(out)), 1);
+  assert_int_equal(a.early, 0);
+  assert_int_equal(a.rc, 0);
+  assert_int_equal(a.fn_returned_first, 1);
+  assert_null(strstr(out, "weft: offloaded function"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_results),
@@ -370,6 +513,8 @@ int main(void) {
       cmocka_unit_test(test_cancel_before_start),
       cmocka_unit_test(test_cancel_while_running),
       cmocka_unit_test(test_shutdown_with_work),
+      cmocka_unit_test(test_stuck_function_bounded),
+      cmocka_unit_test(test_stuck_function_unbounded),
   };
 
   /* Before anything starts libuv's pool, which reads it once. */

@@ -6,9 +6,13 @@
  * ignoring cancellation): weft_run() returns promptly and every such task
  * saw WEFT_ECANCELED.
  */
+/* sigaltstack() and SS_* are XSI. */
+#define _XOPEN_SOURCE 700
+
 #include "harness.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <uv.h>
 
 static void *return_arg(void *arg) { return arg; }
@@ -465,6 +469,43 @@ static void test_shutdown_with_tasks_never_started(void **state) {
   assert_int_equal(atomic_load(&unstarted_cancelled), 1000);
 }
 
+/* Defect 6 of issue 11: weft_run() makes the calling thread worker 0, which
+ * installs its own alternate signal stack for overflow reports; it used to
+ * disable it on the way out and leave the caller with none. */
+static void test_caller_sigaltstack_kept(void **state) {
+  static char mine[64 * 1024];
+  stack_t ss, before, after;
+  weft_config_t cfg;
+
+  (void)state;
+  memset(&ss, 0, sizeof(ss));
+  ss.ss_sp = mine;
+  ss.ss_size = sizeof(mine);
+  assert_int_equal(sigaltstack(&ss, &before), 0);
+  weft_config_init(&cfg);
+  cfg.workers = 2;
+  assert_int_equal(cfg.overflow_handler, 1);
+  harness_reset();
+  assert_int_equal(weft_run(return_arg, NULL, &cfg, NULL), 0);
+  harness_assert_clean();
+  assert_int_equal(sigaltstack(NULL, &after), 0);
+  assert_ptr_equal(after.ss_sp, mine);
+  assert_int_equal(after.ss_size, sizeof(mine));
+  assert_int_equal(after.ss_flags & SS_DISABLE, 0);
+  /* And a caller without one gets none back. */
+  memset(&ss, 0, sizeof(ss));
+  ss.ss_flags = SS_DISABLE;
+  assert_int_equal(sigaltstack(&ss, NULL), 0);
+  harness_reset();
+  assert_int_equal(weft_run(return_arg, NULL, &cfg, NULL), 0);
+  harness_assert_clean();
+  assert_int_equal(sigaltstack(NULL, &after), 0);
+  assert_int_not_equal(after.ss_flags & SS_DISABLE, 0);
+  /* Leave the thread as it was before the test. */
+  before.ss_flags &= ~SS_ONSTACK;
+  assert_int_equal(sigaltstack(&before, NULL), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_returns_main_result),
@@ -476,6 +517,7 @@ int main(void) {
       cmocka_unit_test(test_repeated_runs_leave_nothing),
       cmocka_unit_test(test_shutdown_with_tasks_alive),
       cmocka_unit_test(test_shutdown_with_tasks_never_started),
+      cmocka_unit_test(test_caller_sigaltstack_kept),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -324,6 +324,159 @@ static void test_names(void **state) {
   run_in_weft(names_main, NULL, 2);
 }
 
+/* Renames racing readers on other threads (issue 11): every copy made with
+ * weft_task_name_copy() is one whole name of the renamer's set, never a
+ * mix of two. Readers are plain threads and a task on the other worker. */
+static const char *const race_names[] = {
+    "a", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "cccccccccccccccc",
+    "dddddddd-dddddddd-ddddd"};
+
+typedef struct name_race {
+  weft_task_t *renamer;   /* referenced by main until the end */
+  atomic_int stop;        /* readers stop */
+  atomic_long reads;      /* copies made, all readers */
+  atomic_int bad;         /* copies that were no whole name */
+  atomic_int alive;       /* readers still running */
+  char badname[64];       /* the first bad copy (under harness_mutex) */
+} name_race_t;
+
+static int whole_name(const char *buf, int len) {
+  size_t i;
+
+  if (len < 0 || (size_t)len != strlen(buf))
+    return 0;
+  for (i = 0; i < sizeof(race_names) / sizeof(race_names[0]); i++)
+    if (strcmp(buf, race_names[i]) == 0)
+      return 1;
+  return 0;
+}
+
+static void name_race_read_once(name_race_t *r) {
+  char buf[WEFT_TASK_NAME_MAX + 1];
+  int len = weft_task_name_copy(r->renamer, buf, sizeof(buf));
+
+  if (!whole_name(buf, len) && atomic_fetch_add(&r->bad, 1) == 0) {
+    pthread_mutex_lock(&harness_mutex);
+    snprintf(r->badname, sizeof(r->badname), "%s (%d)", buf, len);
+    pthread_mutex_unlock(&harness_mutex);
+  }
+  atomic_fetch_add(&r->reads, 1);
+}
+
+static void *name_race_thread(void *arg) {
+  name_race_t *r = arg;
+
+  while (!atomic_load(&r->stop))
+    name_race_read_once(r);
+  atomic_fetch_sub(&r->alive, 1);
+  return NULL;
+}
+
+static void *name_race_reader_task(void *arg) {
+  name_race_t *r = arg;
+  int i = 0;
+
+  while (!atomic_load(&r->stop)) {
+    name_race_read_once(r);
+    if (++i % 256 == 0)
+      CHECK_OK(weft_yield());
+  }
+  return NULL;
+}
+
+static void *name_race_renamer(void *arg) {
+  name_race_t *r = arg;
+  long renames = HARNESS_SIZE(200000, 20000, 50000);
+  long want_reads = HARNESS_SIZE(200000, 20000, 50000);
+  long i;
+
+  /* Until enough renames and reads overlapped (bounded: the reads come
+   * from threads that run on their own). */
+  for (i = 0; i < renames || (atomic_load(&r->reads) < want_reads &&
+                              i < 1000 * renames);
+       i++) {
+    CHECK_OK(weft_task_set_name(NULL, race_names[i % 4]));
+    if (i % 1024 == 0)
+      CHECK_OK(weft_yield());
+  }
+  return NULL;
+}
+
+static void *name_race_main(void *arg) {
+  name_race_t *r = arg;
+  weft_spawn_opts_t opts;
+  weft_task_t *reader;
+  pthread_t th[2];
+  int i;
+
+  weft_spawn_opts_init(&opts);
+  opts.name = race_names[0];
+  opts.pin = 0;
+  CHECK_OK(weft_spawn_ex(&opts, name_race_renamer, r, &r->renamer));
+  opts.name = NULL;
+  opts.pin = 1;
+  CHECK_OK(weft_spawn_ex(&opts, name_race_reader_task, r, &reader));
+  atomic_store(&r->alive, 2);
+  for (i = 0; i < 2; i++)
+    CHECK_OK(pthread_create(&th[i], NULL, name_race_thread, r));
+  CHECK_OK(weft_task_await(r->renamer, NULL));
+  atomic_store(&r->stop, 1);
+  CHECK_OK(weft_task_await(reader, NULL));
+  /* The threads read through the renamer's handle: wait for them to stop
+   * before the runtime (and the handle) can end. */
+  for (i = 0; i < 100000 && atomic_load(&r->alive) > 0; i++)
+    CHECK_OK(weft_sleep(1));
+  CHECK_EQ(atomic_load(&r->alive), 0);
+  for (i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
+  weft_task_unref(reader);
+  weft_task_unref(r->renamer);
+  return NULL;
+}
+
+static void test_name_renamed_while_read(void **state) {
+  name_race_t r;
+
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  run_in_weft(name_race_main, &r, 2);
+  if (atomic_load(&r.bad) != 0)
+    fail_msg("%d of %ld copies were no whole name, first: %s",
+             atomic_load(&r.bad), atomic_load(&r.reads), r.badname);
+  assert_true(atomic_load(&r.reads) > 0);
+}
+
+static void *name_copy_main(void *arg) {
+  char buf[WEFT_TASK_NAME_MAX + 1];
+  char small[4];
+
+  (void)arg;
+  CHECK_OK(weft_task_set_name(NULL, "abcdefg"));
+  CHECK_EQ(weft_task_name_copy(NULL, buf, sizeof(buf)), 7);
+  CHECK(strcmp(buf, "abcdefg") == 0);
+  /* Truncated like snprintf: the full length comes back. */
+  CHECK_EQ(weft_task_name_copy(weft_task_current(), small, sizeof(small)), 7);
+  CHECK(strcmp(small, "abc") == 0);
+  CHECK_EQ(weft_task_name_copy(NULL, NULL, 0), 7);
+  CHECK_RC(weft_task_name_copy(NULL, NULL, 1), WEFT_EINVAL);
+  /* A default name, formatted on this first read. */
+  {
+    weft_task_t *t;
+    CHECK_OK(weft_spawn(add_one, NULL, &t));
+    CHECK(weft_task_name_copy(t, buf, sizeof(buf)) > 5);
+    CHECK(strncmp(buf, "task-", 5) == 0);
+    CHECK(strcmp(buf, weft_task_name(t)) == 0);
+    CHECK_OK(weft_task_await(t, NULL));
+    weft_task_unref(t);
+  }
+  return NULL;
+}
+
+static void test_name_copy(void **state) {
+  (void)state;
+  run_in_weft(name_copy_main, NULL, 1);
+}
+
 /* A default name is written on its first read: many tasks on both workers
  * reading it at once all see the same complete name. */
 #define NAME_READERS 16
@@ -697,6 +850,8 @@ int main(void) {
       cmocka_unit_test(test_spawn_errors),
       cmocka_unit_test(test_max_tasks),
       cmocka_unit_test(test_pinned_task_stays),
+      cmocka_unit_test(test_name_copy),
+      cmocka_unit_test(test_name_renamed_while_read),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -472,6 +472,75 @@ static void test_as_completed_cancel(void **state) {
   run_in_weft(ac_cancel_main, NULL, 2);
 }
 
+/* ---- an iterator that outlives its owner (issue 11) -------------------- */
+
+typedef struct ac_orphan {
+  weft_as_completed_t it; /* main's memory: outlives the owner */
+  weft_event_t *ev;
+  weft_task_t *t[2];
+  atomic_int owner_done;
+} ac_orphan_t;
+
+static void *orphan_nap(void *arg) {
+  (void)arg;
+  CHECK_OK(weft_sleep(5)); /* the owner's next() has to wait for it */
+  return NULL;
+}
+
+static void *orphan_wait_event(void *arg) {
+  CHECK_OK(weft_event_wait(arg));
+  return NULL;
+}
+
+/* Starts iterating, takes the first task out, and ends without destroying
+ * the iterator while t[1] is still running. */
+static void *orphan_owner(void *arg) {
+  ac_orphan_t *o = arg;
+  weft_task_t *got = NULL;
+
+  CHECK_OK(weft_as_completed_init(&o->it, o->t, 2, WEFT_WAIT_FOREVER));
+  CHECK_OK(weft_as_completed_next(&o->it, &got));
+  CHECK(got == o->t[0]);
+  atomic_store(&o->owner_done, 1);
+  return NULL;
+}
+
+static void *ac_orphan_main(void *arg) {
+  ac_orphan_t o;
+  weft_future_t *f = NULL;
+  weft_task_t *got = NULL;
+
+  (void)arg;
+  memset(&o, 0, sizeof(o));
+  atomic_init(&o.owner_done, 0);
+  CHECK_OK(weft_event_new(&o.ev));
+  CHECK_OK(weft_spawn(orphan_nap, NULL, &o.t[0]));
+  CHECK_OK(weft_spawn(orphan_wait_event, o.ev, &o.t[1]));
+  /* A submitted task's record is malloc'ed and freed (not recycled) when
+   * it ends, so ASan sees a late wake of it. With one worker, the owner's
+   * end is complete (record freed) before main runs again. */
+  CHECK_OK(weft_runtime_submit(weft_runtime_current(), orphan_owner, &o, &f));
+  CHECK_OK(weft_future_wait(f, -1, NULL));
+  weft_future_free(f);
+  CHECK_EQ(atomic_load(&o.owner_done), 1);
+  /* t[1] finishes now, with the owner gone: it must wake nobody. */
+  CHECK_OK(weft_event_set(o.ev));
+  CHECK_OK(weft_task_await(o.t[1], NULL));
+  /* Another task may destroy the orphaned iterator; it never was next()'s
+   * caller, so next() refuses it. */
+  CHECK_RC(weft_as_completed_next(&o.it, &got), WEFT_EPERM);
+  CHECK_OK(weft_as_completed_destroy(&o.it));
+  weft_task_unref(o.t[0]);
+  weft_task_unref(o.t[1]);
+  CHECK_OK(weft_event_free(o.ev));
+  return NULL;
+}
+
+static void test_as_completed_outlives_owner(void **state) {
+  (void)state;
+  run_in_weft(ac_orphan_main, NULL, 1);
+}
+
 /* ---- stress: completions racing timeouts and cancellations ------------- */
 
 typedef struct round {
@@ -585,6 +654,7 @@ int main(void) {
       cmocka_unit_test(test_as_completed_order),
       cmocka_unit_test(test_as_completed_timeout),
       cmocka_unit_test(test_as_completed_cancel),
+      cmocka_unit_test(test_as_completed_outlives_owner),
       cmocka_unit_test(test_stress),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
