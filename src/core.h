@@ -109,7 +109,7 @@ struct weft_task {
   /* --- line 0: everything a suspend/resume touches (weft_yield, the run
    * loop, weft__task_run), so that a switch costs one task cache line. --- */
   _Alignas(64) atomic_uint state; /* task_state.h; shared */
-  int saved_errno;        /* errno while suspended (task.c) */
+  atomic_int freed;       /* 0 while a task, 1 while free (task.c) */
   /* Link in whichever single queue holds the task (overflow batch, inject,
    * inbox, remote-free stack); only the SCHEDULED owner writes it. */
   struct weft_task *next;
@@ -134,6 +134,8 @@ struct weft_task {
 #endif
 
   /* --- the rest: spawn, join, completion, cancellation --- */
+  /* refs and cancels stay readable while the record is free in ASan builds
+   * (task.c, record_poison), as state, freed and next do. */
   _Alignas(64) atomic_uint refs; /* handles + 1 while not complete */
   atomic_int cancels; /* cancellation requests not withdrawn (uncancel) */
   weft__spinlock_t joinq_lock; /* guards joinq and the COMPLETE transition */
@@ -150,11 +152,13 @@ struct weft_task {
   weft_timeout_t *scope;  /* innermost entered timeout scope (wait.c) */
   weft__worker_t *pin;    /* pinned worker or NULL */
   weft__worker_t *home;   /* worker whose pool holds the record */
-  atomic_int freed;       /* 0 while a task, 1 while free (task.c) */
   uint64_t id;            /* sequence number, for default names */
-  int is_main;            /* 1 for weft_run's main task */
-  int is_foreign;         /* 1 for a task submitted with weft_runtime_submit
+  uint8_t is_main;        /* 1 for weft_run's main task */
+  uint8_t is_foreign;     /* 1 for a task submitted with weft_runtime_submit
                              (a malloc'ed record, foreign.c) */
+  uint8_t always_start;   /* 1: runs even if cancelled before its first run
+                             (the library's own tasks that must clean up,
+                             weft__spawn_always) */
 #if defined(WEFT_SANITIZE_THREAD)
   void *tsan_fiber;       /* ThreadSanitizer fiber of this task */
 #endif
@@ -230,7 +234,6 @@ struct weft__worker {
   uint64_t trim_runs;                 /* WEFT__C_RUN when it last trimmed */
   weft__ctx_t sched_ctx;              /* scheduler context */
   weft_task_t *current;               /* task running now, or NULL */
-  int *errno_loc;                     /* this thread's errno (task.c) */
   enum weft__after after;             /* set by the task before switching */
   weft_task_t *prev;                  /* the task that switched away and
                                          whose `after` is still to be done
@@ -357,8 +360,10 @@ void weft__task_run(weft__worker_t *w, weft_task_t *t);
  * switch to directly, or NULL to switch to the scheduler; and, once on the
  * next stack, the previous task's pending transition. */
 weft_task_t *weft__sched_pick_direct(weft__worker_t *w, int may_start);
-/* Give t (never run yet) its stack and initial context; WEFT_ENOMEM if no
- * stack can be had (task.c). */
+/* Give t (never run yet) its stack and initial context; WEFT_ECANCELED if
+ * it was cancelled first (it must never start), WEFT_ENOMEM if no stack can
+ * be had. Either way t is untouched, and weft__task_run() finishes it
+ * without running it (task.c). */
 int weft__task_prepare(weft__worker_t *w, weft_task_t *t);
 void weft__sched_finish_switch(weft__worker_t *w);
 /* Abort with a report if t's stack canary is gone (unguarded stacks). */
@@ -486,6 +491,14 @@ void weft__task_reclaim_remote(weft__worker_t *w);
 void weft__task_free_all(weft__worker_t *w);
 weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
                                  void *arg);
+/* weft_spawn_ex() for the library's own tasks whose body must run to
+ * release what it was handed (server acceptors and connection tasks): it
+ * starts even if cancelled before its first run, and its first suspension
+ * point then returns WEFT_ECANCELED. weft__task_start_cancelled() tells the
+ * body, at its start, whether that happened. */
+int weft__spawn_always(const weft_spawn_opts_t *opts, weft_task_fn fn,
+                       void *arg, weft_task_t **out);
+int weft__task_start_cancelled(const weft_task_t *t);
 void weft__task_unref_main(weft_task_t *t);
 /* A record for a task submitted from outside (foreign.c): malloc'ed, `size`
  * bytes (a multiple of 64, >= sizeof(weft_task_t)) with the record first;

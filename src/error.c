@@ -40,6 +40,8 @@ static int is_uv_code(int err) {
 
 const char *weft_strerror(int err) {
   switch (err) {
+  case 0:
+    return "success";
 #define WEFT_STRERROR_CASE_(name, value, msg)                                  \
   case WEFT_##name:                                                            \
     return msg;
@@ -57,6 +59,8 @@ const char *weft_strerror(int err) {
 
 const char *weft_err_name(int err) {
   switch (err) {
+  case 0:
+    return "OK";
 #define WEFT_ERR_NAME_CASE_(name, value, msg)                                  \
   case WEFT_##name:                                                            \
     return #name;

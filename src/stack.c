@@ -43,6 +43,11 @@ void weft__stack_pool_destroy(weft__stack_pool_t *p) {
   weft__stack_slab_t *s = p->slabs;
   while (s) {
     weft__stack_slab_t *next = s->next;
+#if defined(WEFT_SANITIZE_ADDRESS)
+    /* Free stacks are poisoned: leave no poison behind for whatever is
+     * mapped here next. */
+    ASAN_UNPOISON_MEMORY_REGION(s->base, s->len);
+#endif
     munmap(s->base, s->len);
     free(s);
     s = next;
@@ -213,15 +218,20 @@ weft__stack_t *weft__stack_alloc(weft__stack_pool_t *p,
   c->n--;
   s->next = NULL;
   s->trimmed = 0;
+#if defined(WEFT_SANITIZE_ADDRESS)
+  ASAN_UNPOISON_MEMORY_REGION(s->lo, s->usable); /* see weft__stack_release */
+#endif
   return s;
 }
 
 void weft__stack_release(weft__stack_pool_t *p, weft__stack_cache_t *c,
                          weft__stack_t *s) {
 #if defined(WEFT_SANITIZE_ADDRESS)
-  /* Frames of a finished task never returned: clear their poison before the
-   * stack is reused. */
-  ASAN_UNPOISON_MEMORY_REGION(s->lo, s->usable);
+  /* A free stack is poisoned, so that a pointer into a finished task's
+   * frames draws a report; weft__stack_alloc() unpoisons it (which also
+   * clears the poison of frames that never returned). The header above
+   * `usable` stays readable: the free lists link through it. */
+  ASAN_POISON_MEMORY_REGION(s->lo, s->usable);
 #endif
   s->next = c->top;
   c->top = s;

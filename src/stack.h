@@ -30,6 +30,10 @@
  * stayed idle for a while (a trim timer armed at park, worker.c), so the
  * release path never makes a system call and a briefly idle worker never
  * throws away pages that the next burst of tasks would fault in again.
+ *
+ * In ASan builds a free stack's usable part is poisoned (release poisons,
+ * alloc unpoisons), so that a pointer kept into a finished task's frames is
+ * reported when used; headers stay readable for the free lists.
  */
 #ifndef WEFT_STACK_H
 #define WEFT_STACK_H

@@ -19,6 +19,14 @@
  *     JOINED (under joinq_lock) before linking and backs off if COMPLETE was
  *     already set; the completer drains the queue under the lock only if it
  *     saw JOINED, so no waiter links after the drain (task_state.h).
+ *  4. In ASan builds a free record is poisoned (record_poison), except the
+ *     fields that are read while it is free: state, freed and next (the
+ *     shutdown walk, the free lists) and refs and cancels (a task the walk
+ *     saw alive may complete and be freed elsewhere before its cancel
+ *     reads COMPLETE, or bumps cancels). A handle used after its last
+ *     reference was dropped then draws an ASan report instead of reading a
+ *     recycled record; the public entry points that only read those fields
+ *     check `freed` themselves (asan_check_live).
  */
 #include "core.h"
 
@@ -33,6 +41,7 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 #if defined(WEFT_SANITIZE_ADDRESS)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -45,6 +54,54 @@ typedef struct task_slab {
 
 /* ------------------------------------------------------------------------ */
 /* Records                                                                   */
+
+/* ASan: what of a free record stays readable (protocol step 4). The two
+ * ranges are whole 8-byte granules, as poisoning needs. */
+#define REC_KEEP0_END 16u /* state, freed, next */
+#define REC_COLD offsetof(weft_task_t, refs)
+#define REC_KEEP1_END (REC_COLD + 8u) /* refs, cancels */
+_Static_assert(offsetof(weft_task_t, state) < REC_KEEP0_END &&
+                   offsetof(weft_task_t, freed) < REC_KEEP0_END &&
+                   offsetof(weft_task_t, next) + sizeof(void *) <=
+                       REC_KEEP0_END,
+               "record fields read while free: first 16 bytes");
+_Static_assert(offsetof(weft_task_t, cancels) + sizeof(atomic_int) <=
+                   REC_KEEP1_END && REC_COLD % 8 == 0,
+               "record fields read while free: refs, cancels");
+
+static void record_poison(weft_task_t *t) {
+#if defined(WEFT_SANITIZE_ADDRESS)
+  char *b = (char *)t;
+  ASAN_POISON_MEMORY_REGION(b + REC_KEEP0_END, REC_COLD - REC_KEEP0_END);
+  ASAN_POISON_MEMORY_REGION(b + REC_KEEP1_END,
+                            sizeof(weft_task_t) - REC_KEEP1_END);
+#else
+  (void)t;
+#endif
+}
+
+static void record_unpoison(weft_task_t *t) {
+#if defined(WEFT_SANITIZE_ADDRESS)
+  ASAN_UNPOISON_MEMORY_REGION(t, sizeof(weft_task_t));
+#else
+  (void)t;
+#endif
+}
+
+/* A handle used after its record was freed, in a function that touches
+ * only fields left readable: read a poisoned one, so that ASan reports the
+ * misuse here, with the caller's stack. (A record already reused by a new
+ * task cannot be told from a live one.) */
+#if defined(WEFT_SANITIZE_ADDRESS)
+static void asan_check_live(const weft_task_t *t) {
+  /* relaxed: freed is 1 only on a record nobody may use. */
+  if (atomic_load_explicit(&t->freed, memory_order_relaxed))
+    (void)*(const volatile char *)&t->result;
+}
+#else
+#define asan_check_live(t) ((void)0)
+#endif
+
 
 static void record_once(weft_task_t *t, weft__worker_t *home) {
   atomic_init(&t->state, 0);
@@ -97,12 +154,14 @@ static weft_task_t *record_alloc(weft__worker_t *w) {
       record_once(t, w);
       t->next = w->free_tasks;
       w->free_tasks = t;
+      record_poison(t);
     }
     w->nfree_tasks += TASK_SLAB;
   }
   weft_task_t *t = w->free_tasks;
   w->free_tasks = t->next;
   w->nfree_tasks--;
+  record_unpoison(t);
   return t;
 }
 
@@ -120,6 +179,8 @@ static void record_release(weft_task_t *t) {
   weft__worker_t *home = t->home;
   /* relaxed: read by home's shutdown walk, which only skips the record. */
   atomic_store_explicit(&t->freed, 1, memory_order_relaxed);
+  /* Before the push below: home may reuse (and unpoison) it right after. */
+  record_poison(t);
   if (weft__worker_current() == home) {
     t->next = home->free_tasks;
     home->free_tasks = t;
@@ -162,7 +223,7 @@ void weft__task_cancel_all(weft__worker_t *w) {
        * the caller); a record freed elsewhere meanwhile is a completed task,
        * on which cancel is a no-op. */
       if (!atomic_load_explicit(&t->freed, memory_order_relaxed))
-        weft_task_cancel(t);
+        weft__task_cancel_unguarded(t, 1);
     }
   }
 }
@@ -252,7 +313,6 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
   t->arg = arg;
   t->result = NULL;
   t->status = 0;
-  t->saved_errno = 0;
   t->yield_mark = 0;
   t->local = NULL;
   t->scope = NULL;
@@ -260,6 +320,7 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
   t->rt = rt;
   t->is_main = 0;
   t->is_foreign = 0;
+  t->always_start = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -306,10 +367,9 @@ static inline void enter(weft__worker_t *w, weft_task_t *t) {
   t->budget = WEFT__COOP_BUDGET;
   t->worker = w;
   w->current = t;
-  /* errno travels with the task. The address is the one this worker's
-   * thread cached (the thread running now): no TLS lookup on the task's
-   * side, which could be stale after a migration (design-brief §2.6). */
-  *w->errno_loc = t->saved_errno;
+  /* errno does not travel with the task: code compiled by others may keep
+   * errno's address across a suspension point whatever weft does
+   * (design.md section 2.6), so weft promises nothing about it there. */
 }
 
 /* Suspend t. When the worker has another task ready that can run at once
@@ -321,7 +381,6 @@ void weft__task_switch_out(weft_task_t *t, enum weft__after after) {
   weft__worker_t *w = t->worker; /* t runs: set by enter() */
   w->after = after;
   w->prev = t;
-  t->saved_errno = *w->errno_loc;
   /* A finished task's stack is shallow (task_entry), so it may also set up
    * a first run's stack; a suspending one may be deep in its own. The main
    * task's end starts the shutdown: that goes through the scheduler. */
@@ -357,7 +416,25 @@ void weft__task_switch_out(weft_task_t *t, enum weft__after after) {
   resumed(t);
 }
 
+/* A task cancelled before its first run (or caught by the shutdown before
+ * it) never starts, as asyncio never starts a coroutine whose task was
+ * cancelled first: its body would only run up to its first suspension
+ * point, which returns WEFT_ECANCELED anyway. */
+int weft__task_start_cancelled(const weft_task_t *t) {
+  /* acquire: pairs with the canceller's fetch_or (weft__state_cancel). */
+  return (atomic_load_explicit(&t->state, memory_order_acquire) &
+          WEFT__ST_CANCEL) != 0 ||
+         /* relaxed: a flag; once set it stays set (wait.c). */
+         atomic_load_explicit(&t->rt->shutdown, memory_order_relaxed) != 0;
+}
+
+/* Give a first run its stack and context. Fails, leaving t untouched, with
+ * WEFT_ECANCELED (cancelled before it ran: it must not start) or
+ * WEFT_ENOMEM (no stack); weft__task_run() then finishes t without running
+ * it, with that status. */
 int weft__task_prepare(weft__worker_t *w, weft_task_t *t) {
+  if (WEFT__UNLIKELY(weft__task_start_cancelled(t)) && !t->always_start)
+    return WEFT_ECANCELED;
   weft__stack_t *s = weft__stack_alloc(&t->rt->stacks, &w->stacks);
   if (!s)
     return WEFT_ENOMEM;
@@ -373,9 +450,11 @@ int weft__task_prepare(weft__worker_t *w, weft_task_t *t) {
 }
 
 void weft__task_run(weft__worker_t *w, weft_task_t *t) {
-  if (WEFT__UNLIKELY(!t->started) && weft__task_prepare(w, t) != 0) {
-    /* No stack: the task finishes without running, status ENOMEM. */
-    t->status = WEFT_ENOMEM;
+  int err;
+  if (WEFT__UNLIKELY(!t->started) && (err = weft__task_prepare(w, t)) != 0) {
+    /* Cancelled before its first run, or no stack: the task finishes
+     * without running, with that status. */
+    t->status = err;
     w->after = WEFT__AFTER_DONE;
     w->prev = t;
     return;
@@ -490,8 +569,8 @@ void weft_spawn_opts_init(weft_spawn_opts_t *opts) {
   opts->pin = -1;
 }
 
-int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
-                  weft_task_t **out) {
+static int spawn(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
+                 weft_task_t **out, int always_start) {
   if (!fn)
     return WEFT_EINVAL;
   weft__worker_t *w = weft__worker_current();
@@ -518,6 +597,7 @@ int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
     return WEFT_ENOMEM;
   }
   task_init(t, rt, fn, arg, out ? 2u : 1u);
+  t->always_start = (uint8_t)always_start;
   t->local = w->current->local; /* contextvars: a copy of the parent's */
   uint64_t seq = atomic_load_explicit(&w->spawned, memory_order_relaxed);
   t->id = seq * rt->nworkers + w->index + 1;
@@ -540,8 +620,18 @@ int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
   return 0;
 }
 
+int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
+                  weft_task_t **out) {
+  return spawn(opts, fn, arg, out, 0);
+}
+
+int weft__spawn_always(const weft_spawn_opts_t *opts, weft_task_fn fn,
+                       void *arg, weft_task_t **out) {
+  return spawn(opts, fn, arg, out, 1);
+}
+
 int weft_spawn(weft_task_fn fn, void *arg, weft_task_t **out) {
-  return weft_spawn_ex(NULL, fn, arg, out);
+  return spawn(NULL, fn, arg, out, 0);
 }
 
 weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
@@ -572,13 +662,17 @@ void weft__task_unref_main(weft_task_t *t) {
 /* Handles                                                                   */
 
 weft_task_t *weft_task_ref(weft_task_t *t) {
-  if (t)
+  if (t) {
+    asan_check_live(t);
     /* relaxed: the caller already holds a reference. */
     atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+  }
   return t;
 }
 
 void weft_task_unref(weft_task_t *t) {
+  if (t)
+    asan_check_live(t);
   /* acq_rel: the last dropper sees every other holder's accesses. */
   if (t && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
     record_release(t);
@@ -599,12 +693,14 @@ static int collect(const weft_task_t *t, void **result) {
 int weft_task_done(const weft_task_t *t) {
   if (!t)
     return WEFT_EINVAL;
+  asan_check_live(t);
   return is_complete(t);
 }
 
 int weft_task_result(const weft_task_t *t, void **result) {
   if (!t)
     return WEFT_EINVAL;
+  asan_check_live(t);
   if (!is_complete(t))
     return WEFT_EAGAIN;
   return collect(t, result);
@@ -644,6 +740,7 @@ static int await_until(weft_task_t *t, uint64_t deadline, void **result,
                        int shield) {
   if (!t)
     return WEFT_EINVAL;
+  asan_check_live(t);
   weft_task_t *self = weft__task_current();
   if (!self)
     return WEFT_ENOTTASK;
@@ -693,6 +790,10 @@ int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms, void **result) {
   return await_until(t, weft__now_ns() + timeout_ms * 1000000u, result, 0);
 }
 
+/* weft_task_cancel() without asan_check_live and without foreign.c's
+ * guard: the shutdown walk may cancel a record freed elsewhere since it
+ * looked (step 4), and foreign.c calls it with its lock held (wake = 0: only
+ * record the request, the shutdown wakes every task). */
 int weft__task_cancel_unguarded(weft_task_t *t, int wake) {
   if (is_complete(t))
     return 0;
@@ -709,6 +810,7 @@ int weft__task_cancel_unguarded(weft_task_t *t, int wake) {
 int weft_task_cancel(weft_task_t *t) {
   if (!t)
     return WEFT_EINVAL;
+  asan_check_live(t);
   /* A worker of t's runtime wakes from its run loop, which the runtime's
    * exit handshake waits for (runtime.c step 5). Any other thread's wake
    * could outlive weft_run: it goes through foreign.c's lock (step 1). */

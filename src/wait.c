@@ -152,6 +152,14 @@ static int scope_enter(weft_timeout_t *scope, uint64_t deadline) {
     return WEFT_ENOTTASK;
   if (!scope)
     return WEFT_EINVAL;
+  /* Already entered by this task and not exited (innermost or further
+   * out, expired or not): linking it again would make the chain a cycle.
+   * asyncio: RuntimeError("Timeout has already been entered"). The walk
+   * reads only this task's own chain, never the scope's fields, which are
+   * garbage before the first enter. */
+  for (const weft_timeout_t *s = t->scope; s; s = s->outer_)
+    if (s == scope)
+      return WEFT_EBUSY;
   scope->deadline_ = deadline;
   scope->outer_ = t->scope;
   scope->task_ = t;

@@ -81,12 +81,14 @@ enum weft_errno {
 };
 
 /* A human-readable message for err: one of the codes above, any libuv code,
- * or "unknown error N" (in a static buffer per calling thread) otherwise.
+ * "success" for 0, or "unknown error N" (in a static buffer per calling
+ * thread) otherwise.
  * Never fails; callable from anywhere. */
 WEFT_EXTERN const char *weft_strerror(int err);
 
 /* The code's name without the WEFT_ prefix ("ECANCELED"), any libuv code's
- * name, or "UNKNOWN" for a value that is neither. Never fails; callable from
+ * name, "OK" for 0 (success), or "UNKNOWN" for a value that is none of
+ * these. Never fails; callable from
  * anywhere. */
 WEFT_EXTERN const char *weft_err_name(int err);
 

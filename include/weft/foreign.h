@@ -104,7 +104,8 @@ WEFT_EXTERN int weft_future_result(const weft_future_t *f, void **result);
 /* Future.cancel(): cancel the task (weft_task_cancel()). Returns 1 if a
  * request was made, 0 if the task had already finished, WEFT_EINVAL if f is
  * NULL. The future completes when the task has unwound, normally with
- * WEFT_ECANCELED. Does not suspend; any thread. */
+ * WEFT_ECANCELED; a task that had not started never starts (its future
+ * completes with WEFT_ECANCELED). Does not suspend; any thread. */
 WEFT_EXTERN int weft_future_cancel(weft_future_t *f);
 
 /* Release the future. A task still running is not cancelled: it runs on,

@@ -6,8 +6,22 @@
  * functions documented "suspends" below let other tasks run until they
  * return. A task runs on one worker thread at a time but may resume on a
  * different worker after any suspension point, so a task must not keep a
- * pointer to thread-local data (errno's address included) across one; weft
- * saves errno with the task, so its value survives a suspension.
+ * pointer to thread-local data (errno's address included) across one.
+ *
+ * errno: weft never reports through errno, and its calls' results never
+ * depend on what errno held when they were called (any of them may change
+ * it). weft does not carry errno across a suspension point either, and
+ * could not: C libraries declare
+ * errno's accessor const (glibc's __errno_location), so within one function,
+ * counting what the compiler inlines into it, an optimised build may use
+ * errno's address from before a suspension point after it, reading or
+ * writing the previous thread's errno. What holds: errno read right after
+ * the call that set it, in a function that does not suspend between any two
+ * of its errno accesses (simplest: a helper that makes the call, reads
+ * errno and returns it, kept out of line with __attribute__((noinline)) or
+ * in another file). What does not: any errno value across a suspension
+ * point, and errno touched both before and after one in the same function.
+ * Keep a value you need later in a local variable.
  *
  * Every suspension point is a cancellation point and nothing else is: after
  * weft_task_cancel(t), t's current or next suspending call returns
@@ -22,6 +36,17 @@
  * weft_run() returns; the functions that take a handle and do not suspend
  * (done, result, ref, unref, cancel, name, name_copy, set_name) may be
  * called from any thread while the runtime runs.
+ *
+ * Undefined behaviour, not reported in normal builds: using a handle after
+ * its last reference was dropped (await, result, done, cancel, ref, unref,
+ * name), dropping more references than were taken (a second unref of one
+ * handle frees the record while the task may still run), unref of the
+ * pointer weft_task_current() returns (borrowed), using any handle after
+ * weft_run() returned, and using a pointer into a task's stack after the
+ * task finished. Records and stacks are recycled, so such misuse reads
+ * another task's record. In ASan builds (WEFT_SANITIZE=address) free
+ * records and free stacks are poisoned, and it is reported as
+ * use-after-poison, unless the record was already reused by a new task.
  */
 #ifndef WEFT_TASK_H
 #define WEFT_TASK_H
@@ -63,7 +88,13 @@ WEFT_EXTERN void weft_spawn_opts_init(weft_spawn_opts_t *opts);
  * WEFT_ENOMEM (no memory, or the runtime's max_tasks reached),
  * WEFT_ESHUTDOWN_RT (the runtime is shutting down). Does not suspend: the new
  * task is only queued. Its stack is taken when it first runs; if none can be
- * mapped then, the task ends without running, with status WEFT_ENOMEM. */
+ * mapped then, the task ends without running, with status WEFT_ENOMEM. A
+ * task cancelled before it first runs (weft_task_cancel(), a task group, the
+ * runtime's shutdown) never runs either, as asyncio never starts such a
+ * coroutine: it ends with status WEFT_ECANCELED and gets no stack. A body
+ * that never runs releases nothing: whatever `arg` owns must then be
+ * released by whoever learns the status (the awaiter), or outlive the
+ * runtime. */
 WEFT_EXTERN int weft_spawn(weft_task_fn fn, void *arg, weft_task_t **out);
 
 /* weft_spawn() with options (opts NULL = defaults). Extra error: WEFT_EINVAL
@@ -110,10 +141,11 @@ WEFT_EXTERN int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms,
                                    void **result);
 
 /* task.cancel(): request cancellation of t. Its current or next suspension
- * point returns WEFT_ECANCELED, whatever state t is in (ready, running,
- * sleeping, awaiting). Returns 1 if a request was made, 0 if t had already
- * finished (asyncio returns False). WEFT_EINVAL if t is NULL. Does not
- * suspend. May be called from any thread while t's runtime runs: from a
+ * point returns WEFT_ECANCELED, whatever state t is in (running, sleeping,
+ * awaiting); a t that has not started yet never starts, and finishes with
+ * status WEFT_ECANCELED (see weft_spawn()). Returns 1 if a request was
+ * made, 0 if t had already finished (asyncio returns False). WEFT_EINVAL if
+ * t is NULL. Does not suspend. May be called from any thread while t's runtime runs: from a
  * thread that is not one of its workers (a thread of the program's own, a
  * task of another runtime) the request is made under the runtime's
  * submission lock (see foreign.h), so weft_run() cannot end, and free what

@@ -25,6 +25,17 @@
  * task's stack. Scopes must be exited in the reverse order of entering, by
  * that task, before the function that holds them returns. Times are in
  * milliseconds on the clock of weft_time_ms().
+ *
+ * Life cycle (asyncio's Timeout states): entering makes the scope ENTERED;
+ * its deadline makes it EXPIRED; weft_timeout_exit() ends it, after which
+ * expired() and when() still read it. Entering a scope that the calling
+ * task has entered and not exited fails with WEFT_EBUSY (asyncio: "Timeout
+ * has already been entered"). Unlike an asyncio.Timeout object, the memory
+ * of an exited scope may be entered again, which starts a new scope: C has
+ * no constructor, so weft_timeout_enter() plays asyncio.timeout()'s part
+ * and cannot tell a fresh weft_timeout_t from an exited one (the same local
+ * in a loop's next iteration). Entering a scope another task has entered
+ * and not exited is undefined behaviour.
  */
 #ifndef WEFT_TIMEOUT_H
 #define WEFT_TIMEOUT_H
@@ -49,8 +60,10 @@ typedef struct weft_timeout {
 #define WEFT_TIMEOUT_NEVER UINT64_MAX
 
 /* async with asyncio.timeout(delay_ms / 1000): enter `scope` with a deadline
- * delay_ms from now (WEFT_TIMEOUT_NEVER: none, until rescheduled). Returns 0,
- * WEFT_EINVAL (scope NULL), WEFT_ENOTTASK. Does not suspend. */
+ * delay_ms from now (WEFT_TIMEOUT_NEVER: none, until rescheduled). `scope`
+ * need not be initialised. Returns 0, WEFT_EINVAL (scope NULL), WEFT_EBUSY
+ * (the calling task has entered `scope` and not exited it: nothing is
+ * changed), WEFT_ENOTTASK. Does not suspend. */
 WEFT_EXTERN int weft_timeout_enter(weft_timeout_t *scope, uint64_t delay_ms);
 
 /* async with asyncio.timeout_at(when): enter `scope` with the absolute

@@ -166,8 +166,11 @@ static void on_connection(uv_stream_t *listener, int status) {
 static void *conn_main(void *arg) {
   weft_stream_t *s = arg;
   weft_server_t *srv = s->slot->srv;
-  srv->handler(s, srv->arg);
   weft_task_t *t = weft__task_current();
+  /* Cancelled before it ran (the shutdown): the program's handler never
+   * starts, as for any task (task.h); the stream is still released. */
+  if (!weft__task_start_cancelled(t))
+    srv->handler(s, srv->arg);
   weft__io_enter(t, s->obj.home);
   weft__stream_release(s);
   weft__io_leave(t);
@@ -197,7 +200,8 @@ static void *acceptor_main(void *arg) {
     while ((n = weft__list_pop_front(&sl->ready))) {
       weft_stream_t *s = weft__container_of(n, weft_stream_t, conn_link);
       weft__list_push_back(&sl->conns, &s->conn_link);
-      if (weft_spawn(conn_main, s, NULL) != 0) /* shutting down: refuse */
+      /* Always starts: it must release the stream. */
+      if (weft__spawn_always(NULL, conn_main, s, NULL) != 0) /* shutdown */
         weft__stream_release(s);
     }
     if (!sl->listening)
@@ -218,7 +222,11 @@ static void *acceptor_main(void *arg) {
 /* ------------------------------------------------------------------------ */
 /* Starting                                                                  */
 
-static int sock_err(void) { return -errno; }
+/* errno of the call that just failed. Out of line: its callers suspend, and
+ * glibc's const __errno_location() would let an inlined read reuse an
+ * address computed before a suspension point, on another thread
+ * (design.md section 2.6). */
+static WEFT__NOIPA int sock_err(void) { return -errno; }
 
 /* A bound, listening, non-blocking SO_REUSEPORT socket on addr. */
 static int make_listener(struct sockaddr_storage *addr, int backlog, int *out) {
@@ -327,7 +335,7 @@ static int slot_open(weft_server_t *srv, slot_t *sl) {
   so.name = "weft-acceptor";
   server_ref(srv); /* the acceptor, released when it exits */
   sl->acceptor_live = 1;
-  rc = weft_spawn_ex(&so, acceptor_main, sl, NULL);
+  rc = weft__spawn_always(&so, acceptor_main, sl, NULL); /* it cleans up */
   if (rc) {
     sl->acceptor_live = 0;
     server_unref(srv);

@@ -523,7 +523,6 @@ weft_task_t *weft__sched_pick_direct(weft__worker_t *w, int may_start) {
 void weft__worker_loop(weft__worker_t *w) {
   weft_runtime_t *rt = w->rt;
   tls_worker = w;
-  w->errno_loc = &errno;
   w->poll_epoch = w->index + 1u; /* never 0: 0 means "no mark" */
   w->round_left = rt->cfg.deterministic ? 0 : WEFT__FAIR_TICKS;
   while (!runtime_stopping(rt)) {

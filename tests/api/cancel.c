@@ -37,28 +37,79 @@ static void *ready_main(void *arg) {
   weft_task_t *t;
   void *r = (void *)(uintptr_t)1;
 
-  CHECK_OK(weft_spawn(probe_sleep, p, &t));
-  /* One worker and no suspension since the spawn: t has not started. */
+  /* Pinned to this worker, which runs this task until it suspends: t
+   * cannot start before the cancel, whatever the number of workers. */
+  CHECK_OK(harness_spawn_pinned(probe_sleep, p, weft_worker_index(), &t));
   CHECK_EQ(weft_task_cancel(t), 1);
   CHECK_EQ(atomic_load(&p->started), 0);
   CHECK_EQ(weft_task_done(t), 0);
   CHECK_RC(weft_task_await(t, &r), WEFT_ECANCELED);
   CHECK(r == NULL);
-  CHECK_EQ(atomic_load(&p->started), 1);
-  CHECK_EQ(atomic_load(&p->cancelling), 1);
-  CHECK_RC(atomic_load(&p->rc), WEFT_ECANCELED);
-  CHECK(p->elapsed < PROMPT_MS);
+  /* As asyncio never starts a coroutine whose task was cancelled first,
+   * the body never ran (before the fix it ran to its first suspension). */
+  CHECK_EQ(atomic_load(&p->started), 0);
   CHECK_RC(weft_task_result(t, NULL), WEFT_ECANCELED);
+  CHECK_EQ(weft_task_cancel(t), 0); /* finished */
   weft_task_unref(t);
   return NULL;
 }
 
+/* Many at once, awaited together: none of them runs. */
+#define N_UNSTARTED 64
+
+static void *ready_many_main(void *arg) {
+  probe_t *p = arg; /* N_UNSTARTED probes */
+  weft_task_t *t[N_UNSTARTED];
+  int st[N_UNSTARTED];
+  int me = weft_worker_index();
+
+  for (int i = 0; i < N_UNSTARTED; i++)
+    CHECK_OK(harness_spawn_pinned(probe_sleep, &p[i], me, &t[i]));
+  for (int i = 0; i < N_UNSTARTED; i++)
+    CHECK_EQ(weft_task_cancel(t[i]), 1);
+  CHECK_OK(weft_gather_all(t, N_UNSTARTED, NULL, st));
+  for (int i = 0; i < N_UNSTARTED; i++) {
+    CHECK_RC(st[i], WEFT_ECANCELED);
+    CHECK_EQ(atomic_load(&p[i].started), 0);
+    weft_task_unref(t[i]);
+  }
+  return NULL;
+}
+
+/* A task spawned just before main returns is cancelled by the shutdown
+ * before it ran: it never starts either. */
+static atomic_int late_started;
+
+static void *late_body(void *arg) {
+  (void)arg;
+  atomic_store(&late_started, 1);
+  return NULL;
+}
+
+static void *late_main(void *arg) {
+  (void)arg;
+  CHECK_OK(harness_spawn_pinned(late_body, NULL, weft_worker_index(), NULL));
+  return NULL; /* the shutdown cancels it before this worker picks it */
+}
+
 static void test_cancel_ready_task(void **state) {
-  probe_t p;
+  static probe_t p[N_UNSTARTED];
+  weft_config_t cfg;
 
   (void)state;
-  memset(&p, 0, sizeof p);
-  run_in_weft(ready_main, &p, 1);
+  for (unsigned workers = 1; workers <= 2; workers++) {
+    memset(p, 0, sizeof p);
+    run_in_weft(ready_main, &p[0], workers);
+    memset(p, 0, sizeof p);
+    run_in_weft(ready_many_main, p, workers);
+    atomic_store(&late_started, 0);
+    run_in_weft(late_main, NULL, workers);
+    assert_int_equal(atomic_load(&late_started), 0);
+  }
+  weft_config_init(&cfg);
+  cfg.deterministic = 1;
+  memset(p, 0, sizeof p);
+  run_in_weft_cfg(ready_main, &p[0], &cfg);
 }
 
 /* ---- running: itself ------------------------------------------------------- */
@@ -186,7 +237,13 @@ static void *sleeping_main(void *arg) {
     opts.pin = i == 0 ? -1 : (i == 1 ? weft_worker_count() - 1 : 0);
     CHECK_OK(weft_spawn_ex(&opts, probe_sleep, &p[i], &t[i]));
   }
-  CHECK_OK(weft_sleep(20));
+  /* Until all three have begun (polled: a task cancelled before its first
+   * run would never run at all). */
+  double until = harness_now_ms() + 10000.0 * HARNESS_SLOWDOWN;
+  while (!(atomic_load(&p[0].started) && atomic_load(&p[1].started) &&
+           atomic_load(&p[2].started)) &&
+         harness_now_ms() < until)
+    CHECK_OK(weft_sleep(1));
   for (i = 0; i < 3; i++) {
     CHECK_EQ(atomic_load(&p[i].started), 1);
     CHECK_EQ(weft_task_done(t[i]), 0);
@@ -303,10 +360,17 @@ static void *awaiting_main(void *arg) {
 
   /* weft_shield() on a finished task, on itself, on NULL. */
   CHECK_OK(weft_spawn(sleep_swallow_return_42, NULL, &p.awaited));
-  weft_task_cancel(p.awaited);
+  CHECK_OK(weft_task_await(p.awaited, NULL));
   CHECK_OK(weft_shield(p.awaited, &r));
   CHECK(r == (void *)(uintptr_t)42);
   CHECK_OK(weft_shield(p.awaited, NULL));
+  weft_task_unref(p.awaited);
+  /* Cancelled before it ran, it never runs (so cannot handle it). */
+  CHECK_OK(harness_spawn_pinned(sleep_swallow_return_42, NULL,
+                                weft_worker_index(), &p.awaited));
+  CHECK_EQ(weft_task_cancel(p.awaited), 1);
+  CHECK_RC(weft_shield(p.awaited, &r), WEFT_ECANCELED);
+  CHECK(r == NULL);
   weft_task_unref(p.awaited);
   CHECK_RC(weft_shield(weft_task_current(), NULL), WEFT_EDEADLK);
   CHECK_RC(weft_shield(NULL, NULL), WEFT_EINVAL);

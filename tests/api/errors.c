@@ -128,6 +128,14 @@ static void test_every_libuv_code_named(void **state) {
   assert_string_equal(weft_err_name(UV_ECHARSET), "ECHARSET");
 }
 
+/* 0 is success, not an unknown code: a test or a log line that names every
+ * result names it too. */
+static void test_success_code(void **state) {
+  (void)state;
+  assert_string_equal(weft_err_name(0), "OK");
+  assert_string_equal(weft_strerror(0), "success");
+}
+
 static void test_unknown_codes(void **state) {
   static const int unknown[] = {-11999, -11500, -99999, -2000000000, 1, 77};
   size_t i;
@@ -479,6 +487,7 @@ int main(void) {
       cmocka_unit_test(test_libuv_values_pass_through),
       cmocka_unit_test(test_every_weft_code_that_libuv_has_has_its_value),
       cmocka_unit_test(test_every_libuv_code_named),
+      cmocka_unit_test(test_success_code),
       cmocka_unit_test(test_unknown_codes),
       cmocka_unit_test(test_unknown_message_per_thread),
       cmocka_unit_test(test_version),

@@ -322,6 +322,61 @@ static void test_cancel_via_future(void **state) {
   run_in_weft(cancel_main, NULL, 2);
 }
 
+/* Cancelled before it ran: the submitted task never starts (asyncio never
+ * starts a coroutine whose task was cancelled first) and its future
+ * completes with WEFT_ECANCELED. "Before it ran" is made certain by
+ * submitting while the runtime's only worker is held by its main task,
+ * which blocks in pthread_join() until the thread has submitted and
+ * cancelled. */
+#define N_PRESTART 16
+
+typedef struct prestart {
+  weft_runtime_t *rt;
+  weft_future_t *f[N_PRESTART];
+  atomic_int started[N_PRESTART];
+} prestart_t;
+
+static void *prestart_thread(void *arg) {
+  prestart_t *p = arg;
+
+  for (int i = 0; i < N_PRESTART; i++) {
+    CHECK_OK(weft_runtime_submit(p->rt, forever, &p->started[i], &p->f[i]));
+    if (p->f[i]) {
+      CHECK_EQ(weft_future_done(p->f[i]), 0);
+      CHECK_EQ(weft_future_cancel(p->f[i]), 1);
+    }
+  }
+  return NULL;
+}
+
+static void *prestart_main(void *arg) {
+  prestart_t *p = arg;
+  pthread_t th;
+  void *r;
+
+  p->rt = weft_runtime_current();
+  CHECK_OK(pthread_create(&th, NULL, prestart_thread, p));
+  CHECK_OK(pthread_join(th, NULL)); /* holds the only worker meanwhile */
+  for (int i = 0; i < N_PRESTART; i++) {
+    if (!p->f[i])
+      continue;
+    r = (void *)(uintptr_t)1;
+    CHECK_RC(weft_future_wait(p->f[i], -1, &r), WEFT_ECANCELED);
+    CHECK(r == NULL);
+    CHECK_EQ(atomic_load(&p->started[i]), 0); /* the body never ran */
+    weft_future_free(p->f[i]);
+  }
+  return NULL;
+}
+
+static void test_cancel_before_start(void **state) {
+  static prestart_t p;
+
+  (void)state;
+  memset(&p, 0, sizeof p);
+  run_in_weft(prestart_main, &p, 1);
+}
+
 /* ---- submission racing shutdown ---------------------------------------------
  */
 
@@ -614,6 +669,7 @@ int main(void) {
       cmocka_unit_test(test_many_threads),
       cmocka_unit_test(test_timeouts_and_status),
       cmocka_unit_test(test_cancel_via_future),
+      cmocka_unit_test(test_cancel_before_start),
       cmocka_unit_test(test_submit_racing_shutdown),
       cmocka_unit_test(test_handle_after_run),
       cmocka_unit_test(test_from_another_runtime),

@@ -14,10 +14,12 @@ typedef struct job {
   int fail;          /* status to fail with, or 0 */
   uintptr_t result;  /* what to return */
   atomic_int rc;     /* what the sleep returned */
+  atomic_int ran;    /* the body began */
 } job_t;
 
 static void *run_job(void *arg) {
   job_t *j = arg;
+  atomic_store(&j->ran, 1);
   int rc = weft_sleep(j->sleep_ms);
 
   atomic_store(&j->rc, rc);
@@ -306,7 +308,14 @@ static void *cancel_gatherer_main(void *arg) {
     g.n = 3;
     g.all = all;
     CHECK_OK(weft_spawn(gather_in_task, &g, &gt));
-    CHECK_OK(weft_sleep(30));
+    /* Until the gatherer and every child have begun (one cancelled before
+     * its first run would never run and not record its rc) and t[1] is
+     * done: polled, not a fixed sleep. */
+    double until = harness_now_ms() + 10000.0 * HARNESS_SLOWDOWN;
+    while (!(atomic_load(&g.started) && atomic_load(&jobs[0].ran) &&
+             atomic_load(&jobs[2].ran) && weft_task_done(t[1]) == 1) &&
+           harness_now_ms() < until)
+      CHECK_OK(weft_sleep(1));
     CHECK_EQ(atomic_load(&g.started), 1);
     CHECK_EQ(weft_task_done(t[1]), 1);
     CHECK_EQ(weft_task_cancel(gt), 1);

@@ -8,5 +8,3 @@ __attribute__((noinline)) pthread_t mig_thread_self(void) {
 }
 
 __attribute__((noinline)) void mig_errno_set(int value) { errno = value; }
-
-__attribute__((noinline)) int mig_errno_get(void) { return errno; }

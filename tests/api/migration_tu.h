@@ -12,8 +12,7 @@
 /* pthread_self() of the calling thread. */
 pthread_t mig_thread_self(void);
 
-/* Set and read errno of the calling thread. */
+/* Set errno of the calling thread (garbage for weft's calls to ignore). */
 void mig_errno_set(int value);
-int mig_errno_get(void);
 
 #endif /* WEFT_TESTS_MIGRATION_TU_H */

@@ -9,7 +9,9 @@
  */
 #include "harness.h"
 
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MS 1000000ull
 
@@ -101,6 +103,67 @@ static void test_basics(void **state) {
   (void)state;
   run_in_weft(basics_main, NULL, 1);
   run_in_weft(basics_main, NULL, 2);
+}
+
+/* ---- entering a scope twice ---------------------------------------------- */
+
+/* Before the fix a second enter linked the scope to itself and the next
+ * walk of the chain never ended: this watchdog turns that hang into a
+ * failure well inside CTest's timeout. */
+static void on_watchdog(int sig) {
+  static const char msg[] = "timeout.c: watchdog: the test hung\n";
+  (void)sig;
+  (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+  _exit(1);
+}
+
+static void *enter_twice_main(void *arg) {
+  weft_timeout_t a, b;
+  (void)arg;
+
+  /* The innermost scope entered again: refused, nothing changed. */
+  CHECK_OK(weft_timeout_enter(&a, 5000));
+  uint64_t when = weft_timeout_when(&a);
+  CHECK_RC(weft_timeout_enter(&a, 10), WEFT_EBUSY);
+  CHECK_RC(weft_timeout_enter_at(&a, 0), WEFT_EBUSY);
+  CHECK(weft_timeout_when(&a) == when);
+  CHECK_OK(weft_sleep(20)); /* the refused 10 ms deadline did not apply */
+  CHECK_EQ(weft_timeout_expired(&a), 0);
+
+  /* An outer scope entered again from inside an inner one. */
+  CHECK_OK(weft_timeout_enter(&b, 5000));
+  CHECK_RC(weft_timeout_enter(&a, 10), WEFT_EBUSY);
+  CHECK_RC(weft_timeout_enter(&b, 10), WEFT_EBUSY);
+  CHECK_RC(weft_timeout_exit(&a, 0), WEFT_EINVAL); /* b is innermost */
+  CHECK_OK(weft_timeout_exit(&b, 0));
+  CHECK_OK(weft_timeout_exit(&a, 0));
+  CHECK_EQ(weft_task_cancelling(), 0);
+
+  /* Expired but not exited: still entered. */
+  CHECK_OK(weft_timeout_enter(&a, 10));
+  CHECK_RC(weft_sleep(5000), WEFT_ECANCELED);
+  CHECK_EQ(weft_timeout_expired(&a), 1);
+  CHECK_RC(weft_timeout_enter(&a, 5000), WEFT_EBUSY);
+  CHECK_EQ(weft_timeout_expired(&a), 1);
+  CHECK_RC(weft_timeout_exit(&a, WEFT_ECANCELED), WEFT_ETIMEDOUT);
+  CHECK_EQ(weft_task_cancelling(), 0);
+
+  /* Exited: the memory may hold a new scope (timeout.h), which works. */
+  CHECK_OK(weft_timeout_enter(&a, 10));
+  CHECK_EQ(weft_timeout_expired(&a), 0);
+  CHECK_RC(weft_sleep(5000), WEFT_ECANCELED);
+  CHECK_RC(weft_timeout_exit(&a, WEFT_ECANCELED), WEFT_ETIMEDOUT);
+  CHECK_OK(weft_sleep(1));
+  return NULL;
+}
+
+static void test_enter_twice(void **state) {
+  (void)state;
+  signal(SIGALRM, on_watchdog);
+  alarm(60);
+  run_in_weft(enter_twice_main, NULL, 1);
+  run_in_weft(enter_twice_main, NULL, 2);
+  alarm(0);
 }
 
 /* ---- nesting ------------------------------------------------------------ */
@@ -415,6 +478,7 @@ static void test_many(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basics),
+      cmocka_unit_test(test_enter_twice),
       cmocka_unit_test(test_nested),
       cmocka_unit_test(test_outside_cancel),
       cmocka_unit_test(test_suspension_points),
