@@ -16,6 +16,38 @@
  *  3. Code that calls weft_run() itself calls harness_reset() before and
  *     harness_assert_clean() after.
  *
+ * Tests never depend on timing (the suite runs under TSan on loaded 2-core
+ * machines, where a worker thread can lose its core for tens of ms between
+ * any two instructions):
+ *
+ *  4. Never assume that a fixed sleep lets another task get somewhere. Wait
+ *     for the condition itself: HARNESS_WAIT(cond) polls cond (yielding, then
+ *     sleeping 1 ms) until it holds or HARNESS_WAIT_MS passes; on the bound it
+ *     records a CHECK failure naming cond and evaluates to 0, so the caller
+ *     bails out (cancels what it started, aborts its barrier, returns). It
+ *     works inside tasks and on plain threads.
+ *  5. To know that a task is parked in a suspending call, poll what the
+ *     primitive shows (weft_barrier_n_waiting, weft_lock_locked,
+ *     weft_semaphore_value, weft_queue_size, weft_event_is_set,
+ *     weft_task_done); where it shows nothing, have the task set a flag just
+ *     before the call and wait for the flag with HARNESS_WAIT_PARKED(flag),
+ *     which then yields and sleeps a little more. That last step is the only
+ *     guess left, so a test may rely on it only where being parked or merely
+ *     on the way there gives the same outcome, or where the two tasks share
+ *     one worker (1-worker and deterministic runtimes, or both pinned to the
+ *     same worker), where seeing the flag after a suspension proves the other
+ *     task reached its call.
+ *  6. A sleep may stay only where it is the behaviour under test (a timer, a
+ *     timeout, a sleeper to cancel). Upper bounds on how long something took
+ *     use HARNESS_PROMPT_MS (or more): they catch a lost wake-up, not
+ *     slowness. Measurements of weft's speed belong to bench/.
+ *  7. A failed check ends its test instead of hanging it: a watchdog runs
+ *     beside every weft_run() started through run_in_weft*() or between
+ *     harness_reset() and harness_assert_clean(). If weft_run() has not
+ *     returned HARNESS_GRACE_MS after the first CHECK failure, or shortly
+ *     before the test's CTest TIMEOUT (HARNESS_TIMEOUT_S, passed by
+ *     tests/CMakeLists.txt), it prints the first failure and _exit(1)s.
+ *
  * Everything here is static so that each test executable gets its own copy;
  * functions are static inline so that unused ones draw no warning.
  */
@@ -36,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <weft.h>
 
@@ -51,6 +84,23 @@
 #else
 #define HARNESS_SIZE(normal, tsan, asan) (normal)
 #define HARNESS_SLOWDOWN 1
+#endif
+
+/* How long HARNESS_WAIT() waits for a condition before it fails: far beyond
+ * anything a correct run needs, even under TSan on a loaded machine. */
+#define HARNESS_WAIT_MS (5000.0 * HARNESS_SLOWDOWN)
+
+/* An upper bound for "returned promptly" (a cancelled or woken task, a
+ * timeout that fired): it tells a lost wake-up from a late one, and holds
+ * under TSan on a loaded 2-core machine. */
+#define HARNESS_PROMPT_MS (2000.0 * HARNESS_SLOWDOWN)
+
+/* The watchdog: how long weft_run() may go on after the first CHECK failure,
+ * and the CTest TIMEOUT of this executable (tests/CMakeLists.txt passes it;
+ * the watchdog fires 10 s before it). */
+#define HARNESS_GRACE_MS (20000.0)
+#ifndef HARNESS_TIMEOUT_S
+#define HARNESS_TIMEOUT_S 120
 #endif
 
 /* ---- failure recording (usable from any thread and any task) ---------- */
@@ -121,18 +171,108 @@ static inline void harness_fail(const char *file, int line, const char *fmt,
 
 #define CHECK_OK(expr) CHECK_RC(expr, 0)
 
-/* Forget earlier failures (call before a weft_run() of your own). */
+/* ---- the watchdog ---------------------------------------------------------
+ *
+ * One thread, armed around a weft_run(): it sleeps on harness_wd_cond until
+ * disarmed, and wakes every 100 ms to look at the failure count. If the
+ * runtime has not returned HARNESS_GRACE_MS after the first CHECK failure
+ * (a failed check left some task blocked), or 10 s before CTest would kill
+ * the executable, it prints why and ends the process with _exit(1), so that
+ * a hang always says why, and quickly. Arm and disarm are called from the
+ * test's own thread only; harness_wd_armed is read under harness_wd_mutex. */
+
+static pthread_mutex_t harness_wd_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t harness_wd_cond = PTHREAD_COND_INITIALIZER;
+static int harness_wd_armed;       /* a watchdog thread is running */
+static pthread_t harness_wd_thread;
+static double harness_wd_t0 = -1.0; /* when the first one was armed */
+
+static inline double harness_now_ms(void);
+
+static inline void harness_wd_expire(const char *why) {
+  char copy[sizeof harness_first];
+
+  copy[0] = '\0';
+  if (pthread_mutex_trylock(&harness_mutex) == 0) {
+    memcpy(copy, harness_first, sizeof copy);
+    pthread_mutex_unlock(&harness_mutex);
+  }
+  fprintf(stderr,
+          "harness watchdog: weft_run() has not returned %s; %d CHECK "
+          "failure(s); first: %s\n",
+          why, atomic_load(&harness_failures), copy[0] ? copy : "(none)");
+  fflush(stderr);
+  _exit(1);
+}
+
+static inline void *harness_wd_main(void *arg) {
+  double end = harness_wd_t0 + (HARNESS_TIMEOUT_S - 10) * 1e3;
+  double failed_at = -1.0;
+
+  (void)arg;
+  pthread_mutex_lock(&harness_wd_mutex);
+  while (harness_wd_armed) {
+    struct timespec ts;
+    double now = harness_now_ms();
+
+    if (failed_at < 0 && atomic_load(&harness_failures) > 0)
+      failed_at = now;
+    if (failed_at >= 0 && now - failed_at > HARNESS_GRACE_MS)
+      harness_wd_expire("20 s after the first CHECK failure");
+    if (now > end)
+      harness_wd_expire("and the test's CTest TIMEOUT is 10 s away");
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100 * 1000 * 1000;
+    if (ts.tv_nsec >= 1000 * 1000 * 1000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000 * 1000 * 1000;
+    }
+    pthread_cond_timedwait(&harness_wd_cond, &harness_wd_mutex, &ts);
+  }
+  pthread_mutex_unlock(&harness_wd_mutex);
+  return NULL;
+}
+
+/* Stop the watchdog (no-op if none runs). */
+static inline void harness_watchdog_disarm(void) {
+  int armed;
+
+  pthread_mutex_lock(&harness_wd_mutex);
+  armed = harness_wd_armed;
+  harness_wd_armed = 0;
+  pthread_cond_signal(&harness_wd_cond);
+  pthread_mutex_unlock(&harness_wd_mutex);
+  if (armed)
+    pthread_join(harness_wd_thread, NULL);
+}
+
+/* Start the watchdog for the weft_run() that follows. */
+static inline void harness_watchdog_arm(void) {
+  harness_watchdog_disarm();
+  if (harness_wd_t0 < 0)
+    harness_wd_t0 = harness_now_ms();
+  harness_wd_armed = 1;
+  if (pthread_create(&harness_wd_thread, NULL, harness_wd_main, NULL) != 0)
+    harness_wd_armed = 0; /* no watchdog: CTest's TIMEOUT still applies */
+}
+
+/* Forget earlier failures and arm the watchdog (call before a weft_run() of
+ * your own, and harness_assert_clean() after it). */
 static inline void harness_reset(void) {
   pthread_mutex_lock(&harness_mutex);
   atomic_store(&harness_failures, 0);
   harness_first[0] = '\0';
   pthread_mutex_unlock(&harness_mutex);
+  harness_watchdog_arm();
 }
 
-/* Fail the current cmocka test if any CHECK failed since harness_reset().
- * Call on the test's own thread, outside weft_run(). */
+/* Disarm the watchdog and fail the current cmocka test if any CHECK failed
+ * since harness_reset(). Call on the test's own thread, outside weft_run(). */
 static inline void harness_assert_clean(void) {
-  int n = atomic_load(&harness_failures);
+  int n;
+
+  harness_watchdog_disarm();
+  n = atomic_load(&harness_failures);
 
   if (n != 0) {
     char copy[sizeof harness_first];
@@ -209,6 +349,89 @@ static inline double harness_now_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* ---- waiting for a condition ------------------------------------------- */
+
+typedef struct harness_wait {
+  double start;    /* harness_now_ms() when the wait began */
+  double deadline; /* when it gives up */
+  unsigned polls;  /* polls so far */
+} harness_wait_t;
+
+static inline harness_wait_t harness_wait_begin(double bound_ms) {
+  harness_wait_t w;
+
+  w.start = harness_now_ms();
+  w.deadline = w.start + bound_ms;
+  w.polls = 0;
+  return w;
+}
+
+/* Let others run for a moment: in a task, yield the first few times (cheap
+ * when the condition is a few scheduling steps away), then sleep 1 ms (so a
+ * long wait does not burn a core that the awaited thread needs); on a plain
+ * thread, nanosleep 1 ms. Returns what the suspension returned (0, or
+ * WEFT_ECANCELED in a task with a cancellation pending). */
+static inline int harness_pause(unsigned n) {
+  struct timespec ms = {0, 1000 * 1000};
+
+  if (weft_task_current() != NULL)
+    return n < 4 ? weft_yield() : weft_sleep(1);
+  nanosleep(&ms, NULL);
+  return 0;
+}
+
+/* One step of a wait whose condition is still false: pause and return 1 to
+ * poll again, or, once the bound has passed (or the waiting task was
+ * cancelled, which a poll must not swallow silently), record a CHECK failure
+ * naming the condition and return 0. */
+static inline int harness_wait_step(harness_wait_t *w, const char *file,
+                                    int line, const char *what) {
+  double now = harness_now_ms();
+
+  if (now >= w->deadline) {
+    harness_fail(file, line, "waited %.0f ms for %s", now - w->start, what);
+    return 0;
+  }
+  if (harness_pause(w->polls++) == WEFT_ECANCELED) {
+    harness_fail(file, line, "cancelled while waiting for %s", what);
+    return 0;
+  }
+  return 1;
+}
+
+/* Poll cond until it holds (evaluates to 1) or bound_ms has passed: then
+ * record a CHECK failure and evaluate to 0, so the caller can bail out.
+ * Usable in tasks and on plain threads; cond is evaluated at least once. */
+#define HARNESS_WAIT_UNTIL(cond, bound_ms)                                     \
+  __extension__({                                                              \
+    harness_wait_t harness_w_ = harness_wait_begin(bound_ms);                  \
+    int harness_ok_;                                                           \
+    while (!(harness_ok_ = !!(cond)) &&                                        \
+           harness_wait_step(&harness_w_, __FILE__, __LINE__, #cond)) {        \
+    }                                                                          \
+    harness_ok_;                                                               \
+  })
+
+/* HARNESS_WAIT_UNTIL(cond, HARNESS_WAIT_MS). */
+#define HARNESS_WAIT(cond) HARNESS_WAIT_UNTIL(cond, HARNESS_WAIT_MS)
+
+/* Wait for an atomic_int flag that a task sets just before a suspending call
+ * of which the primitive shows nothing, then give it a few more scheduling
+ * rounds and 2 ms to get parked there (see rule 5 at the top: only a guess,
+ * except between tasks of one worker). Evaluates to 0 (a CHECK failure
+ * recorded) if the flag never came. */
+#define HARNESS_WAIT_PARKED(flag)                                              \
+  (HARNESS_WAIT(atomic_load(&(flag)) != 0) ? (harness_settle(), 1) : 0)
+
+static inline void harness_settle(void) {
+  unsigned i;
+
+  for (i = 0; i < 4; i++)
+    (void)harness_pause(0);
+  (void)harness_pause(10);
+  (void)harness_pause(10);
+}
+
 /* Burn CPU for about us microseconds without suspending. */
 static inline void harness_spin_us(double us) {
   double end = harness_now_ms() + us / 1e3;
@@ -267,16 +490,24 @@ static inline void harness_log(harness_log_t *log, const char *fmt, ...) {
   pthread_mutex_unlock(&log->mutex);
 }
 
-/* cmocka-assert that log holds exactly the n lines of want (on the test's
- * own thread, after weft_run() returned); prints both on a mismatch. */
-static inline void harness_log_expect(harness_log_t *log,
+/* Whether log holds exactly the n lines of want. */
+static inline int harness_log_matches(const harness_log_t *log,
                                       const char *const *want, size_t n) {
   size_t i;
   int same = log->n == n;
 
   for (i = 0; same && i < n; i++)
     same = strcmp(log->lines[i], want[i]) == 0;
-  if (!same) {
+  return same;
+}
+
+/* cmocka-assert that log holds exactly the n lines of want (on the test's
+ * own thread, after weft_run() returned); prints both on a mismatch. */
+static inline void harness_log_expect(harness_log_t *log,
+                                      const char *const *want, size_t n) {
+  size_t i;
+
+  if (!harness_log_matches(log, want, n)) {
     fprintf(stderr, "%-4s %-34s %s\n", "#", "expected", "got");
     for (i = 0; i < n || i < log->n; i++)
       fprintf(stderr, "%-4zu %-34s %s\n", i, i < n ? want[i] : "-",

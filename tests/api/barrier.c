@@ -126,7 +126,7 @@ static void *abort_main(void *arg) {
   CHECK_OK(weft_barrier_init(&b, 3));
   for (i = 0; i < 2; i++)
     CHECK_OK(weft_spawn(wait_rc, &b, &t[i]));
-  CHECK_OK(weft_sleep(10));
+  HARNESS_WAIT(weft_barrier_n_waiting(&b) == 2); /* the abort follows anyway */
   CHECK_EQ(weft_barrier_n_waiting(&b), 2);
   CHECK_RC(weft_barrier_destroy(&b), WEFT_EBUSY);
   CHECK_OK(weft_barrier_abort(&b));
@@ -144,7 +144,7 @@ static void *abort_main(void *arg) {
   /* reset() with waiters: they get WEFT_EBROKEN, the barrier stays usable. */
   for (i = 0; i < 2; i++)
     CHECK_OK(weft_spawn(wait_rc, &b, &t[i]));
-  CHECK_OK(weft_sleep(10));
+  HARNESS_WAIT(weft_barrier_n_waiting(&b) == 2); /* the reset follows anyway */
   CHECK_OK(weft_barrier_reset(&b));
   for (i = 0; i < 2; i++) {
     CHECK_OK(weft_task_await(t[i], &r));
@@ -155,7 +155,8 @@ static void *abort_main(void *arg) {
   /* Indices follow arrival order. */
   for (i = 0; i < 2; i++) {
     CHECK_OK(weft_spawn(wait_rc, &b, &t[i]));
-    CHECK_OK(weft_sleep(5));
+    if (!HARNESS_WAIT(weft_barrier_n_waiting(&b) == i + 1))
+      CHECK_OK(weft_barrier_abort(&b)); /* so that nobody waits forever */
   }
   CHECK_EQ(weft_barrier_wait(&b), 2);
   for (i = 0; i < 2; i++) {
@@ -184,16 +185,17 @@ static void *cancel_main(void *arg) {
   (void)arg;
   CHECK_OK(weft_barrier_init(&b, 3));
   CHECK_OK(weft_spawn(wait_rc, &b, &t[0]));
-  CHECK_OK(weft_sleep(5));
+  HARNESS_WAIT(weft_barrier_n_waiting(&b) == 1);
   CHECK_OK(weft_spawn(wait_rc, &b, &t[1]));
-  CHECK_OK(weft_sleep(5));
+  HARNESS_WAIT(weft_barrier_n_waiting(&b) == 2);
   CHECK_EQ(weft_barrier_n_waiting(&b), 2);
   CHECK_EQ(weft_task_cancel(t[0]), 1);
   CHECK_RC(weft_task_await(t[0], &r), WEFT_ECANCELED);
   CHECK_EQ(weft_barrier_n_waiting(&b), 1);
   CHECK_EQ(weft_barrier_broken(&b), 0);
   CHECK_OK(weft_spawn(wait_rc, &b, &t[2]));
-  CHECK_OK(weft_sleep(5));
+  if (!HARNESS_WAIT(weft_barrier_n_waiting(&b) == 2))
+    CHECK_OK(weft_barrier_abort(&b)); /* so that nobody waits forever */
   CHECK_EQ(weft_task_done(t[2]), 0);
   /* The third arrival completes the cycle: indices 0, 1, 2 once each. */
   CHECK_OK(weft_spawn(wait_rc, &b, &t[3]));
@@ -256,8 +258,7 @@ static void *race_main(void *arg) {
     }
     /* t[0] waits; t[1]'s arrival releases it while main cancels t[0]. */
     CHECK_OK(weft_spawn(race_waiter, &a[0], &t[0]));
-    while (atomic_load(&r.arrived) < 1)
-      CHECK_OK(weft_yield());
+    HARNESS_WAIT(atomic_load(&r.arrived) >= 1);
     CHECK_OK(weft_spawn(race_waiter, &a[1], &t[1]));
     if (i % 2)
       CHECK_OK(weft_yield());

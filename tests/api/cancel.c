@@ -8,7 +8,7 @@
 #include "harness.h"
 
 /* An upper bound for "returned promptly" that holds in sanitizer builds. */
-#define PROMPT_MS (2000.0 * HARNESS_SLOWDOWN)
+#define PROMPT_MS HARNESS_PROMPT_MS
 #define LONG_SLEEP_MS (600u * 1000u)
 
 /* ---- ready, never started ------------------------------------------------- */
@@ -237,13 +237,10 @@ static void *sleeping_main(void *arg) {
     opts.pin = i == 0 ? -1 : (i == 1 ? weft_worker_count() - 1 : 0);
     CHECK_OK(weft_spawn_ex(&opts, probe_sleep, &p[i], &t[i]));
   }
-  /* Until all three have begun (polled: a task cancelled before its first
-   * run would never run at all). */
-  double until = harness_now_ms() + 10000.0 * HARNESS_SLOWDOWN;
-  while (!(atomic_load(&p[0].started) && atomic_load(&p[1].started) &&
-           atomic_load(&p[2].started)) &&
-         harness_now_ms() < until)
-    CHECK_OK(weft_sleep(1));
+  /* Wait until each is in its sleep (the cancels below follow even if one
+   * never gets there, so that the run ends). */
+  for (i = 0; i < 3; i++)
+    HARNESS_WAIT_PARKED(p[i].started);
   for (i = 0; i < 3; i++) {
     CHECK_EQ(atomic_load(&p[i].started), 1);
     CHECK_EQ(weft_task_done(t[i]), 0);
@@ -273,15 +270,21 @@ static void test_cancel_sleeping(void **state) {
 typedef struct await_pair {
   weft_task_t *awaited;
   int shield;              /* the awaiter uses weft_shield() */
+  atomic_int waiting;      /* the awaiter is about to await */
   atomic_int rc;           /* the awaiter's await */
   atomic_int awaited_done; /* weft_task_done(awaited) just after */
   atomic_int cancelling;   /* the awaiter's weft_task_cancelling() after */
   void *result;            /* what the awaiter's await returned */
 } await_pair_t;
 
+/* The awaited tasks sleep long enough for the awaiter to be cancelled while
+ * they sleep, however slow the machine (the awaiter is cancelled as soon as
+ * it is parked). */
+#define AWAITED_SLEEP_MS 1000
+
 static void *sleep_300_return_42(void *arg) {
   (void)arg;
-  if (weft_sleep(300) != 0)
+  if (weft_sleep(AWAITED_SLEEP_MS) != 0)
     return NULL; /* cancelled: the status says so */
   return (void *)(uintptr_t)42;
 }
@@ -289,7 +292,7 @@ static void *sleep_300_return_42(void *arg) {
 /* Handles the cancellation: withdraws it and returns 42 anyway. */
 static void *sleep_swallow_return_42(void *arg) {
   (void)arg;
-  int rc = weft_sleep(300);
+  int rc = weft_sleep(AWAITED_SLEEP_MS);
   if (rc == WEFT_ECANCELED)
     CHECK_EQ(weft_task_uncancel(), 0);
   else
@@ -301,6 +304,7 @@ static void *awaiter(void *arg) {
   await_pair_t *p = arg;
   void *r = (void *)(uintptr_t)1;
 
+  atomic_store(&p->waiting, 1);
   atomic_store(&p->rc, p->shield ? weft_shield(p->awaited, &r)
                                  : weft_task_await(p->awaited, &r));
   atomic_store(&p->awaited_done, weft_task_done(p->awaited));
@@ -319,7 +323,7 @@ static void cancel_an_awaiter(await_pair_t *p, weft_task_fn awaited,
   p->shield = shield;
   CHECK_OK(weft_spawn(awaited, NULL, &p->awaited));
   CHECK_OK(weft_spawn(awaiter, p, &a));
-  CHECK_OK(weft_sleep(20));
+  HARNESS_WAIT_PARKED(p->waiting);
   CHECK_EQ(weft_task_cancel(a), 1);
   weft_task_await(a, NULL);
   weft_task_unref(a);
@@ -424,13 +428,12 @@ static void *queue_main(void *arg) {
   CHECK_OK(weft_queue_new(1, &q));
   g1.q = g2.q = p1.q = q;
   CHECK_OK(weft_spawn(q_getter, &g1, &tg1));
-  CHECK_OK(weft_sleep(20));
-  CHECK_EQ(atomic_load(&g1.waiting), 1);
+  HARNESS_WAIT_PARKED(g1.waiting);
   CHECK_EQ(weft_task_cancel(tg1), 1);
   CHECK_RC(weft_task_await(tg1, NULL), WEFT_ECANCELED);
   CHECK_RC(atomic_load(&g1.rc), WEFT_ECANCELED);
   CHECK_OK(weft_spawn(q_getter, &g2, &tg2));
-  CHECK_OK(weft_sleep(20));
+  HARNESS_WAIT_PARKED(g2.waiting);
   CHECK_OK(weft_queue_put(q, (void *)(uintptr_t)0xA));
   CHECK_OK(weft_task_await(tg2, NULL));
   CHECK_OK(atomic_load(&g2.rc));
@@ -440,8 +443,7 @@ static void *queue_main(void *arg) {
   /* A cancelled put queues nothing. */
   CHECK_OK(weft_queue_try_put(q, (void *)(uintptr_t)0xC));
   CHECK_OK(weft_spawn(q_putter, &p1, &tp1));
-  CHECK_OK(weft_sleep(20));
-  CHECK_EQ(atomic_load(&p1.waiting), 1);
+  HARNESS_WAIT_PARKED(p1.waiting);
   CHECK_EQ(weft_task_done(tp1), 0);
   CHECK_EQ(weft_task_cancel(tp1), 1);
   CHECK_RC(weft_task_await(tp1, NULL), WEFT_ECANCELED);
@@ -491,7 +493,7 @@ static void test_cancel_finished(void **state) {
 /* ---- one-shot delivery, cancelling() and uncancel() -------------------------------- */
 
 static void *one_shot_child(void *arg) {
-  (void)arg;
+  atomic_store((atomic_int *)arg, 1); /* started */
   CHECK_RC(weft_sleep(LONG_SLEEP_MS), WEFT_ECANCELED);
   CHECK_EQ(weft_task_cancelling(), 1);
   /* Delivered once: later suspensions work. */
@@ -515,7 +517,7 @@ static void *one_shot_child(void *arg) {
 }
 
 static void *not_uncancelled_child(void *arg) {
-  (void)arg;
+  atomic_store((atomic_int *)arg, 1); /* started */
   CHECK_RC(weft_sleep(LONG_SLEEP_MS), WEFT_ECANCELED);
   CHECK_OK(weft_sleep(1));
   return (void *)(uintptr_t)78;
@@ -523,14 +525,19 @@ static void *not_uncancelled_child(void *arg) {
 
 static void *one_shot_main(void *arg) {
   weft_task_t *t, *u;
+  atomic_int t_started, u_started;
   void *r = NULL;
 
   (void)arg;
+  atomic_init(&t_started, 0);
+  atomic_init(&u_started, 0);
   CHECK_EQ(weft_task_cancelling(), 0);
   CHECK_EQ(weft_task_uncancel(), 0);
-  CHECK_OK(weft_spawn(one_shot_child, NULL, &t));
-  CHECK_OK(weft_spawn(not_uncancelled_child, NULL, &u));
-  CHECK_OK(weft_sleep(10));
+  CHECK_OK(weft_spawn(one_shot_child, &t_started, &t));
+  CHECK_OK(weft_spawn(not_uncancelled_child, &u_started, &u));
+  /* Both in their long sleep (cancelled anyway, so that the run ends). */
+  HARNESS_WAIT_PARKED(t_started);
+  HARNESS_WAIT_PARKED(u_started);
   CHECK_EQ(weft_task_cancel(t), 1);
   CHECK_EQ(weft_task_cancel(u), 1);
   CHECK_OK(weft_task_await(t, &r));
@@ -552,13 +559,17 @@ static void test_one_shot_and_counts(void **state) {
 /* ---- wait_for ---------------------------------------------------------------------- */
 
 typedef struct inner {
+  atomic_int started; /* the inner task is about to sleep */
   atomic_int rc;      /* the inner task's sleep */
   atomic_int stubborn; /* withdraw the cancel and finish later */
 } inner_t;
 
 static void *inner_sleep_long(void *arg) {
   inner_t *in = arg;
-  int rc = weft_sleep(LONG_SLEEP_MS);
+  int rc;
+
+  atomic_store(&in->started, 1);
+  rc = weft_sleep(LONG_SLEEP_MS);
 
   atomic_store(&in->rc, rc);
   if (rc == WEFT_ECANCELED && atomic_load(&in->stubborn)) {
@@ -608,6 +619,7 @@ static void *wait_for_main(void *arg) {
   /* Timeout: ETIMEDOUT, and the inner task has finished, cancelled. */
   memset(&in, 0, sizeof in);
   CHECK_OK(weft_spawn(inner_sleep_long, &in, &t));
+  HARNESS_WAIT_PARKED(in.started); /* then the timeout cancels its sleep */
   t0 = harness_now_ms();
   r = (void *)(uintptr_t)1;
   CHECK_RC(weft_task_wait_for(t, 50, &r), WEFT_ETIMEDOUT);
@@ -626,6 +638,7 @@ static void *wait_for_main(void *arg) {
   memset(&in, 0, sizeof in);
   atomic_store(&in.stubborn, 1);
   CHECK_OK(weft_spawn(inner_sleep_long, &in, &t));
+  HARNESS_WAIT_PARKED(in.started);
   t0 = harness_now_ms();
   r = NULL;
   rc = weft_task_wait_for(t, 20, &r);
@@ -661,8 +674,8 @@ static void *wait_for_main(void *arg) {
   memset(&p, 0, sizeof p);
   CHECK_OK(weft_spawn(inner_sleep_long, &in, &p.inner));
   CHECK_OK(weft_spawn(wait_for_caller, &p, &c));
-  CHECK_OK(weft_sleep(20));
-  CHECK_EQ(atomic_load(&p.started), 1);
+  HARNESS_WAIT_PARKED(in.started);
+  HARNESS_WAIT_PARKED(p.started);
   CHECK_EQ(weft_task_cancel(c), 1);
   CHECK_RC(weft_task_await(c, NULL), WEFT_ECANCELED);
   CHECK_RC(atomic_load(&p.rc), WEFT_ECANCELED);

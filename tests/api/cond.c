@@ -73,6 +73,7 @@ typedef struct fifo {
   atomic_int next;
   int order[N_WAITERS];
   int held[N_WAITERS]; /* the lock was held when wait returned */
+  atomic_int arrived;  /* waiters holding the lock, about to wait */
 } fifo_t;
 
 typedef struct fifo_arg {
@@ -85,6 +86,7 @@ static void *fifo_waiter(void *arg) {
   fifo_t *f = a->f;
 
   CHECK_OK(weft_lock_acquire(&f->lock));
+  atomic_fetch_add(&f->arrived, 1);
   CHECK_OK(weft_cond_wait(&f->c));
   f->order[a->i] = atomic_fetch_add(&f->next, 1);
   /* Holding the lock: a release succeeds only for the owner. */
@@ -106,7 +108,11 @@ static void *fifo_main(void *arg) {
     a[i].f = &f;
     a[i].i = i;
     CHECK_OK(weft_spawn(fifo_waiter, &a[i], &t[i]));
-    CHECK_OK(weft_sleep(5));
+    /* It holds the lock, then waits: once main gets the lock, it waits on
+     * the condition (wait releases the lock only after joining it). */
+    HARNESS_WAIT(atomic_load(&f.arrived) == i + 1);
+    CHECK_OK(weft_lock_acquire(&f.lock));
+    CHECK_OK(weft_lock_release(&f.lock));
   }
   CHECK_RC(weft_cond_destroy(&f.c), WEFT_EBUSY);
   CHECK_OK(weft_lock_acquire(&f.lock));
@@ -269,7 +275,8 @@ static void *cancel_main(void *arg) {
   CHECK_OK(weft_lock_init(&w.lock));
   CHECK_OK(weft_cond_init(&w.c, &w.lock));
   CHECK_OK(weft_spawn(cancel_waiter, &w, &t));
-  CHECK_OK(weft_sleep(5));
+  /* It sets the flag holding the lock: main gets the lock once it waits. */
+  HARNESS_WAIT(atomic_load(&w.waiting));
   CHECK_EQ(atomic_load(&w.waiting), 1);
   /* Cancel it while main holds the lock: it cannot return before main
    * releases, because it re-acquires the lock first. */

@@ -45,12 +45,14 @@ static void test_outside_and_errors(void **state) {
 typedef struct many {
   weft_event_t *e;
   atomic_int woken;
+  atomic_int arrived; /* waiters about to wait */
   int data;  /* written before set(), read by the waiters */
 } many_t;
 
 static void *wait_and_count(void *arg) {
   many_t *m = arg;
 
+  atomic_fetch_add(&m->arrived, 1);
   CHECK_OK(weft_event_wait(m->e));
   CHECK_EQ(m->data, 42); /* set() publishes the setter's writes */
   atomic_fetch_add(&m->woken, 1);
@@ -68,7 +70,10 @@ static void *many_main(void *arg) {
   CHECK_OK(weft_event_clear(m.e));
   for (i = 0; i < N_WAITERS; i++)
     CHECK_OK(weft_spawn(wait_and_count, &m, &t[i]));
-  CHECK_OK(weft_sleep(20));
+  /* All at their wait (the event shows no waiter count: the last step is
+   * harness.h's settle), so destroy finds it busy. */
+  if (HARNESS_WAIT(atomic_load(&m.arrived) == N_WAITERS))
+    harness_settle();
   CHECK_EQ(atomic_load(&m.woken), 0);
   CHECK_RC(weft_event_destroy(m.e), WEFT_EBUSY);
   m.data = 42;
@@ -206,8 +211,7 @@ static void *race_driver(void *arg) {
     r.rc = 1;
     CHECK_OK(weft_event_clear(&r.e));
     CHECK_OK(harness_spawn_elsewhere(race_waiter, &r, i, &t));
-    while (!atomic_load(&r.arrived))
-      CHECK_OK(weft_yield());
+    HARNESS_WAIT(atomic_load(&r.arrived));
     /* Vary the distance between the cancellation and set(). */
     harness_race_cancel(i, t, race_grant, &r);
     weft_task_await(t, NULL);

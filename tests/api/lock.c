@@ -99,6 +99,7 @@ static void test_ownership(void **state) {
 
 typedef struct blocker {
   weft_lock_t *l;
+  atomic_int trying; /* 1 just before the acquire */
   atomic_int got;   /* 1 once the lock was acquired */
   int rc;           /* acquire's result */
   int held_later;   /* 1 if the task still held it just before releasing */
@@ -107,6 +108,7 @@ typedef struct blocker {
 static void *acquire_release(void *arg) {
   blocker_t *b = arg;
 
+  atomic_store(&b->trying, 1);
   b->rc = weft_lock_acquire(b->l);
   if (b->rc != 0)
     return NULL;
@@ -128,7 +130,7 @@ static void *blocking_main(void *arg) {
   b.l = l;
   CHECK_OK(weft_lock_acquire(l));
   CHECK_OK(weft_spawn(acquire_release, &b, &t));
-  CHECK_OK(weft_sleep(20));
+  HARNESS_WAIT_PARKED(b.trying);
   CHECK_EQ(atomic_load(&b.got), 0);
   CHECK_EQ(weft_task_done(t), 0);
   CHECK_RC(weft_lock_free(l), WEFT_EBUSY);
@@ -190,11 +192,12 @@ static void *fifo_main(void *arg) {
     a[i].i = i;
     CHECK_OK(weft_spawn(fifo_waiter, &a[i], &t[i]));
     /* Deterministic mode runs the new task at the creator's next suspension,
-     * in spawn order; with several workers, wait until it queued. */
+     * in spawn order; with several workers, wait until it reached its
+     * acquire (and a little more: the lock shows no waiter count). */
     if (deterministic)
       CHECK_OK(weft_yield());
-    else
-      CHECK_OK(weft_sleep(5));
+    else if (HARNESS_WAIT(atomic_load(&f.arrived) == i + 1))
+      harness_settle();
   }
   CHECK_EQ(atomic_load(&f.arrived), N_FIFO);
   /* Release hands the lock to waiter 0 at once: nobody can barge in. */
@@ -232,9 +235,9 @@ static void *cancel_main(void *arg) {
   b1.l = b2.l = &l;
   CHECK_OK(weft_lock_acquire(&l));
   CHECK_OK(weft_spawn(acquire_release, &b1, &t1));
-  CHECK_OK(weft_sleep(5));
+  HARNESS_WAIT_PARKED(b1.trying);
   CHECK_OK(weft_spawn(acquire_release, &b2, &t2));
-  CHECK_OK(weft_sleep(5));
+  HARNESS_WAIT_PARKED(b2.trying);
   /* Cancel the oldest waiter: it takes nothing, the next one is served. */
   CHECK_EQ(weft_task_cancel(t1), 1);
   CHECK_RC(weft_task_await(t1, NULL), WEFT_ECANCELED);
@@ -253,7 +256,7 @@ static void *cancel_main(void *arg) {
   b1.l = &l;
   CHECK_OK(weft_lock_acquire(&l));
   CHECK_OK(weft_spawn(acquire_release, &b1, &t1));
-  CHECK_OK(weft_sleep(5));
+  HARNESS_WAIT_PARKED(b1.trying);
   CHECK_EQ(weft_task_cancel(t1), 1);
   CHECK_RC(weft_task_await(t1, NULL), WEFT_ECANCELED);
   weft_task_unref(t1);
@@ -328,8 +331,7 @@ static void *race_driver(void *arg) {
     r.rc = 1;
     CHECK_OK(weft_lock_acquire(&r.l));
     CHECK_OK(harness_spawn_elsewhere(race_waiter, &r, i, &t));
-    while (!atomic_load(&r.arrived))
-      CHECK_OK(weft_yield());
+    HARNESS_WAIT(atomic_load(&r.arrived));
     /* Vary the distance between the cancellation and the hand-over so that
      * both outcomes, and the photo finish between them, happen. */
     harness_race_cancel(i, t, race_grant, &r);

@@ -42,10 +42,10 @@ static void gate_wait(void) {
   pthread_mutex_unlock(&gate_mu);
 }
 
-/* Suspend until *v reaches want (polling every millisecond). */
+/* Suspend until *v reaches want (HARNESS_WAIT: a CHECK failure if it does
+ * not within the bound). */
 static void wait_count(atomic_int *v, int want) {
-  while (atomic_load(v) < want)
-    CHECK_OK(weft_sleep(1));
+  HARNESS_WAIT(atomic_load(v) >= want);
 }
 
 /* ---- results ------------------------------------------------------------ */
@@ -203,7 +203,9 @@ static void *cancel_queued_main(void *arg) {
   }
   for (i = 0; i < 3; i++)
     wait_count(&started[i], 1);
-  CHECK_OK(weft_sleep(10)); /* their work is queued behind the blockers */
+  /* Their work is queued behind the blockers (or, if one is not there yet,
+   * its to_thread sees the cancellation first: never run either way). */
+  harness_settle();
   for (i = 0; i < 3; i++)
     CHECK_EQ(weft_task_cancel(v[i]), 1);
   for (i = 0; i < 3; i++) {

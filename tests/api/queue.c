@@ -108,7 +108,7 @@ static void *blocking_main(void *arg) {
   /* put blocks while full. */
   CHECK_OK(weft_queue_new(1, &p.q));
   CHECK_OK(weft_spawn(put_three, &p, &t));
-  CHECK_OK(weft_sleep(20));
+  HARNESS_WAIT(atomic_load(&p.done) == 1); /* then the full queue stops it */
   CHECK_EQ(atomic_load(&p.done), 1);
   CHECK_EQ(weft_queue_size(p.q), 1);
   CHECK_EQ(weft_task_done(t), 0);
@@ -128,7 +128,7 @@ static void *blocking_main(void *arg) {
   CHECK_OK(weft_sleep(20));
   CHECK_EQ(weft_task_done(t), 0);
   CHECK_OK(weft_queue_put(p.q, ITEM(7)));
-  CHECK_OK(weft_sleep(5));
+  HARNESS_WAIT(weft_queue_size(p.q) == 0); /* the getter took it */
   /* The non-suspending put works from a task too, waiting getter or not. */
   CHECK_OK(weft_queue_try_put(p.q, ITEM(8)));
   CHECK_OK(weft_queue_put(p.q, ITEM(9)));
@@ -153,11 +153,13 @@ static void test_blocking_put_and_get(void **state) {
 typedef struct waiter {
   weft_queue_t *q;
   void *item;
+  atomic_int ready; /* about to get or put */
 } waiter_t;
 
 static void *get_one(void *arg) {
   waiter_t *w = arg;
 
+  atomic_store(&w->ready, 1);
   CHECK_OK(weft_queue_get(w->q, &w->item));
   return NULL;
 }
@@ -165,6 +167,7 @@ static void *get_one(void *arg) {
 static void *put_one(void *arg) {
   waiter_t *w = arg;
 
+  atomic_store(&w->ready, 1);
   CHECK_OK(weft_queue_put(w->q, w->item));
   return NULL;
 }
@@ -172,6 +175,7 @@ static void *put_one(void *arg) {
 static void *put_one_until_cancelled(void *arg) {
   waiter_t *w = arg;
 
+  atomic_store(&w->ready, 1);
   CHECK_RC(weft_queue_put(w->q, w->item), WEFT_ECANCELED);
   return NULL;
 }
@@ -189,8 +193,9 @@ static void *fifo_waiters_main(void *arg) {
   for (i = 0; i < 4; i++) {
     w[i].q = q;
     w[i].item = NULL;
+    atomic_init(&w[i].ready, 0);
     CHECK_OK(weft_spawn(get_one, &w[i], &t[i]));
-    CHECK_OK(weft_sleep(5));
+    HARNESS_WAIT_PARKED(w[i].ready);
   }
   for (i = 0; i < 4; i++)
     CHECK_OK(weft_queue_put(q, ITEM(100 + i)));
@@ -204,8 +209,9 @@ static void *fifo_waiters_main(void *arg) {
   for (i = 0; i < 4; i++) {
     w[i].q = q;
     w[i].item = ITEM(200 + i);
+    atomic_init(&w[i].ready, 0);
     CHECK_OK(weft_spawn(put_one, &w[i], &t[i]));
-    CHECK_OK(weft_sleep(5));
+    HARNESS_WAIT_PARKED(w[i].ready);
   }
   CHECK_EQ(weft_queue_size(q), 1);
   CHECK_OK(weft_queue_get(q, &item));
@@ -229,7 +235,10 @@ static void test_waiters_fifo(void **state) {
 
 /* ---- free with waiters ---------------------------------------------------------------- */
 
-static void *free_busy_main(void *arg) {
+/* The driver and the waiters are pinned to worker 0, so that seeing a
+ * waiter's flag after a suspension proves that it is parked in the queue
+ * (a free while it is not would free the queue under it). */
+static void *free_busy_driver(void *arg) {
   weft_queue_t *q;
   waiter_t w;
   weft_task_t *t;
@@ -238,8 +247,9 @@ static void *free_busy_main(void *arg) {
   CHECK_OK(weft_queue_new(0, &q));
   w.q = q;
   w.item = NULL;
-  CHECK_OK(weft_spawn(get_one, &w, &t));
-  CHECK_OK(weft_sleep(10));
+  atomic_init(&w.ready, 0);
+  CHECK_OK(harness_spawn_pinned(get_one, &w, 0, &t));
+  HARNESS_WAIT_PARKED(w.ready);
   CHECK_RC(weft_queue_free(q), WEFT_EBUSY);
   /* Not freed: still usable. */
   CHECK_EQ(weft_queue_size(q), 0);
@@ -254,14 +264,20 @@ static void *free_busy_main(void *arg) {
   CHECK_OK(weft_queue_try_put(q, ITEM(1)));
   w.q = q;
   w.item = ITEM(2);
-  CHECK_OK(weft_spawn(put_one_until_cancelled, &w, &t));
-  CHECK_OK(weft_sleep(10));
+  atomic_store(&w.ready, 0);
+  CHECK_OK(harness_spawn_pinned(put_one_until_cancelled, &w, 0, &t));
+  HARNESS_WAIT_PARKED(w.ready);
   CHECK_RC(weft_queue_free(q), WEFT_EBUSY);
   CHECK_EQ(weft_task_cancel(t), 1);
   CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
   weft_task_unref(t);
   CHECK_EQ(weft_queue_size(q), 1);
   CHECK_OK(weft_queue_free(q));
+  return NULL;
+}
+
+static void *free_busy_main(void *arg) {
+  harness_run_on_worker0(free_busy_driver, arg);
   return NULL;
 }
 

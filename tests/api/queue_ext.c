@@ -187,6 +187,33 @@ static void *join_rc(void *arg) {
   return (void *)(intptr_t)weft_queue_join(arg);
 }
 
+static atomic_int joining; /* join_flagged() is about to join */
+
+static void *join_flagged(void *arg) {
+  atomic_store(&joining, 1);
+  return (void *)(intptr_t)weft_queue_join(arg);
+}
+
+/* A joiner counts as a waiter for free(); then it is cancelled. Runs pinned
+ * to worker 0 with the joiner pinned there too, so that seeing its flag
+ * after a suspension proves that it waits in join (a free while it does not
+ * would free the queue under it). */
+static void *join_free_busy(void *arg) {
+  weft_queue_t *q = arg;
+  weft_task_t *j;
+  void *r;
+
+  atomic_store(&joining, 0);
+  CHECK_OK(harness_spawn_pinned(join_flagged, q, 0, &j));
+  HARNESS_WAIT_PARKED(joining);
+  CHECK_EQ(weft_task_done(j), 0);
+  CHECK_RC(weft_queue_free(q), WEFT_EBUSY);
+  CHECK_EQ(weft_task_cancel(j), 1);
+  CHECK_RC(weft_task_await(j, &r), WEFT_ECANCELED);
+  weft_task_unref(j);
+  return NULL;
+}
+
 static void *join_main(void *arg) {
   weft_queue_t *q;
   worker_arg_t w;
@@ -217,7 +244,8 @@ static void *join_main(void *arg) {
 
   /* A joiner waits while an item is unfinished, and can be cancelled. */
   CHECK_OK(weft_queue_try_put(q, ITEM(0)));
-  CHECK_OK(weft_sleep(10)); /* a worker takes it, and marks it done */
+  /* A worker takes it, and marks it done. */
+  HARNESS_WAIT(weft_queue_unfinished(q) == 0);
   CHECK_EQ(weft_queue_unfinished(q), 0);
   for (k = 0; k < 3; k++) {
     CHECK_EQ(weft_task_cancel(t[k]), 1);
@@ -226,13 +254,7 @@ static void *join_main(void *arg) {
   }
   CHECK_OK(weft_queue_try_put(q, ITEM(9)));
   CHECK_EQ(weft_queue_unfinished(q), 1);
-  CHECK_OK(weft_spawn(join_rc, q, &j));
-  CHECK_OK(weft_sleep(5));
-  CHECK_EQ(weft_task_done(j), 0);
-  CHECK_RC(weft_queue_free(q), WEFT_EBUSY);
-  CHECK_EQ(weft_task_cancel(j), 1);
-  CHECK_RC(weft_task_await(j, &r), WEFT_ECANCELED);
-  weft_task_unref(j);
+  harness_run_on_worker0(join_free_busy, q);
   /* Another joiner is woken by the last task_done. */
   CHECK_OK(weft_spawn(join_rc, q, &j));
   CHECK_OK(weft_sleep(5));

@@ -78,6 +78,7 @@ typedef struct fifo {
   atomic_int next;
   int order[N_FIFO];
   int rc[N_FIFO];
+  atomic_int arrived; /* waiters about to acquire */
 } fifo_t;
 
 typedef struct fifo_arg {
@@ -88,6 +89,7 @@ typedef struct fifo_arg {
 static void *fifo_waiter(void *arg) {
   fifo_arg_t *a = arg;
 
+  atomic_fetch_add(&a->f->arrived, 1);
   a->f->rc[a->i] = weft_semaphore_acquire(&a->f->s);
   if (a->f->rc[a->i] == 0)
     a->f->order[a->i] = atomic_fetch_add(&a->f->next, 1);
@@ -110,10 +112,12 @@ static void *fifo_main(void *arg) {
     a[i].f = &f;
     a[i].i = i;
     CHECK_OK(weft_spawn(fifo_waiter, &a[i], &t[i]));
+    /* With several workers, wait until it reached its acquire (and a little
+     * more: the semaphore shows no waiter count). */
     if (deterministic)
       CHECK_OK(weft_yield());
-    else
-      CHECK_OK(weft_sleep(5));
+    else if (HARNESS_WAIT(atomic_load(&f.arrived) == i + 1))
+      harness_settle();
   }
   CHECK_RC(weft_semaphore_destroy(&f.s), WEFT_EBUSY);
   /* Each release goes to the oldest waiter; the count stays at 0, so a
@@ -307,8 +311,7 @@ static void *race_driver(void *arg) {
     r.rc = 1;
     CHECK_OK(weft_semaphore_acquire(&r.s));
     CHECK_OK(harness_spawn_elsewhere(race_waiter, &r, i, &t));
-    while (!atomic_load(&r.arrived))
-      CHECK_OK(weft_yield());
+    HARNESS_WAIT(atomic_load(&r.arrived));
     /* Vary the distance between the cancellation and the release. */
     harness_race_cancel(i, t, race_grant, &r);
     weft_task_await(t, NULL);

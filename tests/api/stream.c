@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -294,6 +295,7 @@ typedef struct script {
   const char *data; /* what the handler sends, then it closes */
   size_t len;
   int pause_ms; /* sleep before sending */
+  atomic_int sent; /* connections whose data was handed to the kernel */
 } script_t;
 
 static void script_handler(weft_stream_t *s, void *arg) {
@@ -303,11 +305,12 @@ static void script_handler(weft_stream_t *s, void *arg) {
     weft_sleep((uint64_t)sc->pause_ms);
   CHECK_OK(weft_stream_write(s, sc->data, sc->len));
   CHECK_OK(weft_stream_drain(s));
+  atomic_fetch_add(&sc->sent, 1);
 }
 
 static void *readers_main(void *arg) {
   static const char text[] = "line one\nline two\r\nABCDEFGHIJ-tail";
-  script_t sc = {text, sizeof text - 1, 0};
+  script_t sc = {text, sizeof text - 1, 0, 0};
   weft_server_t *srv;
   weft_stream_t *s;
   char buf[64];
@@ -380,9 +383,9 @@ static void *limit_main(void *arg) {
   /* 40 bytes + "\n", then a short line. */
   static const char text[] = "0123456789012345678901234567890123456789\n"
                              "short\n";
-  script_t sc = {text, sizeof text - 1, 0};
+  script_t sc = {text, sizeof text - 1, 0, 0};
   static char big[3000];
-  script_t nosep = {big, sizeof big, 0};
+  script_t nosep = {big, sizeof big, 0, 0};
   weft_stream_opts_t o;
   weft_server_t *srv;
   weft_stream_t *s;
@@ -395,7 +398,8 @@ static void *limit_main(void *arg) {
   srv = start(script_handler, &sc, 1);
   /* readuntil: LimitOverrunError leaves the data in the stream. */
   CHECK_OK(weft_open_connection("127.0.0.1", weft_server_port(srv), &o, &s));
-  CHECK_OK(weft_sleep(50)); /* everything arrived */
+  /* Everything arrived (loopback: drained is in our receive buffer). */
+  HARNESS_WAIT(atomic_load(&sc.sent) == 1);
   CHECK_RC(weft_stream_readuntil(s, "\n", 1, buf, sizeof buf, &len),
            WEFT_ELIMIT);
   CHECK_EQ(len, 40); /* asyncio's consumed: where the separator is */
@@ -406,7 +410,7 @@ static void *limit_main(void *arg) {
   CHECK_OK(weft_stream_free(s));
   /* readline: the over-long line is dropped and the stream goes on. */
   CHECK_OK(weft_open_connection("127.0.0.1", weft_server_port(srv), &o, &s));
-  CHECK_OK(weft_sleep(50));
+  HARNESS_WAIT(atomic_load(&sc.sent) == 2);
   CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len), WEFT_ELIMIT);
   CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len), 0);
   CHECK_EQ(len, 6);
@@ -504,18 +508,20 @@ typedef struct conn_try {
   int port;
   int rc;
   weft_stream_t *s;
+  atomic_int started; /* about to connect */
 } conn_try_t;
 
 static void *connect_task(void *arg) {
   conn_try_t *c = arg;
 
+  atomic_store(&c->started, 1);
   c->rc = weft_open_connection(c->host, c->port, NULL, &c->s);
   return NULL;
 }
 
 static void *connect_fail_main(void *arg) {
   weft_stream_t *s = (weft_stream_t *)1;
-  conn_try_t c = {"nonexistent.invalid", 80, 1, NULL};
+  conn_try_t c = {"nonexistent.invalid", 80, 1, NULL, 0};
   weft_task_t *t;
   int rc;
 
@@ -579,8 +585,9 @@ static void *cancel_connect_main(void *arg) {
     c[i].host = "127.0.0.1";
     c[i].port = ntohs(in.sin_port);
     c[i].rc = 1;
+    atomic_store(&c[i].started, 0);
     CHECK_OK(weft_spawn(connect_task, &c[i], &t));
-    CHECK_OK(weft_sleep(100));
+    HARNESS_WAIT_PARKED(c[i].started);
     CHECK_RC(weft_task_cancel(t), 1);
     CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
     CHECK_RC(c[i].rc, WEFT_ECANCELED);
@@ -605,6 +612,7 @@ typedef struct gate {
   weft_queue_t *go; /* the handler waits for an item, then acts */
   const char *data; /* what it sends */
   size_t len;
+  atomic_int sent;  /* sends handed to the kernel */
 } gate_t;
 
 static void gated_handler(weft_stream_t *s, void *arg) {
@@ -614,6 +622,7 @@ static void gated_handler(weft_stream_t *s, void *arg) {
   while (weft_queue_get(g->go, &item) == 0 && item) {
     CHECK_OK(weft_stream_write(s, g->data, g->len));
     CHECK_OK(weft_stream_drain(s));
+    atomic_fetch_add(&g->sent, 1);
   }
 }
 
@@ -622,22 +631,25 @@ typedef struct rd {
   char buf[16];
   size_t n;
   int rc;
+  atomic_int reading; /* about to read */
 } rd_t;
 
 static void *read_task(void *arg) {
   rd_t *r = arg;
+  atomic_store(&r->reading, 1);
   r->rc = weft_stream_read(r->s, r->buf, sizeof r->buf);
   return NULL;
 }
 
 static void *readexactly_task(void *arg) {
   rd_t *r = arg;
+  atomic_store(&r->reading, 1);
   r->rc = weft_stream_readexactly(r->s, r->buf, 10, &r->n);
   return NULL;
 }
 
 static void *cancel_read_main(void *arg) {
-  gate_t g = {NULL, "xyz", 3};
+  gate_t g = {NULL, "xyz", 3, 0};
   weft_server_t *srv;
   rd_t r;
   weft_task_t *t;
@@ -649,11 +661,16 @@ static void *cancel_read_main(void *arg) {
   srv = start(gated_handler, &g, 0);
   r.s = connect_to(srv);
   /* A blocked read, cancelled: nothing lost. */
+  atomic_init(&r.reading, 0);
   CHECK_OK(weft_spawn(read_task, &r, &t));
-  CHECK_OK(weft_sleep(50));
+  HARNESS_WAIT_PARKED(r.reading);
   CHECK_EQ(weft_task_done(t), 0);
-  /* A second reader meanwhile is refused, as in asyncio. */
-  CHECK_RC(weft_stream_read(r.s, buf, sizeof buf), WEFT_EBUSY);
+  /* A second reader meanwhile is refused, as in asyncio (in a scope, so
+   * that it ends even if the first one were not reading yet). */
+  weft_timeout_t scope;
+  CHECK_OK(weft_timeout_enter(&scope, (uint64_t)HARNESS_WAIT_MS));
+  CHECK_RC(weft_timeout_exit(&scope, weft_stream_read(r.s, buf, sizeof buf)),
+           WEFT_EBUSY);
   CHECK_RC(weft_task_cancel(t), 1);
   CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
   CHECK_RC(r.rc, WEFT_ECANCELED);
@@ -663,9 +680,14 @@ static void *cancel_read_main(void *arg) {
   CHECK(memcmp(buf, "xyz", 3) == 0);
   /* A blocked readexactly with part of its data, cancelled: the part is
    * in its buffer and counted. */
+  atomic_store(&r.reading, 0);
   CHECK_OK(weft_spawn(readexactly_task, &r, &t));
+  HARNESS_WAIT_PARKED(r.reading);
   CHECK_OK(weft_queue_put(g.go, (void *)1));
-  CHECK_OK(weft_sleep(50));
+  /* The 3 bytes are in our receive buffer; a few more rounds let the
+   * reader's loop take them. */
+  if (HARNESS_WAIT(atomic_load(&g.sent) == 2))
+    harness_settle();
   CHECK_EQ(weft_task_done(t), 0);
   CHECK_RC(weft_task_cancel(t), 1);
   CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
@@ -742,7 +764,17 @@ static void *never_read_main(void *arg) {
   memset(&f, 0, sizeof f);
   srv = start(flood_handler, &f, 0);
   s = connect_to(srv);
-  CHECK_OK(weft_sleep(300));
+  /* Until the writer has stopped making progress for 100 ms (300 ms was
+   * once enough; a loaded machine needs longer to fill the buffers). */
+  double deadline = harness_now_ms() + HARNESS_WAIT_MS;
+  w1 = (size_t)-1;
+  while (harness_now_ms() < deadline) {
+    w2 = atomic_load(&f.written);
+    if (w2 == w1 && w2 > 0)
+      break;
+    w1 = w2;
+    CHECK_OK(weft_sleep(100));
+  }
   w1 = atomic_load(&f.written);
   CHECK_OK(weft_sleep(100));
   w2 = atomic_load(&f.written);
@@ -760,8 +792,7 @@ static void *never_read_main(void *arg) {
   CHECK_OK(weft_stream_abort(s));
   CHECK_OK(weft_stream_wait_closed(s));
   CHECK_OK(weft_stream_free(s));
-  for (int i = 0; i < 200 && !atomic_load(&f.done); i++)
-    CHECK_OK(weft_sleep(10));
+  HARNESS_WAIT(atomic_load(&f.done));
   CHECK_EQ(atomic_load(&f.done), 1);
   CHECK(atomic_load(&f.rc) == WEFT_ECONNRESET ||
         atomic_load(&f.rc) == WEFT_EPIPE);
@@ -779,10 +810,12 @@ static void test_never_reading_peer(void **state) {
 typedef struct drainer {
   weft_stream_t *s;
   int rc;
+  atomic_int started; /* about to drain */
 } drainer_t;
 
 static void *drain_task(void *arg) {
   drainer_t *d = arg;
+  atomic_store(&d->started, 1);
   d->rc = weft_stream_drain(d->s);
   return NULL;
 }
@@ -800,7 +833,7 @@ static void sink_handler(weft_stream_t *s, void *arg) {
 
 static void *cancel_drain_main(void *arg) {
   static char chunk[CHUNK];
-  gate_t g = {NULL, NULL, 0};
+  gate_t g = {NULL, NULL, 0, 0};
   weft_server_t *srv;
   weft_stream_t *s;
   drainer_t d[3];
@@ -823,9 +856,11 @@ static void *cancel_drain_main(void *arg) {
   for (i = 0; i < 3; i++) {
     d[i].s = s;
     d[i].rc = 1;
+    atomic_init(&d[i].started, 0);
     CHECK_OK(weft_spawn(drain_task, &d[i], &t[i]));
   }
-  CHECK_OK(weft_sleep(50));
+  for (i = 0; i < 3; i++)
+    HARNESS_WAIT_PARKED(d[i].started);
   for (i = 0; i < 3; i++)
     CHECK_EQ(weft_task_done(t[i]), 0);
   CHECK_RC(weft_task_cancel(t[0]), 1);
@@ -862,18 +897,20 @@ typedef struct midread {
   weft_queue_t *done; /* the handler reports here */
   int rc;
   size_t n;
+  atomic_int fd; /* the handler's socket, once it runs (-1 before) */
 } midread_t;
 
 static void midread_handler(weft_stream_t *s, void *arg) {
   midread_t *m = arg;
   char buf[1000];
 
+  atomic_store(&m->fd, weft_stream_fileno(s));
   m->rc = weft_stream_readexactly(s, buf, sizeof buf, &m->n);
   CHECK_OK(weft_queue_put(m->done, (void *)1));
 }
 
 static void *reset_mid_read_main(void *arg) {
-  midread_t m = {NULL, 1, 0};
+  midread_t m = {NULL, 1, 0, -1};
   struct linger lg = {1, 0};
   weft_server_t *srv;
   weft_stream_t *s;
@@ -884,7 +921,12 @@ static void *reset_mid_read_main(void *arg) {
   srv = start(midread_handler, &m, 0);
   s = connect_to(srv);
   CHECK_OK(weft_stream_write(s, "0123456789", 10));
-  CHECK_OK(weft_sleep(50));
+  CHECK_OK(weft_stream_drain(s));
+  /* The handler's stream took the 10 bytes out of its socket (loopback:
+   * drained is in the peer's receive queue), so the reset loses none. */
+  int unread = -1, hfd;
+  HARNESS_WAIT((hfd = atomic_load(&m.fd)) >= 0 &&
+               ioctl(hfd, FIONREAD, &unread) == 0 && unread == 0);
   CHECK_OK(
       setsockopt(weft_stream_fileno(s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
   CHECK_OK(weft_stream_abort(s));
@@ -948,7 +990,10 @@ static void *server_close_main(void *arg) {
   return NULL;
 }
 
+static atomic_int serving; /* serve_forever_task is about to serve */
+
 static void *serve_forever_task(void *arg) {
+  atomic_store(&serving, 1);
   return (void *)(intptr_t)weft_server_serve_forever(arg);
 }
 
@@ -960,8 +1005,9 @@ static void *serve_forever_main(void *arg) {
   (void)arg;
   /* close() ends serve_forever() with 0. */
   srv = start(echo_handler, NULL, 0);
+  atomic_store(&serving, 0);
   CHECK_OK(weft_spawn(serve_forever_task, srv, &t));
-  CHECK_OK(weft_sleep(20));
+  HARNESS_WAIT_PARKED(serving);
   CHECK_EQ(weft_task_done(t), 0);
   CHECK_OK(weft_server_close(srv));
   CHECK_OK(weft_task_await(t, &res));
@@ -971,8 +1017,9 @@ static void *serve_forever_main(void *arg) {
   CHECK_OK(weft_server_free(srv));
   /* Cancelling serve_forever() closes the server, as in asyncio. */
   srv = start(echo_handler, NULL, 0);
+  atomic_store(&serving, 0);
   CHECK_OK(weft_spawn(serve_forever_task, srv, &t));
-  CHECK_OK(weft_sleep(20));
+  HARNESS_WAIT_PARKED(serving);
   CHECK_RC(weft_task_cancel(t), 1);
   CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
   weft_task_unref(t);

@@ -7,7 +7,13 @@
 
 static void *add_one(void *arg) { return (void *)((uintptr_t)arg + 1); }
 
+/* The tasks below that must not finish before the spawner has looked at
+ * them wait for this gate (polling it, so they suspend), then sleep: how
+ * long the spawner takes to look does not matter. */
+static atomic_int gate;
+
 static void *sleep_then_add_one(void *arg) {
+  HARNESS_WAIT(atomic_load(&gate));
   CHECK_OK(weft_sleep(20));
   return (void *)((uintptr_t)arg + 1);
 }
@@ -31,8 +37,10 @@ static void *spawn_await_main(void *arg) {
   weft_task_unref(t);
 
   /* A task that suspends before finishing. */
+  atomic_store(&gate, 0);
   CHECK_OK(weft_spawn(sleep_then_add_one, (void *)(uintptr_t)9, &u));
   CHECK_EQ(weft_task_done(u), 0);
+  atomic_store(&gate, 1);
   CHECK_OK(weft_task_await(u, &r));
   CHECK(r == (void *)(uintptr_t)10);
   CHECK_EQ(weft_task_done(u), 1);
@@ -116,8 +124,7 @@ static void *unref_main(void *arg) {
     CHECK_OK(weft_spawn(unref_child, NULL, &t));
     weft_task_unref(t);
   }
-  for (i = 0; i < 2000 && atomic_load(&unref_finished) < 10; i++)
-    CHECK_OK(weft_sleep(5));
+  HARNESS_WAIT(atomic_load(&unref_finished) == 10);
   CHECK_EQ(atomic_load(&unref_finished), 10);
   return NULL;
 }
@@ -146,12 +153,14 @@ static void *handles_main(void *arg) {
   int i;
 
   (void)arg;
+  atomic_store(&gate, 0);
   CHECK_OK(weft_spawn(sleep_then_add_one, (void *)(uintptr_t)99, &t));
   t2 = weft_task_ref(t);
   CHECK(t2 == t);
   /* Two tasks await t at the same time. */
   for (i = 0; i < 2; i++)
     CHECK_OK(weft_spawn(await_other, t, &a[i]));
+  atomic_store(&gate, 1);
   for (i = 0; i < 2; i++)
     CHECK_OK(weft_task_await(a[i], &r[i]));
   CHECK(r[0] == (void *)(uintptr_t)100);
@@ -176,12 +185,10 @@ static void test_refs_and_concurrent_awaiters(void **state) {
 static void *finished_main(void *arg) {
   weft_task_t *t;
   void *r = NULL;
-  int i;
 
   (void)arg;
   CHECK_OK(weft_spawn(add_one, (void *)(uintptr_t)1, &t));
-  for (i = 0; i < 1000 && weft_task_done(t) != 1; i++)
-    CHECK_OK(weft_sleep(1));
+  HARNESS_WAIT(weft_task_done(t) == 1);
   CHECK_EQ(weft_task_done(t), 1);
   CHECK_OK(weft_task_result(t, &r));
   CHECK(r == (void *)(uintptr_t)2);
@@ -627,6 +634,7 @@ static void test_local_inherited(void **state) {
 
 static void *fail_eio_after_sleep(void *arg) {
   (void)arg;
+  HARNESS_WAIT(atomic_load(&gate));
   CHECK_OK(weft_sleep(10));
   return weft_task_fail(WEFT_EIO);
 }
@@ -649,10 +657,12 @@ static void *result_main(void *arg) {
   void *r;
 
   (void)arg;
+  atomic_store(&gate, 0);
   CHECK_OK(weft_spawn(fail_eio_after_sleep, NULL, &t));
   r = (void *)(uintptr_t)0x9;
   CHECK_RC(weft_task_result(t, &r), WEFT_EAGAIN);
   CHECK_EQ(weft_task_done(t), 0);
+  atomic_store(&gate, 1);
   CHECK_RC(weft_task_await(t, &r), WEFT_EIO);
   CHECK(r == NULL);
   CHECK_EQ(weft_task_done(t), 1);
@@ -747,12 +757,7 @@ static void *max_tasks_main(void *arg) {
     weft_task_unref(t[i]);
   }
   /* Freed tasks make room again (freeing may lag a little). */
-  for (i = 0; i < 1000; i++) {
-    rc = weft_spawn(add_one, NULL, &t[0]);
-    if (rc != WEFT_ENOMEM)
-      break;
-    CHECK_OK(weft_sleep(1));
-  }
+  HARNESS_WAIT((rc = weft_spawn(add_one, NULL, &t[0])) != WEFT_ENOMEM);
   CHECK_OK(rc);
   if (rc == 0) {
     CHECK_OK(weft_task_await(t[0], NULL));

@@ -11,7 +11,7 @@
  */
 #include "harness.h"
 
-#define PROMPT_MS (2000.0 * HARNESS_SLOWDOWN)
+#define PROMPT_MS HARNESS_PROMPT_MS
 #define LONG_MS (600u * 1000u)
 
 /* A child: sleeps, then returns `result` or fails with `fail`. If its
@@ -23,13 +23,28 @@ typedef struct job {
   uintptr_t result;
   atomic_int rc;  /* what the sleep returned */
   atomic_int ran; /* the body started */
+  /* Ordering without timing: if started is set, the job adds 1 to it when
+   * it starts, and finished when its sleep ended; if gate is set, the job
+   * waits until *gate reaches gate_n before it sleeps (e.g. a job that
+   * fails waits until its siblings run, so that they are there to be
+   * cancelled however slow the machine is). */
+  atomic_int *started;
+  atomic_int *finished;
+  atomic_int *gate;
+  int gate_n;
 } job_t;
 
 static void *run_job(void *arg) {
   job_t *j = arg;
   atomic_store(&j->ran, 1);
+  if (j->started)
+    atomic_fetch_add(j->started, 1);
+  if (j->gate)
+    HARNESS_WAIT(atomic_load(j->gate) >= j->gate_n);
   int rc = weft_sleep(j->sleep_ms);
   atomic_store(&j->rc, rc);
+  if (j->finished)
+    atomic_fetch_add(j->finished, 1);
   if (rc == WEFT_ECANCELED && j->fail_on_cancel)
     return weft_task_fail(j->fail_on_cancel);
   if (rc != 0)
@@ -202,12 +217,19 @@ static void *first_failure_main(void *arg) {
   job_t jobs[4];
   weft_task_t *t[4];
   weft_taskgroup_t g;
+  atomic_int started;
   memset(jobs, 0, sizeof jobs);
+  atomic_init(&started, 0);
   jobs[0].sleep_ms = LONG_MS;
   jobs[1].sleep_ms = LONG_MS;
   jobs[2].sleep_ms = 20;
   jobs[2].fail = WEFT_EIO;
-  jobs[3].sleep_ms = 1; /* finishes well before: status 0 */
+  jobs[3].sleep_ms = 1; /* finishes before: status 0 */
+  /* The failing job waits until 0 and 1 sleep and 3 finished. */
+  jobs[0].started = jobs[1].started = &started;
+  jobs[3].finished = &started;
+  jobs[2].gate = &started;
+  jobs[2].gate_n = 3;
   CHECK_OK(weft_taskgroup_init(&g));
   for (int i = 0; i < 4; i++)
     CHECK_OK(weft_taskgroup_spawn(&g, run_job, &jobs[i], &t[i]));
@@ -253,11 +275,17 @@ static void *failure_while_waiting_main(void *arg) {
   (void)arg;
   job_t *jobs = jobs_new(40);
   weft_taskgroup_t g;
+  atomic_int started;
+  atomic_init(&started, 0);
   CHECK_OK(weft_taskgroup_init(&g));
-  /* More children than the sweep's stack buffer. */
+  /* More children than the sweep's stack buffer. The failing one waits
+   * until the 39 others run. */
   for (int i = 0; i < 40; i++) {
     jobs[i].sleep_ms = i == 17 ? 30 : LONG_MS;
     jobs[i].fail = i == 17 ? WEFT_ECONNRESET : 0;
+    jobs[i].started = i == 17 ? NULL : &started;
+    jobs[i].gate = i == 17 ? &started : NULL;
+    jobs[i].gate_n = 39;
     CHECK_OK(weft_taskgroup_spawn(&g, run_job, &jobs[i], NULL));
   }
   double t0 = harness_now_ms();
@@ -283,14 +311,20 @@ static void *failures_list_main(void *arg) {
   job_t jobs[5];
   weft_task_t *t[5];
   weft_taskgroup_t g;
+  atomic_int started;
   memset(jobs, 0, sizeof jobs);
+  atomic_init(&started, 0);
   jobs[0].sleep_ms = 10;
   jobs[0].fail = WEFT_EIO;
+  jobs[0].gate = &started; /* fails once the 4 others run */
+  jobs[0].gate_n = 4;
   for (int i = 1; i < 4; i++) {
     jobs[i].sleep_ms = LONG_MS;
     jobs[i].fail_on_cancel = WEFT_EPIPE; /* fails while being cancelled */
+    jobs[i].started = &started;
   }
   jobs[4].sleep_ms = LONG_MS; /* ends cancelled: not a failure */
+  jobs[4].started = &started;
   CHECK_OK(weft_taskgroup_init(&g));
   for (int i = 0; i < 5; i++)
     CHECK_OK(weft_taskgroup_spawn(&g, run_job, &jobs[i], &t[i]));
@@ -334,7 +368,7 @@ static void *cancelled_child_main(void *arg) {
   CHECK_OK(weft_taskgroup_init(&g));
   CHECK_OK(weft_taskgroup_spawn(&g, run_job, &jobs[0], &t));
   CHECK_OK(weft_taskgroup_spawn(&g, run_job, &jobs[1], NULL));
-  CHECK_OK(weft_sleep(5));
+  HARNESS_WAIT(atomic_load(&jobs[0].ran)); /* cancelled in its sleep */
   CHECK_EQ(weft_task_cancel(t), 1);
   CHECK_OK(weft_taskgroup_wait(&g));
   CHECK_RC(weft_task_result(t, NULL), WEFT_ECANCELED);
@@ -389,9 +423,11 @@ static void *owner_cancel_main(void *arg) {
   if (mode == 2)
     a.jobs[1].fail_on_cancel = WEFT_EPIPE;
   CHECK_OK(harness_spawn_pinned(owner_body, &a, 0, &t));
-  while (!atomic_load(&a.waiting))
-    CHECK_OK(weft_sleep(1));
-  CHECK_OK(weft_sleep(10));
+  /* The children run (their sleeps are what gets cancelled) and the owner
+   * is at its wait (or its sleep, mode 1); cancelled anyway if not. */
+  HARNESS_WAIT(atomic_load(&a.jobs[0].ran) && atomic_load(&a.jobs[1].ran) &&
+               atomic_load(&a.jobs[2].ran));
+  HARNESS_WAIT_PARKED(a.waiting);
   double t0 = harness_now_ms();
   CHECK_EQ(weft_task_cancel(t), 1);
   CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
@@ -433,6 +469,8 @@ static void *group_cancel_main(void *arg) {
     CHECK_OK(weft_taskgroup_spawn(&g, run_job, &jobs[i], NULL));
   }
   CHECK_OK(weft_yield());
+  HARNESS_WAIT(atomic_load(&jobs[0].ran) && atomic_load(&jobs[1].ran) &&
+               atomic_load(&jobs[2].ran));
   CHECK_OK(weft_taskgroup_cancel(&g));
   CHECK_OK(weft_taskgroup_cancel(&g));
   CHECK_RC(weft_taskgroup_spawn(&g, run_job, &jobs[0], NULL), WEFT_ESHUTDOWN);
@@ -503,6 +541,7 @@ typedef struct nest {
   int fail_inner;
   job_t jobs[4];
   atomic_int inner_rc;
+  atomic_int started; /* jobs 0 and 2 run */
 } nest_t;
 
 static void *inner_owner(void *arg) {
@@ -528,6 +567,10 @@ static void *nested_main(void *arg) {
   n.jobs[1].sleep_ms = fail ? 20 : LONG_MS;
   n.jobs[1].fail = fail ? WEFT_EIO : 0;
   n.jobs[2].sleep_ms = LONG_MS; /* a sibling of the inner owner */
+  /* Job 1 fails only once 0 and 2 run, so that they get cancelled. */
+  n.jobs[0].started = n.jobs[2].started = &n.started;
+  n.jobs[1].gate = &n.started;
+  n.jobs[1].gate_n = 2;
   CHECK_OK(weft_taskgroup_init(&g));
   CHECK_OK(weft_taskgroup_spawn(&g, inner_owner, &n, NULL));
   CHECK_OK(weft_taskgroup_spawn(&g, run_job, &n.jobs[2], NULL));
@@ -540,12 +583,8 @@ static void *nested_main(void *arg) {
     /* Cancelling the outer group reaches the inner children. Wait until
      * all have begun: one cancelled before its first run would never run
      * (task.h) and not record its rc. */
-    double until = harness_now_ms() + 10000.0 * HARNESS_SLOWDOWN;
-    while (!(atomic_load(&n.jobs[0].ran) && atomic_load(&n.jobs[1].ran) &&
-             atomic_load(&n.jobs[2].ran)) &&
-           harness_now_ms() < until)
-      CHECK_OK(weft_sleep(1));
-    CHECK(atomic_load(&n.jobs[0].ran) && atomic_load(&n.jobs[2].ran));
+    HARNESS_WAIT(atomic_load(&n.started) == 2 && atomic_load(&n.jobs[0].ran) &&
+                 atomic_load(&n.jobs[1].ran) && atomic_load(&n.jobs[2].ran));
     t0 = harness_now_ms();
     CHECK_OK(weft_taskgroup_cancel(&g));
     CHECK_OK(weft_taskgroup_wait(&g));
@@ -576,12 +615,18 @@ static void *timeout_scope_main(void *arg) {
   weft_taskgroup_t g;
   weft_timeout_t scope;
   memset(jobs, 0, sizeof jobs);
+  atomic_int finished;
+  atomic_init(&finished, 0);
   jobs[0].sleep_ms = LONG_MS;
   jobs[1].sleep_ms = 5;
-  CHECK_OK(weft_timeout_enter(&scope, 50));
+  jobs[1].finished = &finished;
   CHECK_OK(weft_taskgroup_init(&g));
   CHECK_OK(weft_taskgroup_spawn(&g, run_job, &jobs[0], NULL));
   CHECK_OK(weft_taskgroup_spawn(&g, run_job, &jobs[1], NULL));
+  /* Job 1 finished and job 0 sleeps before the scope starts, so that the
+   * outcome does not depend on how fast they start. */
+  HARNESS_WAIT(atomic_load(&finished) == 1 && atomic_load(&jobs[0].ran));
+  CHECK_OK(weft_timeout_enter(&scope, 50));
   double t0 = harness_now_ms();
   int rc = weft_taskgroup_wait(&g);
   CHECK_RC(rc, WEFT_ECANCELED);
@@ -712,8 +757,7 @@ static void *stress_main(void *arg) {
     int cancel = harness_rand_range(&seed, 0, 2) == 0;
     if (cancel) {
       if (k % 2)
-        while (!atomic_load(&r.started))
-          CHECK_OK(weft_yield());
+        HARNESS_WAIT(atomic_load(&r.started));
       harness_spin_us((double)(k % 16));
       weft_task_cancel(o);
     }

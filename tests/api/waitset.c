@@ -9,19 +9,24 @@
  */
 #include "harness.h"
 
-#define PROMPT_MS (2000.0 * HARNESS_SLOWDOWN)
+#define PROMPT_MS HARNESS_PROMPT_MS
 #define LONG_MS (600u * 1000u)
 
 typedef struct job {
   uint64_t sleep_ms;
   int fail;
   atomic_int rc;
+  atomic_int finished; /* its sleep ended */
+  atomic_int *gate;    /* if set, it waits for *gate != 0 before sleeping */
 } job_t;
 
 static void *run_job(void *arg) {
   job_t *j = arg;
+  if (j->gate)
+    HARNESS_WAIT(atomic_load(j->gate) != 0);
   int rc = weft_sleep(j->sleep_ms);
   atomic_store(&j->rc, rc);
+  atomic_store(&j->finished, 1);
   if (rc != 0)
     return NULL;
   return j->fail ? weft_task_fail(j->fail) : (void *)(uintptr_t)1;
@@ -70,6 +75,7 @@ static void *modes_main(void *arg) {
   jobs[0].sleep_ms = 5;
   jobs[1].sleep_ms = 40;
   jobs[1].fail = WEFT_EIO;
+  jobs[1].gate = &jobs[0].finished; /* fails after the success */
   jobs[2].sleep_ms = LONG_MS;
   spawn_jobs(jobs, t, 3);
   t0 = harness_now_ms();
@@ -126,13 +132,20 @@ static void *timeout_main(void *arg) {
   job_t jobs[2];
   weft_task_t *t[2];
   int done[2] = {-1, -1};
+  atomic_int go;
   memset(jobs, 0, sizeof jobs);
+  atomic_init(&go, 0);
   jobs[0].sleep_ms = 10;
+  jobs[0].gate = &go; /* not done before the look below */
   jobs[1].sleep_ms = LONG_MS;
   spawn_jobs(jobs, t, 2);
   /* timeout 0: look only. */
   CHECK_EQ(weft_wait(t, 2, WEFT_ALL_COMPLETED, 0, done), 0);
   CHECK(done[0] == 0 && done[1] == 0);
+  /* Then the timeout passes with job 0 done (however slowly it gets
+   * there) and job 1 still sleeping. */
+  atomic_store(&go, 1);
+  HARNESS_WAIT(weft_task_done(t[0]));
   double t0 = harness_now_ms();
   CHECK_EQ(weft_wait(t, 2, WEFT_ALL_COMPLETED, 60, done), 1);
   double el = harness_now_ms() - t0;
@@ -151,8 +164,8 @@ static void *timeout_main(void *arg) {
   CHECK_OK(weft_spawn(run_job, &jobs[0], &u));
   weft_task_t *two[2] = {t[1], u};
   t0 = harness_now_ms();
-  CHECK_EQ(weft_wait(two, 2, WEFT_FIRST_COMPLETED, 5000, done), 1);
-  CHECK(harness_now_ms() - t0 < 5000.0);
+  CHECK_EQ(weft_wait(two, 2, WEFT_FIRST_COMPLETED, 600000, done), 1);
+  CHECK(harness_now_ms() - t0 < 10.0 + PROMPT_MS);
   CHECK(done[0] == 0 && done[1] == 1);
   weft_task_unref(u);
   finish_all(t, 2);
@@ -198,13 +211,11 @@ static void *cancel_main(void *arg) {
   w.n = 3;
   weft_task_t *wt;
   CHECK_OK(harness_spawn_pinned(waiter_body, &w, 0, &wt));
-  while (!atomic_load(&w.started))
-    CHECK_OK(weft_sleep(1));
+  HARNESS_WAIT(atomic_load(&w.started));
   /* Cancel once the short job has finished (a fixed sleep raced with it
    * on a loaded machine), so done[] must show exactly that one. */
-  while (!weft_task_done(t[0]))
-    CHECK_OK(weft_sleep(1));
-  CHECK_OK(weft_sleep(2));
+  HARNESS_WAIT(weft_task_done(t[0]));
+  harness_settle();
   double t0 = harness_now_ms();
   CHECK_EQ(weft_task_cancel(wt), 1);
   CHECK_RC(weft_task_await(wt, NULL), WEFT_ECANCELED);
@@ -384,23 +395,30 @@ static void *ac_timeout_main(void *arg) {
   (void)arg;
   job_t jobs[3];
   weft_task_t *t[3];
+  /* The two short jobs must finish inside the timeout: wait until they
+   * run, and give the timeout room for a stalled worker. */
+  const uint64_t timeout = 80 * HARNESS_SLOWDOWN;
+  atomic_int go;
   memset(jobs, 0, sizeof jobs);
+  atomic_init(&go, 0);
   jobs[0].sleep_ms = LONG_MS;
   jobs[1].sleep_ms = 10;
   jobs[2].sleep_ms = 20;
+  jobs[1].gate = jobs[2].gate = &go;
   spawn_jobs(jobs, t, 3);
   weft_as_completed_t it;
   weft_task_t *got = NULL;
   double t0 = harness_now_ms();
-  CHECK_OK(weft_as_completed_init(&it, t, 3, 80));
+  CHECK_OK(weft_as_completed_init(&it, t, 3, timeout));
+  atomic_store(&go, 1);
   CHECK_OK(weft_as_completed_next(&it, &got));
   CHECK(got == t[1] || got == t[2]);
   CHECK_OK(weft_as_completed_next(&it, &got));
   CHECK(got == t[1] || got == t[2]);
   CHECK_RC(weft_as_completed_next(&it, &got), WEFT_ETIMEDOUT);
   double el = harness_now_ms() - t0;
-  CHECK(el >= 79.0);
-  CHECK(el < 80.0 + PROMPT_MS);
+  CHECK(el >= timeout - 1.0);
+  CHECK(el < timeout + PROMPT_MS);
   CHECK_RC(weft_as_completed_next(&it, &got), WEFT_ETIMEDOUT); /* sticky */
   CHECK_EQ(weft_task_done(t[0]), 0); /* not cancelled */
   CHECK_EQ(weft_task_cancelling(), 0);
@@ -446,16 +464,18 @@ static void *ac_cancel_main(void *arg) {
   ac_cancel_t a;
   memset(jobs, 0, sizeof jobs);
   memset(&a, 0, sizeof a);
+  atomic_int go;
+  atomic_init(&go, 0);
   jobs[0].sleep_ms = LONG_MS;
   jobs[1].sleep_ms = 150;
+  jobs[1].gate = &go; /* completes only after the cancellation */
   spawn_jobs(jobs, t, 2);
   a.t = t;
   weft_task_t *w;
   CHECK_OK(harness_spawn_pinned(ac_cancel_body, &a, 0, &w));
-  while (!atomic_load(&a.phase))
-    CHECK_OK(weft_sleep(1));
-  CHECK_OK(weft_sleep(5));
+  HARNESS_WAIT_PARKED(a.phase);
   CHECK_EQ(weft_task_cancel(w), 1);
+  atomic_store(&go, 1);
   CHECK_OK(weft_task_await(w, NULL));
   CHECK_RC(atomic_load(&a.rc1), WEFT_ECANCELED);
   CHECK_OK(atomic_load(&a.rc2));
@@ -623,8 +643,7 @@ static void *stress_main(void *arg) {
     weft_task_t *w;
     CHECK_OK(harness_spawn_pinned(round_waiter, &r, k % 2, &w));
     if (harness_rand_range(&seed, 0, 3) == 0) {
-      while (!atomic_load(&r.started))
-        CHECK_OK(weft_yield());
+      HARNESS_WAIT(atomic_load(&r.started));
       harness_spin_us((double)(k % 64));
       weft_task_cancel(w);
     }

@@ -57,7 +57,6 @@ static void *sleeper(void *arg) {
 }
 
 static void *sleepers_main(void *arg) {
-  double deadline = harness_now_ms() + 60000.0 * HARNESS_SLOWDOWN;
   void *item = NULL;
   long i;
 
@@ -65,8 +64,8 @@ static void *sleepers_main(void *arg) {
   CHECK_OK(weft_queue_new(0, &sl.done));
   for (i = 0; i < N_SLEEPERS; i++)
     CHECK_OK(weft_spawn(sleeper, (void *)(uintptr_t)(i * 7919 + 1), NULL));
-  while (atomic_load(&sl.started) < N_SLEEPERS && harness_now_ms() < deadline)
-    CHECK_OK(weft_sleep(5));
+  HARNESS_WAIT_UNTIL(atomic_load(&sl.started) >= N_SLEEPERS,
+                     60000.0 * HARNESS_SLOWDOWN);
   CHECK_EQ(atomic_load(&sl.started), N_SLEEPERS);
   CHECK_EQ(atomic_load(&sl.finished), 0);
   atomic_store(&sl.all_started, 1);

@@ -220,8 +220,8 @@ static void *exhaust_main(void *arg) {
     if (rc != 0)
       break;
     /* Let it start (and hold its stack) or fail. */
-    while (!weft_task_done(tasks[n]) && atomic_load(&ex.started) == before)
-      CHECK_OK(weft_sleep(1));
+    HARNESS_WAIT(weft_task_done(tasks[n]) ||
+                 atomic_load(&ex.started) != before);
     if (weft_task_done(tasks[n])) {
       CHECK_RC(weft_task_result(tasks[n], NULL), WEFT_ENOMEM);
       ex.saw_enomem = 1;
@@ -303,6 +303,16 @@ static void *limit_blocker(void *arg) {
   return NULL;
 }
 
+/* The index of the first finished task of t[0..n-1], or -1. */
+static int first_done(weft_task_t **t, int n) {
+  int i;
+
+  for (i = 0; i < n; i++)
+    if (t[i] && weft_task_done(t[i]) == 1)
+      return i;
+  return -1;
+}
+
 static void *limit_main(void *arg) {
   weft_task_t *t[MAX_TASKS] = {NULL};
   weft_task_t *extra = NULL;
@@ -329,12 +339,9 @@ static void *limit_main(void *arg) {
 
   /* Let one blocker finish (whichever got the item). */
   CHECK_OK(weft_queue_try_put(limit_q, NULL));
-  while (done < 0) {
-    CHECK_OK(weft_sleep(1));
-    for (i = 0; i < n && done < 0; i++)
-      if (weft_task_done(t[i]) == 1)
-        done = i;
-  }
+  HARNESS_WAIT((done = first_done(t, n)) >= 0);
+  if (done < 0)
+    return NULL; /* the CHECK failure says why; shutdown ends the rest */
   /* A finished task still counts while a handle holds its record... */
   CHECK_RC(weft_spawn(limit_blocker, NULL, &extra), WEFT_ENOMEM);
   /* ...and no longer once the last reference is dropped. */
@@ -366,8 +373,7 @@ static void *limit_main(void *arg) {
     CHECK_OK(weft_queue_put(limit_q, NULL));
   /* Let the detached blockers finish before main returns (shutdown would
    * cancel them). */
-  while (atomic_load(&limit_finished) < n + 1 + MAX_TASKS - 1)
-    CHECK_OK(weft_sleep(1));
+  HARNESS_WAIT(atomic_load(&limit_finished) >= n + 1 + MAX_TASKS - 1);
   return NULL;
 }
 
