@@ -43,6 +43,14 @@ typedef struct weft_runtime weft_runtime_t;
 #define WEFT__FAIR_TICKS 61u
 /* Consecutive LIFO-slot runs before queued tasks get a turn. */
 #define WEFT__LIFO_MAX 3u
+/* The LIFO slot's bound (worker.c, "LIFO slot protocol"): a task in the slot
+ * of a worker that has resumed no task for WEFT__SLOT_STUCK_US may be taken
+ * by a searching worker; one parked worker (the watcher) wakes every
+ * WEFT__SLOT_WATCH_MS while another worker is busy to look; a searcher
+ * looks at the slots at most once per WEFT__SLOT_CHECK_US. */
+#define WEFT__SLOT_STUCK_US 500u
+#define WEFT__SLOT_WATCH_MS 1u
+#define WEFT__SLOT_CHECK_US 200u
 /* Immediately-completing operations before a task is made to yield. */
 #define WEFT__COOP_BUDGET 128u
 
@@ -218,7 +226,13 @@ struct weft__worker {
   atomic_int parked;                  /* 1 while on the idle stack */
   uv_async_t async;                   /* the one wake-up handle; only
                                          uv_async_send from other threads */
-  weft__counters_t stats;             /* written by the owner (relaxed) */
+  weft__counters_t stats;             /* written by the owner (relaxed),
+                                         except WEFT__C_WAKEUPS: by wakers
+                                         (weft__count_shared) */
+  /* A thief's last look at this worker's LIFO slot: the low 32 bits of
+   * stats.v[WEFT__C_RUN] << 32 | the time in microseconds (low 32 bits).
+   * Written by thieves only (relaxed, a heuristic: worker.c). */
+  _Atomic uint64_t slot_seen;
   /* Shutdown accounting (runtime.c): monotonic, owner-written. */
   atomic_uint_fast64_t spawned;       /* tasks created by this worker */
   atomic_uint_fast64_t finished;      /* tasks that completed on it */
@@ -242,7 +256,13 @@ struct weft__worker {
                                          that could not switch to it
                                          directly: the scheduler runs it
                                          next (worker.c) */
-  weft_task_t *lifo;                  /* LIFO slot */
+  /* LIFO slot: filled and emptied by the owner, taken by a thief only
+   * when the owner is stuck in one task (worker.c, "LIFO slot protocol"). */
+  _Atomic(weft_task_t *) lifo;
+  uv_timer_t watch_timer;             /* armed while parked as the slot
+                                         watcher (idle.h step 7) */
+  uint64_t slot_check_us;             /* when this worker last looked at
+                                         the others' slots (worker.c) */
   /* Tasks routed to this worker (route == this worker: an I/O operation
    * or a timer homed here, a pin) that are ready: no other worker may run
    * them, so they bypass the stealable ring (worker.c). FIFO via ->next. */
@@ -538,11 +558,20 @@ uint64_t weft__foreign_spawned(weft_runtime_t *rt);
 void weft__foreign_destroy(weft_runtime_t *rt);
 
 static inline void weft__count(weft__worker_t *w, int which) {
-  /* relaxed: a statistic; only this worker writes it. */
+  /* relaxed: a statistic; only this worker writes it (a load and a store,
+   * no read-modify-write, is enough with one writer). */
   atomic_store_explicit(
       &w->stats.v[which],
       atomic_load_explicit(&w->stats.v[which], memory_order_relaxed) + 1,
       memory_order_relaxed);
+}
+
+/* Count on w from another thread: a counter that several threads write
+ * (WEFT__C_WAKEUPS: every waker counts the wake it sends). */
+static inline void weft__count_shared(weft__worker_t *w, int which) {
+  /* relaxed: a statistic, but with several writers an increment must be a
+   * read-modify-write, or two concurrent ones lose one. */
+  atomic_fetch_add_explicit(&w->stats.v[which], 1, memory_order_relaxed);
 }
 
 #endif /* WEFT_CORE_H */

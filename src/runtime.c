@@ -158,6 +158,8 @@ static int worker_open(weft__worker_t *w) {
   uv_timer_init(&w->loop, &w->trim_timer); /* cannot fail */
   w->trim_timer.data = w;
   w->trim_runs = UINT64_MAX; /* not trimming yet */
+  uv_timer_init(&w->loop, &w->watch_timer); /* cannot fail */
+  w->watch_timer.data = w;
   weft__timers_init(w);
 #if defined(WEFT_SANITIZE_THREAD)
   w->tsan_sched = __tsan_get_current_fiber();
@@ -213,6 +215,7 @@ static void worker_close(weft__worker_t *w) {
   weft__io_worker_close(w); /* streams the program did not free */
   uv_close((uv_handle_t *)&w->timer, close_cb);
   uv_close((uv_handle_t *)&w->trim_timer, close_cb);
+  uv_close((uv_handle_t *)&w->watch_timer, close_cb);
   uv_close((uv_handle_t *)&w->async, close_cb);
   /* Pool work still out (io/offload.c step 5) is waited for, up to the
    * grace period; past it, the loop is left behind, never closed. */

@@ -16,6 +16,7 @@ int weft__idle_init(weft__idle_t *idle, unsigned nworkers) {
     return -1;
   }
   atomic_init(&idle->state, nworkers * WEFT__IDLE_UNPARKED_ONE);
+  atomic_init(&idle->watching, 0);
   pthread_mutex_init(&idle->mu, NULL);
   return 0;
 }
@@ -82,10 +83,34 @@ int weft__idle_unpark_self(weft__idle_t *idle, unsigned index) {
   return notified;
 }
 
+int weft__idle_try_watch(weft__idle_t *idle) {
+  /* seq_cst: after the caller's seq_cst park RMW, so that it and a slot
+   * filler's reads are in one total order (step 7). */
+  unsigned s = atomic_load_explicit(&idle->state, memory_order_seq_cst);
+  if (weft__idle_unparked(s) == 0)
+    return 0; /* everybody is parked: no slot holds a task */
+  unsigned expected = 0;
+  /* seq_cst: the filler reads `watching` in the same total order. */
+  return atomic_compare_exchange_strong_explicit(
+      &idle->watching, &expected, 1, memory_order_seq_cst,
+      memory_order_seq_cst);
+}
+
+void weft__idle_unwatch(weft__idle_t *idle) {
+  /* seq_cst: a filler that reads 0 after this looks at `state` and wakes a
+   * parked worker if nobody searches (step 7). */
+  atomic_store_explicit(&idle->watching, 0, memory_order_seq_cst);
+}
+
 int weft__idle_pick_to_notify(weft__idle_t *idle, int force) {
-  /* seq_cst: a cheap test before the lock; re-checked under it. A forced
-   * notify (work pushed from outside the runtime) uses an RMW so that the
-   * push before it is ordered before this read, as a fence would. */
+  /* seq_cst: a cheap test before the lock; re-checked under it. An ordinary
+   * notify follows a seq_cst store of the pusher's ring tail
+   * (weft__runq_try_push_owner_sc), so this load and that store are in the
+   * total order with the last searcher's park RMW and its seq_cst re-check
+   * of the rings: one side sees the other (step 4). A forced notify (work
+   * pushed from outside the runtime, through the inject queue's mutex, not
+   * a seq_cst store) uses an RMW instead, so that the push before it is
+   * ordered before this read, as a fence would. */
   unsigned s = force ? atomic_fetch_add_explicit(&idle->state, 0,
                                                  memory_order_seq_cst)
                      : atomic_load_explicit(&idle->state, memory_order_seq_cst);

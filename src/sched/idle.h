@@ -28,6 +28,26 @@
  *  6. On waking, a worker takes itself off the stack if nobody did: if a
  *     notifier removed it, it was counted as searching (2, 3); otherwise it
  *     woke for its own timers or I/O and is counted as merely unparked.
+ *  7. The slot watcher (the LIFO slot's bound, worker.c). A task in a busy
+ *     worker's LIFO slot wakes nobody (a wake per slot fill would cost
+ *     ping_pong a system call per message), so one parked worker watches
+ *     instead: a worker that parks while another worker is unparked takes
+ *     the `watching` flag if nobody holds it (CAS 0 -> 1, after its park
+ *     transition: it reads UNPARKED seq_cst after its seq_cst park RMW) and
+ *     parks with a timer of WEFT__SLOT_WATCH_MS; when the timer wakes it, it
+ *     drops the flag and searches (which looks at the slots) before parking
+ *     again. A worker that fills its empty slot reads `watching` and then
+ *     `state` (both seq_cst) and, if nobody watches, somebody is parked and
+ *     nobody searches, notifies (step 2). Both sides' reads follow a seq_cst
+ *     RMW on `state` (the parker's park transition; the filler's last unpark,
+ *     its own or its notifier's, which happens before it runs): either the
+ *     filler reads the parker parked (and wakes a worker, which parks again
+ *     as the watcher), or the parker reads the filler unparked (and
+ *     watches). A searcher seen by the filler either parks later (and
+ *     watches) or finds work and, as the last searcher, wakes one more
+ *     (step 3), which does the same. So while a worker with a filled slot
+ *     runs, some parked worker wakes every WEFT__SLOT_WATCH_MS, unless no
+ *     worker is parked (then the first to park watches).
  */
 #ifndef WEFT_IDLE_H
 #define WEFT_IDLE_H
@@ -37,6 +57,8 @@
 
 typedef struct weft__idle {
   atomic_uint state;     /* SEARCHING | UNPARKED << 16 */
+  atomic_uint watching;  /* 1 while a parked worker watches the LIFO
+                            slots (step 7) */
   pthread_mutex_t mu;    /* guards sleepers, nsleepers, listed */
   unsigned *sleepers;    /* stack of parked worker indices */
   unsigned char *listed; /* listed[i]: worker i is on the stack */
@@ -70,6 +92,26 @@ int weft__idle_unpark_self(weft__idle_t *idle, unsigned index);
  * to skip the "nobody searching" condition (work pushed from outside the
  * runtime must not wait for a searcher that may already have looked). */
 int weft__idle_pick_to_notify(weft__idle_t *idle, int force);
+
+/* Protocol step 7, after weft__idle_park: returns 1 if the caller is now
+ * the watcher (it must then park with a timer and call weft__idle_unwatch
+ * when it wakes). */
+int weft__idle_try_watch(weft__idle_t *idle);
+void weft__idle_unwatch(weft__idle_t *idle);
+
+/* Protocol step 7, after filling an empty LIFO slot: returns 1 if the
+ * caller should notify (nobody watches, somebody is parked, nobody
+ * searches). Two seq_cst loads, no write: cheap enough for every fill. */
+static inline int weft__idle_slot_needs_watcher(weft__idle_t *idle) {
+  /* seq_cst: ordered after the caller's last unpark RMW on `state` (step 7's
+   * pairing with weft__idle_try_watch). */
+  if (atomic_load_explicit(&idle->watching, memory_order_seq_cst))
+    return 0;
+  /* seq_cst: as above. */
+  unsigned s = atomic_load_explicit(&idle->state, memory_order_seq_cst);
+  return weft__idle_unparked(s) < idle->nworkers &&
+         weft__idle_searching(s) == 0;
+}
 
 /* Take worker `index` off the stack if it is parked (counted as unparked and
  * searching, as after a notify). Returns 1 if it was parked and the caller

@@ -23,8 +23,15 @@ int weft__runq_push_overflow(weft__runq_t *q, struct weft_task *t,
   uint32_t steal = weft__runq_steal_of(h), real = weft__runq_real_of(h);
   /* relaxed: owner-written. */
   uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
-  if (steal != real)
-    return -1; /* a thief is copying out; it frees room when done */
+  if (steal != real) {
+    /* A thief is copying out [STEAL, REAL): it frees room when done, but it
+     * may have been preempted mid-copy, and waiting for it would stall the
+     * owner (and every task queued behind it). t alone goes to the inject
+     * queue instead, where any worker takes it. */
+    t->next = NULL;
+    weft__inject_push_batch(inj, t, t, 1);
+    return 0;
+  }
   if (tail - real < half)
     return -1; /* not full any more: pops made room (only the owner pops
                   here, so this cannot happen, but stay correct) */
@@ -33,7 +40,7 @@ int weft__runq_push_overflow(weft__runq_t *q, struct weft_task *t,
   if (!atomic_compare_exchange_strong_explicit(&q->head, &h, nh,
                                                memory_order_acq_rel,
                                                memory_order_acquire))
-    return -1; /* a thief took tasks: there is room now */
+    return -1; /* a thief claimed tasks since: there is room now */
   /* Link the claimed tasks, oldest first, then t, into one batch. */
   struct weft_task *first = q->buf[real & WEFT__RUNQ_MASK];
   struct weft_task *prev = first;

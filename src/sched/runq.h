@@ -17,10 +17,16 @@
  *
  * Protocol:
  *  1. push (owner): if tail - STEAL < CAP, write slot[tail], then store
- *     tail + 1 with release. Otherwise overflow: claim CAP/2 tasks by moving
- *     both STEAL and REAL forward with one CAS (fails while a thief is
- *     active: retry the push, the thief is making room) and hand them with
- *     the new task to the global inject queue as one batch.
+ *     tail + 1 with release (seq_cst when the owner will then look for a
+ *     parked worker to wake: see weft__runq_try_push_owner_sc). Otherwise
+ *     overflow: claim CAP/2 tasks by moving both STEAL and REAL forward with
+ *     one CAS and hand them with the new task to the global inject queue as
+ *     one batch. While a thief is active (STEAL != REAL) the claim cannot be
+ *     made; the new task alone goes to the inject queue instead (as tokio
+ *     does): the owner never waits for a thief, which may have been
+ *     preempted mid-copy. A CAS that fails because a thief claimed tasks
+ *     meanwhile is retried once more: the push then finds room, or the
+ *     thief's claim, and so ends without waiting either way.
  *  2. pop (owner or thief): CAS REAL forward by one (and STEAL with it when no
  *     steal is in progress). The slot is read before the CAS; the CAS decides
  *     whether that read is ours.
@@ -78,10 +84,10 @@ static inline int weft__runq_is_empty(weft__runq_t *q) {
   return weft__runq_len(q) == 0;
 }
 
-/* Owner only. Returns 1 if the task was queued, 0 if the ring is full (the
- * caller then calls weft__runq_push_overflow). */
-static inline int weft__runq_try_push_owner(weft__runq_t *q,
-                                            struct weft_task *t) {
+/* Owner only: protocol step 1 without the overflow, storing tail with
+ * tail_order. Use one of the two wrappers below. */
+static inline int weft__runq_try_push_mo(weft__runq_t *q, struct weft_task *t,
+                                         memory_order tail_order) {
   /* relaxed: only the owner writes tail. */
   uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
   /* acquire: pairs with a thief's release of STEAL, so its copy-out of the
@@ -90,9 +96,45 @@ static inline int weft__runq_try_push_owner(weft__runq_t *q,
   if (tail - weft__runq_steal_of(h) >= WEFT_RUNQ_CAPACITY)
     return 0;
   q->buf[tail & WEFT__RUNQ_MASK] = t;
-  /* release: publishes the slot write to consumers that acquire tail. */
-  atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
+  /* tail_order (release or seq_cst): publishes the slot write to consumers
+   * that acquire tail; see the two callers below. */
+  atomic_store_explicit(&q->tail, tail + 1, tail_order);
   return 1;
+}
+
+/* Owner only. Returns 1 if the task was queued, 0 if the ring is full (the
+ * caller then calls weft__runq_push_overflow). */
+static inline int weft__runq_try_push_owner(weft__runq_t *q,
+                                            struct weft_task *t) {
+  /* release: publishing the slot is all a consumer needs. */
+  return weft__runq_try_push_mo(q, t, memory_order_release);
+}
+
+/* As weft__runq_try_push_owner, for a push after which the owner reads the
+ * idle state to decide whether to wake a worker (idle.h step 2). The store
+ * of tail is seq_cst so that it and that read are both in the single total
+ * order with the last searcher's park transition and its seq_cst re-check
+ * of the rings (idle.h step 4): either the pusher's read sees the searcher
+ * parked (and wakes one), or the searcher's re-check sees the new tail.
+ * With a release store, the store could still sit in the pusher's store
+ * buffer when its read of the idle state is done (a StoreLoad reordering
+ * that x86 allows), and both sides could miss each other. A seq_cst store
+ * costs an xchg on x86 on the owner's own line; tokio instead makes the
+ * read an RMW (fetch_add(0)) on the shared idle word, which every pushing
+ * worker would then write. */
+static inline int weft__runq_try_push_owner_sc(weft__runq_t *q,
+                                               struct weft_task *t) {
+  return weft__runq_try_push_mo(q, t, memory_order_seq_cst);
+}
+
+/* Whether q holds no task, read for the last searcher's re-check before it
+ * parks (idle.h step 4): seq_cst, the other half of the pairing described at
+ * weft__runq_try_push_owner_sc. */
+static inline int weft__runq_is_empty_sc(weft__runq_t *q) {
+  /* seq_cst: see above; head with it (a pop only makes the ring emptier). */
+  uint64_t h = atomic_load_explicit(&q->head, memory_order_seq_cst);
+  uint32_t t = atomic_load_explicit(&q->tail, memory_order_seq_cst);
+  return t == weft__runq_real_of(h);
 }
 
 /* Owner only: pop the oldest task, or NULL if empty. */
@@ -118,8 +160,11 @@ static inline struct weft_task *weft__runq_pop_owner(weft__runq_t *q) {
   }
 }
 
-/* Owner only: q is full; move half of it plus t to the inject queue. Returns
- * 0 if done, -1 if a thief is active (retry weft__runq_try_push_owner). */
+/* Owner only: q is full; move half of it plus t to the inject queue, or t
+ * alone while a thief is copying out of q (it frees room when done, but the
+ * owner does not wait for it). Returns 0 if t was pushed, -1 if a thief
+ * claimed tasks since q was found full (retry weft__runq_try_push_owner:
+ * the retry finds room, or the claim in progress and so ends here). */
 struct weft__inject;
 int weft__runq_push_overflow(weft__runq_t *q, struct weft_task *t,
                              struct weft__inject *inj);

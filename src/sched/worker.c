@@ -13,9 +13,50 @@
  *     take; the two take turns when both have tasks).
  *  3. Out of local work: the inbox, then a batch from the inject queue, then
  *     (if at most half of the workers already search) steal half of another
- *     worker's ring, visiting all from a random start (idle.h protocol).
+ *     worker's ring, visiting all from a random start (idle.h protocol),
+ *     then the task in the LIFO slot of a worker stuck in one task (LIFO
+ *     slot protocol below).
  *  4. Nothing found: park in uv_run(UV_RUN_ONCE) until a timer, I/O, or a
- *     uv_async_send from a waker (idle.h steps 4-6).
+ *     uv_async_send from a waker (idle.h steps 4-6), or, as the slot
+ *     watcher, WEFT__SLOT_WATCH_MS (idle.h step 7).
+ *
+ * LIFO slot protocol (`lifo`: one task pointer; the owner fills and empties
+ * it, any other worker may take its task when the owner is stuck):
+ *  - Fill (owner, from the running task): an empty slot gets a release
+ *    store, since only the owner ever stores a task there and a thief only
+ *    CASes a task out, so nobody else can change an empty slot; release
+ *    publishes the task's record to a thief's acquire CAS. A full slot is
+ *    swapped (acq_rel exchange): the exchange decides against a thief's CAS
+ *    whether the displaced task is still ours (NULL: a thief has it). No
+ *    wake-up per fill (ping_pong would pay an eventfd write per message):
+ *    the owner only makes sure that a parked worker watches (idle.h step
+ *    7), which costs two seq_cst loads of lines that rarely change.
+ *  - Take (owner, next_local): a relaxed load, and if it holds a task, a
+ *    relaxed exchange with NULL. Relaxed: the record was written by the
+ *    owner itself; the RMW alone decides against a thief's CAS, and an RMW
+ *    is only paid when the slot is full.
+ *  - Steal (a searching worker, steal_slot; never in deterministic mode,
+ *    which has no slot and one worker): only when the thief found nothing
+ *    in any ring nor the inject queue (as Go steals runnext last), at most
+ *    once per WEFT__SLOT_CHECK_US per thief, and only when the owner is
+ *    stuck: its run counter (stats, WEFT__C_RUN, bumped at every
+ *    resumption) has not moved for WEFT__SLOT_STUCK_US while its slot held
+ *    a task. The thief records what it saw in the owner's `slot_seen`
+ *    (runs, time; relaxed: a heuristic, a stale pair only delays or hastens
+ *    a steal by one look, and the CAS keeps it exact); a later look that
+ *    finds the same run count WEFT__SLOT_STUCK_US later takes the task with
+ *    a CAS (acquire: pairs with the fill's release). So an owner that keeps
+ *    resuming tasks (ping_pong: a fill and a take every message) never
+ *    loses its slot, and a task that the owner would run within 0.5 ms is
+ *    left to it, like Go's wait before it steals runnext. (Tokio makes its
+ *    slot unstealable and lets it starve behind a task that does not
+ *    yield.)
+ *  - The bound: a task in the slot of a worker that runs one task without
+ *    suspending runs elsewhere within about 2 x WEFT__SLOT_WATCH_MS (two
+ *    looks by the watcher, the first to see the run count, the second to
+ *    take the task) after the owner last resumed a task, plus the time the
+ *    OS takes to wake the watcher, if any worker is idle (docs/design.md
+ *    §3). With every worker busy it runs when one of them runs out of work.
  *
  * Inbox protocol (MPSC, tasks only): producers push with a seq_cst CAS on
  * `inbox`; the owner takes the whole stack with an acquire exchange and
@@ -70,7 +111,9 @@ static void foreign_wake_hook(weft_runtime_t *rt) {
 /* Waking workers                                                            */
 
 static void send_wake(weft__worker_t *w) {
-  weft__count(w, WEFT__C_WAKEUPS);
+  /* Counted by the waker on the woken worker: several wakers may count at
+   * once, so a read-modify-write (weft__count is owner-only). */
+  weft__count_shared(w, WEFT__C_WAKEUPS);
   uv_async_send(&w->async);
 }
 
@@ -111,10 +154,19 @@ void weft__worker_inbox_push(weft__worker_t *w, weft_task_t *t) {
     weft__worker_unpark(w);
 }
 
-static void ring_push(weft__worker_t *w, weft_task_t *t) {
-  while (!weft__runq_try_push_owner(&w->runq, t)) {
+/* Push t on the own ring or, when it is full, to the inject queue (with
+ * half of the ring, or alone while a thief copies out: runq.h step 1, so
+ * this never waits for a thief). sc: the caller then reads the idle state
+ * to decide whether to wake a worker (weft__runq_try_push_owner_sc). */
+static void ring_push(weft__worker_t *w, weft_task_t *t, int sc) {
+  for (;;) {
+    if (sc ? weft__runq_try_push_owner_sc(&w->runq, t)
+           : weft__runq_try_push_owner(&w->runq, t))
+      return;
+    /* -1: a thief claimed tasks since the ring was found full; the retry
+     * finds room or that claim in progress. */
     if (weft__runq_push_overflow(&w->runq, t, &w->rt->inject) == 0)
-      break;
+      return;
   }
 }
 
@@ -149,7 +201,7 @@ static void runq_push(weft__worker_t *w, weft_task_t *t) {
   if (routed_here(w, t))
     own_push(w, t);
   else
-    ring_push(w, t);
+    ring_push(w, t, 0);
 }
 
 /* Queue t locally and get help if somebody is parked and nobody searches
@@ -160,9 +212,38 @@ static void runq_push_notify(weft__worker_t *w, weft_task_t *t) {
     own_push(w, t);
     return;
   }
-  ring_push(w, t);
+  ring_push(w, t, 1);
   if (!w->searching)
     notify_one(w->rt, 0);
+}
+
+/* Put t in the LIFO slot (protocol above); returns the task it displaced,
+ * if any. */
+static weft_task_t *slot_fill(weft__worker_t *w, weft_task_t *t) {
+  /* relaxed: only the owner stores a task in the slot. */
+  weft_task_t *prev = atomic_load_explicit(&w->lifo, memory_order_relaxed);
+  if (prev)
+    /* acq_rel: release publishes t; the exchange decides against a thief's
+     * CAS whether prev is still ours. */
+    prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
+  else
+    /* release: publishes t's record to a thief's acquire CAS; an empty slot
+     * is changed by nobody else. */
+    atomic_store_explicit(&w->lifo, t, memory_order_release);
+  if (!prev && w->rt->nworkers > 1 &&
+      weft__idle_slot_needs_watcher(&w->rt->idle))
+    notify_one(w->rt, 0); /* the woken worker parks again as the watcher */
+  return prev;
+}
+
+/* Take the task in the own LIFO slot, or NULL (protocol above). */
+static inline weft_task_t *slot_take(weft__worker_t *w) {
+  /* relaxed: a test before paying for the exchange. */
+  if (!atomic_load_explicit(&w->lifo, memory_order_relaxed))
+    return NULL;
+  /* relaxed: the owner wrote the record itself; the RMW decides against a
+   * thief's CAS. */
+  return atomic_exchange_explicit(&w->lifo, NULL, memory_order_relaxed);
 }
 
 void weft__sched_schedule(weft_task_t *t, int from_task) {
@@ -180,8 +261,7 @@ void weft__sched_schedule(weft_task_t *t, int from_task) {
     return;
   }
   if (from_task && w->current && !rt->cfg.disable_lifo) {
-    weft_task_t *prev = w->lifo;
-    w->lifo = t;
+    weft_task_t *prev = slot_fill(w, t);
     if (!prev)
       return;
     t = prev; /* the displaced task goes to the back of the ring */
@@ -266,6 +346,48 @@ static weft_task_t *steal(weft__worker_t *w) {
   return NULL;
 }
 
+/* Take the task in the LIFO slot of a worker stuck in one task (protocol
+ * above). Called by a searcher that found nothing else. */
+static weft_task_t *steal_slot(weft__worker_t *w) {
+  weft_runtime_t *rt = w->rt;
+  if (rt->cfg.disable_lifo)
+    return NULL;
+  uint64_t now = uv_hrtime() / 1000u;
+  if (now - w->slot_check_us < WEFT__SLOT_CHECK_US)
+    return NULL;
+  w->slot_check_us = now;
+  for (unsigned i = 1; i < rt->nworkers; i++) {
+    weft__worker_t *v = &rt->workers[(w->index + i) % rt->nworkers];
+    /* relaxed: a hint; the CAS below decides. */
+    weft_task_t *t = atomic_load_explicit(&v->lifo, memory_order_relaxed);
+    if (!t)
+      continue;
+    /* relaxed: the owner's progress, a hint. */
+    uint32_t runs = (uint32_t)atomic_load_explicit(
+        &v->stats.v[WEFT__C_RUN], memory_order_relaxed);
+    /* relaxed: a heuristic shared by thieves (protocol above). */
+    uint64_t seen = atomic_load_explicit(&v->slot_seen, memory_order_relaxed);
+    if ((uint32_t)(seen >> 32) != runs) {
+      /* relaxed: as above. */
+      atomic_store_explicit(&v->slot_seen,
+                            (uint64_t)runs << 32 | (uint32_t)now,
+                            memory_order_relaxed);
+      continue;
+    }
+    if ((uint32_t)now - (uint32_t)seen < WEFT__SLOT_STUCK_US)
+      continue;
+    /* acquire: pairs with the owner's release fill: t's record is seen. */
+    if (atomic_compare_exchange_strong_explicit(&v->lifo, &t, NULL,
+                                                memory_order_acquire,
+                                                memory_order_relaxed)) {
+      weft__count(w, WEFT__C_STEALS);
+      weft__count(w, WEFT__C_STOLEN);
+      return t;
+    }
+  }
+  return NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Polling and the run loop                                                  */
 
@@ -330,9 +452,8 @@ static inline __attribute__((always_inline)) weft_task_t *
 next_local(weft__worker_t *w) {
   if (w->round_left == 0)
     fair_poll(w);
-  weft_task_t *t = w->lifo;
+  weft_task_t *t = slot_take(w);
   if (t) {
-    w->lifo = NULL;
     if (w->lifo_streak < WEFT__LIFO_MAX ||
         (!w->own_head && weft__runq_is_empty(&w->runq))) {
       w->lifo_streak++;
@@ -365,6 +486,8 @@ static weft_task_t *search(weft__worker_t *w) {
   t = steal(w);
   if (!t)
     t = inject_take(w, WEFT_RUNQ_CAPACITY / 2);
+  if (!t)
+    t = steal_slot(w); /* last, as Go steals runnext */
   return t;
 }
 
@@ -376,11 +499,13 @@ static void leave_search(weft__worker_t *w) {
     notify_one(w->rt, 0);
 }
 
+/* The last searcher's re-check before it parks (idle.h step 4). The rings
+ * are read seq_cst: the other half of weft__runq_try_push_owner_sc. */
 static int work_anywhere(weft_runtime_t *rt) {
   if (!weft__inject_is_empty(&rt->inject))
     return 1;
   for (unsigned i = 0; i < rt->nworkers; i++)
-    if (!weft__runq_is_empty(&rt->workers[i].runq))
+    if (!weft__runq_is_empty_sc(&rt->workers[i].runq))
       return 1;
   return 0;
 }
@@ -413,6 +538,10 @@ static void trim_arm(weft__worker_t *w) {
   uv_timer_start(&w->trim_timer, on_trim_timer, delay, 0);
 }
 
+static void on_watch_timer(uv_timer_t *h) {
+  (void)h; /* waking is the point: the loop searches, looking at slots */
+}
+
 static void park(weft__worker_t *w) {
   weft_runtime_t *rt = w->rt;
   if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
@@ -425,6 +554,9 @@ static void park(weft__worker_t *w) {
   w->searching = 0;
   if (last && work_anywhere(rt))
     notify_one(rt, 0);
+  /* idle.h step 7: parking while another worker runs, watch its slot. */
+  int watch = rt->nworkers > 1 && !rt->cfg.disable_lifo &&
+              weft__idle_try_watch(&rt->idle);
   /* seq_cst: ordered after the store of `parked` (Dekker with inbox push). */
   int skip = atomic_load_explicit(&w->inbox, memory_order_seq_cst) != NULL ||
              !weft__inject_is_empty(&rt->inject) || runtime_stopping(rt) ||
@@ -432,10 +564,20 @@ static void park(weft__worker_t *w) {
               atomic_load_explicit(&rt->shutdown, memory_order_relaxed));
   if (!skip) {
     weft__count(w, WEFT__C_PARKS);
+    /* The loop's clock was last read at its last run, perhaps long ago: a
+     * timer started from it could be due already, fire at the start of
+     * uv_run and leave it blocking with no timer at all (libuv runs due
+     * timers before it polls). */
+    uv_update_time(&w->loop);
     trim_arm(w);
+    if (watch)
+      uv_timer_start(&w->watch_timer, on_watch_timer, WEFT__SLOT_WATCH_MS, 0);
     uv_run(&w->loop, UV_RUN_ONCE);
     uv_timer_stop(&w->trim_timer);
+    uv_timer_stop(&w->watch_timer);
   }
+  if (watch)
+    weft__idle_unwatch(&rt->idle);
   w->searching = weft__idle_unpark_self(&rt->idle, w->index);
   atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
   w->poll_epoch += w->rt->nworkers; /* see yield_mark() */

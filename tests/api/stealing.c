@@ -1,7 +1,9 @@
 /*
  * stealing: with 2 workers, CPU-bound tasks spawned by one task are spread
  * over both workers by work stealing, and weft_worker_stats() shows it:
- * stolen > 0 in total and tasks_run > 0 on each worker.
+ * stolen > 0 in total and tasks_run > 0 on each worker. And a task in the
+ * LIFO slot of a worker that computes without suspending is taken by the
+ * idle worker (issue 11, defect 5).
  */
 #include "harness.h"
 
@@ -137,10 +139,93 @@ static void test_either_worker_is_stolen_from(void **state) {
   run_in_weft(pinned_steal_main, &s, 2);
 }
 
+/* Issue 11, defect 5: a task in the LIFO slot of a worker that then
+ * computes without suspending is run by the idle worker (docs/design.md §3,
+ * "the LIFO slot's bound"), not after the computation. The parent, pinned
+ * to worker 0, spawns a child (which goes to worker 0's slot) and spins
+ * until the child has run, up to SLOT_SPIN_MS: the child can only run on
+ * worker 1, by taking it from the slot. Before the fix it ran only after the
+ * parent's spin. */
+#define SLOT_SPIN_MS 3000.0
+
+typedef struct slot_starve {
+  atomic_int child_ran;
+  atomic_int child_worker;
+  atomic_int ran_during_spin; /* seen by the spinning parent */
+  double waited_ms;           /* spawn to the child's run, as the parent saw */
+} slot_starve_t;
+
+static void *slot_child(void *arg) {
+  slot_starve_t *s = arg;
+
+  atomic_store(&s->child_worker, weft_worker_index());
+  atomic_store(&s->child_ran, 1);
+  return NULL;
+}
+
+static void *slot_parent(void *arg) {
+  slot_starve_t *s = arg;
+  weft_task_t *c;
+  double t0, now;
+
+  CHECK_EQ(weft_worker_index(), 0);
+  CHECK_OK(weft_spawn(slot_child, s, &c));
+  /* No suspension point from here to the end of the spin. */
+  t0 = harness_now_ms();
+  do {
+    now = harness_now_ms();
+    if (atomic_load(&s->child_ran)) {
+      atomic_store(&s->ran_during_spin, 1);
+      break;
+    }
+  } while (now - t0 < SLOT_SPIN_MS);
+  s->waited_ms = now - t0;
+  CHECK_OK(weft_task_await(c, NULL));
+  weft_task_unref(c);
+  return NULL;
+}
+
+static void *slot_main(void *arg) {
+  slot_starve_t *s = arg;
+  weft_spawn_opts_t opts;
+  weft_task_t *p;
+  int round;
+
+  weft_spawn_opts_init(&opts);
+  opts.pin = 0;
+  /* Several rounds: the slot is taken each time, not once by luck. */
+  for (round = 0; round < 5; round++) {
+    atomic_store(&s->child_ran, 0);
+    atomic_store(&s->child_worker, -1);
+    atomic_store(&s->ran_during_spin, 0);
+    CHECK_OK(weft_spawn_ex(&opts, slot_parent, s, &p));
+    CHECK_OK(weft_task_await(p, NULL));
+    weft_task_unref(p);
+    CHECK_EQ(atomic_load(&s->ran_during_spin), 1);
+    /* Worker 0 was spinning: only worker 1 can have run it. */
+    CHECK_EQ(atomic_load(&s->child_worker), 1);
+    print_message("round %d: the child ran %.1f ms after the spin began\n",
+                  round, s->waited_ms);
+    if (!atomic_load(&s->ran_during_spin))
+      break;
+  }
+  return NULL;
+}
+
+static void test_lifo_slot_taken_from_busy_worker(void **state) {
+  slot_starve_t s;
+
+  (void)state;
+  memset(&s, 0, sizeof s);
+  run_in_weft(slot_main, &s, 2);
+  assert_int_equal(atomic_load(&s.ran_during_spin), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_busy_tasks_are_stolen),
       cmocka_unit_test(test_either_worker_is_stolen_from),
+      cmocka_unit_test(test_lifo_slot_taken_from_busy_worker),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,11 +5,13 @@
  * through `next`, so the tests queue records of a static array and identify
  * each by its index. The single-threaded tests check the protocol steps of
  * runq.h one by one (FIFO order, capacity, overflow into the inject queue,
- * steal-half, a steal in progress) and the index arithmetic, with the indices
+ * steal-half, a steal in progress, overflow during a steal) and the index
+ * arithmetic, with the indices
  * started near UINT32_MAX so that they wrap; the concurrent test lets an
  * owner push and pop while thieves steal from it and from one another, and
  * checks that every task is taken exactly once (ThreadSanitizer checks the
- * orderings in the TSan build).
+ * orderings in the TSan build). Last, the worker counter that several
+ * threads write (wakeups) loses no increment.
  */
 #include "harness.h"
 
@@ -278,7 +280,8 @@ static void test_steal_dst_full(void **state) {
 }
 
 /* While a thief copies out [STEAL, REAL), another thief is refused, the
- * owner pops past the range but cannot overwrite it, and overflow waits. */
+ * owner pops past the range but cannot overwrite it, and overflow sends the
+ * new task alone to the inject queue. */
 static void test_steal_in_progress(void **state) {
   uint32_t moved = 7, i;
   uint64_t h;
@@ -305,9 +308,17 @@ static void test_steal_in_progress(void **state) {
     push_ok(&ring_a, i);
   assert_int_equal(weft__runq_len(&ring_a), CAP - 3);
   assert_int_equal(weft__runq_try_push_owner(&ring_a, rec(CAP)), 0);
-  /* Overflow refuses while the thief is active. */
-  assert_int_equal(weft__runq_push_overflow(&ring_a, rec(CAP), &inject), -1);
-  assert_true(weft__inject_is_empty(&inject));
+  /* Overflow while the thief is active: only the new task moves. */
+  {
+    const uint64_t want[1] = {CAP};
+
+    assert_int_equal(weft__runq_push_overflow(&ring_a, rec(CAP), &inject), 0);
+    inject_expect(want, 1);
+  }
+  h = atomic_load(&ring_a.head);
+  assert_int_equal(weft__runq_steal_of(h), 0);
+  assert_int_equal(weft__runq_real_of(h), 3);
+  assert_int_equal(weft__runq_len(&ring_a), CAP - 3);
   /* The claimed slots were not overwritten. */
   assert_ptr_equal(ring_a.buf[0], rec(0));
   assert_ptr_equal(ring_a.buf[1], rec(1));
@@ -319,6 +330,61 @@ static void test_steal_in_progress(void **state) {
   assert_non_null(weft__runq_steal_into(&ring_a, &ring_b, &moved));
   assert_int_equal(moved, HALF - 1);
   assert_no_steal_in_progress(&ring_a);
+}
+
+/* The worker's push (worker.c ring_push): try the ring, else overflow,
+ * until one of them takes the task. Returns the number of rounds, or -1 if
+ * it had not ended after `cap` rounds (the loop once spun here). */
+static int push_like_worker(weft__runq_t *q, weft_task_t *t, int cap) {
+  int rounds;
+
+  for (rounds = 1; rounds <= cap; rounds++) {
+    if (weft__runq_try_push_owner(q, t) ||
+        weft__runq_push_overflow(q, t, &inject) == 0)
+      return rounds;
+  }
+  return -1;
+}
+
+/* Issue 11: a full ring whose thief has claimed slots and not finished
+ * copying them out (preempted, say) used to make the owner's push spin
+ * until the thief came back. Now the push ends at once, the new task in the
+ * inject queue, and the claimed slots stay as they are for the thief. */
+static void test_overflow_while_stealing(void **state) {
+  const uint64_t want[1] = {CAP + 7};
+  uint64_t h;
+  uint32_t i;
+
+  (void)state;
+  for (i = 0; i < CAP; i++)
+    push_ok(&ring_a, i);
+  /* A thief claimed the oldest half and has not released it. */
+  set_indices(&ring_a, 0, HALF, CAP);
+  assert_int_equal(push_like_worker(&ring_a, rec(CAP + 7), 1000), 1);
+  inject_expect(want, 1);
+  h = atomic_load(&ring_a.head);
+  assert_int_equal(weft__runq_steal_of(h), 0);
+  assert_int_equal(weft__runq_real_of(h), HALF);
+  assert_int_equal(atomic_load(&ring_a.tail), CAP);
+  for (i = 0; i < HALF; i++)
+    assert_ptr_equal(ring_a.buf[i], rec(i));
+  /* The owner keeps going: it pops past the claim (which frees no slot
+   * while the claim lasts) and overflows again without waiting. */
+  pop_expect(&ring_a, HALF);
+  {
+    const uint64_t want2[1] = {CAP + 8};
+
+    assert_int_equal(push_like_worker(&ring_a, rec(CAP + 8), 1000), 1);
+    inject_expect(want2, 1);
+  }
+  /* The thief finishes: STEAL catches up with REAL, and there is room. */
+  set_indices(&ring_a, HALF + 1, HALF + 1, CAP);
+  assert_int_equal(push_like_worker(&ring_a, rec(CAP + 9), 1000), 1);
+  assert_true(weft__inject_is_empty(&inject));
+  for (i = HALF + 1; i < CAP; i++)
+    pop_expect(&ring_a, i);
+  pop_expect(&ring_a, CAP + 9);
+  pop_expect_empty(&ring_a);
 }
 
 /* ---- index wrap-around against a model -------------------------------- */
@@ -646,6 +712,44 @@ static void test_concurrent(void **state) {
   free(conc.taken);
 }
 
+/* ---- the wakeups counter: several writers ----------------------------- */
+
+/* weft__count is owner-only (a relaxed load and store); the wakeups counter
+ * is counted by every thread that wakes the worker, so it uses
+ * weft__count_shared (issue 11). Several threads counting at once lose no
+ * increment. */
+#define COUNT_THREADS 4
+#define COUNT_EACH HARNESS_SIZE(1000000, 100000, 200000)
+
+static weft__worker_t count_worker;
+static atomic_int count_ready;
+
+static void *count_thread(void *arg) {
+  long i;
+
+  (void)arg;
+  /* Start together, so that the increments overlap. */
+  atomic_fetch_add(&count_ready, 1);
+  while (atomic_load(&count_ready) < COUNT_THREADS)
+    sched_yield();
+  for (i = 0; i < COUNT_EACH; i++)
+    weft__count_shared(&count_worker, WEFT__C_WAKEUPS);
+  return NULL;
+}
+
+static void test_shared_counter(void **state) {
+  pthread_t th[COUNT_THREADS];
+  unsigned k;
+
+  (void)state;
+  for (k = 0; k < COUNT_THREADS; k++)
+    assert_int_equal(pthread_create(&th[k], NULL, count_thread, NULL), 0);
+  for (k = 0; k < COUNT_THREADS; k++)
+    assert_int_equal(pthread_join(th[k], NULL), 0);
+  assert_int_equal(atomic_load(&count_worker.stats.v[WEFT__C_WAKEUPS]),
+                   (uint64_t)COUNT_THREADS * COUNT_EACH);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_fifo, setup, teardown),
@@ -654,9 +758,12 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_steal_half, setup, teardown),
       cmocka_unit_test_setup_teardown(test_steal_dst_full, setup, teardown),
       cmocka_unit_test_setup_teardown(test_steal_in_progress, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_overflow_while_stealing, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_wrap_ring, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wrap_u32, setup, teardown),
       cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+      cmocka_unit_test(test_shared_counter),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
