@@ -154,6 +154,7 @@ struct weft_task {
   weft__stack_t *stack;   /* NULL until the task first runs */
   weft_task_fn fn;        /* body */
   void *arg;              /* its argument */
+  void (*discard)(void *arg); /* called if the body never runs (task.c) */
   void *result;           /* its return value */
   int status;             /* set by weft_task_fail, 0 otherwise */
   void *local;            /* task-local storage slot */

@@ -357,6 +357,7 @@ static int wait_in_task(weft_future_t *f, weft_task_t *self, int64_t timeout_ms,
   wt.task = self;
   atomic_init(&wt.fired, 0);
   wt.item = NULL;
+  wt.cancellable = 0; /* a completion wakes every waiter (none is passed by) */
   weft__spin_lock(&f->lock);
   if (is_done(f)) {
     weft__spin_unlock(&f->lock);

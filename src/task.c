@@ -321,6 +321,7 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
   t->is_main = 0;
   t->is_foreign = 0;
   t->always_start = 0;
+  t->discard = NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -536,6 +537,11 @@ void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
     t->status = WEFT_ECANCELED;
   if (t->status != 0)
     t->result = NULL;
+  /* The body never ran (cancelled before its first run, or no stack): the
+   * spawner's discard releases what arg owns, before COMPLETE makes the
+   * outcome visible (weft_spawn_opts_t). */
+  if (WEFT__UNLIKELY(!t->started) && t->discard)
+    t->discard(t->arg);
 
 
   /* acq_rel: result and status are published with COMPLETE; acquire sees
@@ -598,6 +604,7 @@ static int spawn(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
   }
   task_init(t, rt, fn, arg, out ? 2u : 1u);
   t->always_start = (uint8_t)always_start;
+  t->discard = opts ? opts->discard : NULL;
   t->local = w->current->local; /* contextvars: a copy of the parent's */
   uint64_t seq = atomic_load_explicit(&w->spawned, memory_order_relaxed);
   t->id = seq * rt->nworkers + w->index + 1;
@@ -711,6 +718,7 @@ static int join_link(weft_task_t *t, weft__waiter_t *wt, weft_task_t *self) {
   wt->task = self;
   atomic_init(&wt->fired, 0);
   wt->item = NULL;
+  wt->cancellable = 0; /* a completion wakes every joiner (none is passed by) */
   weft__spin_lock(&t->joinq_lock);
   /* acq_rel: announces the waiter to the completer, and acquires result and
    * status if COMPLETE is already set (task_state.h, JOINED). */

@@ -72,6 +72,7 @@ typedef struct entry {
   group_t *g;         /* its group */
   weft_task_fn fn;    /* the child's body */
   void *arg;          /* its argument */
+  void (*discard)(void *arg); /* the spawner's, for a child that never runs */
   int linked;         /* jw is (or was) linked: written by the spawner
                          before the entry is on children, then owner-only */
   int failed;         /* on errors; guarded by the lock */
@@ -189,6 +190,13 @@ static void on_failure(group_t *g, entry_t *e, int status) {
     weft_task_cancel(g->owner);
 }
 
+/* A child that never ran (weft_spawn_opts_t.discard): the entry outlives
+ * the call, as the owner reaps it only after the child completed. */
+static void entry_discard(void *arg) {
+  entry_t *e = arg;
+  e->discard(e->arg);
+}
+
 static void *child_main(void *arg) {
   entry_t *e = arg;
   void *result = e->fn(e->arg);
@@ -301,8 +309,17 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, const weft_spawn_opts_t *opts,
   e->status = 0;
   e->linked = 0;
   e->task = NULL;
+  e->discard = opts ? opts->discard : NULL;
+  weft_spawn_opts_t o;
+  if (opts)
+    o = *opts;
+  else
+    weft_spawn_opts_init(&o);
+  /* The record's argument is the entry: its discard hands the spawner's
+   * discard the spawner's own argument. */
+  o.discard = e->discard ? entry_discard : NULL;
   weft_task_t *t = NULL;
-  int rc = weft_spawn_ex(opts, child_main, e, &t);
+  int rc = weft_spawn_ex(&o, child_main, e, &t);
   if (rc == 0 && out)
     *out = weft_task_ref(t);
 

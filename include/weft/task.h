@@ -74,6 +74,15 @@ typedef struct weft_spawn_opts {
   /* Pin the task to worker `pin` (0-based) for its whole life: it is never
    * stolen and always resumes there. -1 (the default) = not pinned. */
   int pin;
+  /* Called as discard(arg), exactly once, if the task ends without its body
+   * having run: cancelled before its first run (weft_task_cancel(), a task
+   * group, the runtime's shutdown), or no stack could be had (WEFT_ENOMEM).
+   * So a task whose `arg` owns memory or resources releases them even when
+   * it never starts. It runs on a worker thread, outside any task, before
+   * the task's completion is visible to its awaiters: it must not suspend
+   * (weft calls that need a task return WEFT_ENOTTASK there). Never called
+   * once the body has started. NULL (the default) = nothing. */
+  void (*discard)(void *arg);
 } weft_spawn_opts_t;
 
 /* Fill opts with the defaults. Never fails. */
@@ -92,9 +101,8 @@ WEFT_EXTERN void weft_spawn_opts_init(weft_spawn_opts_t *opts);
  * task cancelled before it first runs (weft_task_cancel(), a task group, the
  * runtime's shutdown) never runs either, as asyncio never starts such a
  * coroutine: it ends with status WEFT_ECANCELED and gets no stack. A body
- * that never runs releases nothing: whatever `arg` owns must then be
- * released by whoever learns the status (the awaiter), or outlive the
- * runtime. */
+ * that never runs releases nothing: give weft_spawn_ex() a `discard`
+ * function (weft_spawn_opts_t) to release what `arg` owns in that case. */
 WEFT_EXTERN int weft_spawn(weft_task_fn fn, void *arg, weft_task_t **out);
 
 /* weft_spawn() with options (opts NULL = defaults). Extra error: WEFT_EINVAL
