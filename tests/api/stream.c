@@ -846,11 +846,21 @@ static void *cancel_drain_main(void *arg) {
   srv = start(sink_handler, &g, 0);
   s = connect_to(srv);
   CHECK_OK(weft_stream_set_write_buffer_limits(s, 4096, 1024));
-  /* Fill the socket buffers until the writer pauses. */
+  /* A send buffer of fixed size: the kernel's autotuning would otherwise
+   * grow it (up to tcp_wmem's maximum, megabytes) while the test runs and
+   * absorb what the writer queued, ending the drains early. The peer never
+   * reads, so its receive window does not grow either. */
+  {
+    int fd = weft_stream_fileno(s), sz = 16384;
+    CHECK(fd >= 0);
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz), 0);
+  }
+  /* Fill the socket buffers until the writer pauses with far more queued
+   * than the kernel can still take. */
   for (i = 0; i < 1000 && !paused; i++) {
     CHECK_OK(weft_stream_write(s, chunk, sizeof chunk));
     CHECK_OK(weft_stream_get_write_buffer_size(s, &before));
-    paused = before > 4096;
+    paused = before > 4 * CHUNK;
   }
   CHECK(paused);
   for (i = 0; i < 3; i++) {
@@ -863,6 +873,8 @@ static void *cancel_drain_main(void *arg) {
     HARNESS_WAIT_PARKED(d[i].started);
   for (i = 0; i < 3; i++)
     CHECK_EQ(weft_task_done(t[i]), 0);
+  /* What is queued now stays queued: the kernel's buffers are full. */
+  CHECK_OK(weft_stream_get_write_buffer_size(s, &before));
   CHECK_RC(weft_task_cancel(t[0]), 1);
   CHECK_RC(weft_task_await(t[0], NULL), WEFT_ECANCELED);
   CHECK_RC(d[0].rc, WEFT_ECANCELED);
