@@ -568,6 +568,24 @@ static inline void harness_race_cancel(int i, weft_task_t *t,
   }
 }
 
+/* Spawn fn(arg), whose body sets *started right before its one suspending
+ * call, and return its handle once it did, still unfinished. For the
+ * deterministic-mode tests (one worker) of a waiter passed by: a task that
+ * has started runs into its wait before the spawner runs again, so the
+ * window between the wait and the spawner's next step is certain. */
+static inline weft_task_t *harness_spawn_waiting(weft_task_fn fn, void *arg,
+                                                 atomic_int *started) {
+  weft_task_t *t = NULL;
+
+  atomic_store(started, 0);
+  CHECK_OK(weft_spawn(fn, arg, &t));
+  for (int i = 0; i < 100000 && !atomic_load(started); i++)
+    CHECK_OK(weft_yield());
+  CHECK(atomic_load(started));
+  CHECK(t != NULL && weft_task_done(t) == 0);
+  return t;
+}
+
 /* Run fn(arg) as a task pinned to worker 0 and await it (a race driver). */
 static inline void harness_run_on_worker0(weft_task_fn fn, void *arg) {
   weft_task_t *t;

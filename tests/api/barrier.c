@@ -314,15 +314,8 @@ static void *cb_wait(void *arg) {
 }
 
 static weft_task_t *cb_spawn_waiting(cb_waiter_t *w) {
-  weft_task_t *t = NULL;
-
-  atomic_init(&w->started, 0);
   w->rc = 1;
-  CHECK_OK(weft_spawn(cb_wait, w, &t));
-  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
-    CHECK_OK(weft_yield());
-  CHECK(atomic_load(&w->started));
-  return t;
+  return harness_spawn_waiting(cb_wait, w, &w->started);
 }
 
 static void *cancelled_waiter_main(void *arg) {

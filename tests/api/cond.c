@@ -437,17 +437,9 @@ static void *cc_wait(void *arg) {
 }
 
 static weft_task_t *cc_spawn_waiting(cc_waiter_t *w) {
-  weft_task_t *t = NULL;
-
-  atomic_init(&w->started, 0);
   atomic_init(&w->done, 0);
   w->rc = 1;
-  CHECK_OK(weft_spawn(cc_wait, w, &t));
-  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
-    CHECK_OK(weft_yield());
-  CHECK(atomic_load(&w->started));
-  CHECK_EQ(weft_task_done(t), 0);
-  return t;
+  return harness_spawn_waiting(cc_wait, w, &w->started);
 }
 
 static void *cancelled_waiter_main(void *arg) {

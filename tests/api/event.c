@@ -259,16 +259,8 @@ static void *ce_wait(void *arg) {
 }
 
 static weft_task_t *ce_spawn_waiting(ce_waiter_t *w) {
-  weft_task_t *t = NULL;
-
-  atomic_init(&w->started, 0);
   w->rc = 1;
-  CHECK_OK(weft_spawn(ce_wait, w, &t));
-  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
-    CHECK_OK(weft_yield());
-  CHECK(atomic_load(&w->started));
-  CHECK_EQ(weft_task_done(t), 0);
-  return t;
+  return harness_spawn_waiting(ce_wait, w, &w->started);
 }
 
 static void *cancelled_waiter_main(void *arg) {

@@ -464,16 +464,8 @@ static void *cq_put(void *arg) {
 /* Spawn fn(w) and let it reach its wait: with one worker, once it started
  * it runs into the wait before this task runs again. */
 static weft_task_t *cq_spawn_waiting(weft_task_fn fn, cq_waiter_t *w) {
-  weft_task_t *t = NULL;
-
-  atomic_init(&w->started, 0);
   w->rc = 1;
-  CHECK_OK(weft_spawn(fn, w, &t));
-  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
-    CHECK_OK(weft_yield());
-  CHECK(atomic_load(&w->started));
-  CHECK_EQ(weft_task_done(t), 0);
-  return t;
+  return harness_spawn_waiting(fn, w, &w->started);
 }
 
 static void *cancelled_waiter_main(void *arg) {

@@ -363,16 +363,8 @@ static void *cs_acquire(void *arg) {
 }
 
 static weft_task_t *cs_spawn_waiting(cs_waiter_t *w) {
-  weft_task_t *t = NULL;
-
-  atomic_init(&w->started, 0);
   w->rc = 1;
-  CHECK_OK(weft_spawn(cs_acquire, w, &t));
-  for (int i = 0; i < 100000 && !atomic_load(&w->started); i++)
-    CHECK_OK(weft_yield());
-  CHECK(atomic_load(&w->started));
-  CHECK_EQ(weft_task_done(t), 0);
-  return t;
+  return harness_spawn_waiting(cs_acquire, w, &w->started);
 }
 
 static void cancelled_waiter_on(weft_semaphore_t *s) {
