@@ -1,7 +1,7 @@
 /*
  * weft benchmarks: the helpers every workload shares.
  *
- * Each workload of the shared benchmark specification (bench-spec.md) lives
+ * Each workload (defined in bench/README.md) lives
  * in its own file and exposes one entry point, bench_<workload>(workers),
  * which runs the workload under weft_run() with that many workers, prints
  * exactly one RESULT line on success and returns the process exit status (0
@@ -52,8 +52,9 @@ int bench_run(const char *workload, unsigned workers, weft_task_fn main_fn,
 _Noreturn void bench_die(const char *workload, const char *what, int err);
 
 /*
- * A completion latch: the stand-in for the event the spec's workloads signal
- * ("the last one signals completion"), built from what weft has today. Tasks
+ * A completion latch: the stand-in for the event several workloads signal
+ * ("the last one signals completion", bench/README.md), written before weft
+ * had weft_event_t and kept so that figures stay comparable. Tasks
  * arrive by incrementing an atomic counter; the one whose increment reaches
  * the target puts one item on an unbounded weft_queue_t, which the waiting
  * task takes with weft_queue_get() (parked, not polling).

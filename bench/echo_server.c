@@ -1,12 +1,12 @@
 /*
- * echo_server (bench-spec.md): a TCP echo server written the way a user
+ * echo_server (bench/README.md): a TCP echo server written the way a user
  * would write it with weft's streams: a handler task per connection reads up
  * to 64 KiB and writes back what it read (then drains, as asyncio code
  * awaits writer.drain()), until end of stream.
  *
  *   weft-bench echo_server WORKERS PORT
  *
- * Load it with ../shared/bench/serve-cost echo (see bench/README.md).
+ * Load it as bench/README.md, "Server workloads", describes.
  */
 #include "bench.h"
 

@@ -4,7 +4,8 @@
  * first spawn to the last completion, sink = xor % 1000 (the same on every
  * runtime, a check that the work was done).
  *
- * weft has no mutex yet, so the lock is a pthread_mutex_t. That is safe here
+ * The lock is a pthread_mutex_t, written before weft had weft_lock_t and
+ * kept so that figures stay comparable (bench/README.md). That is safe here
  * only because it is held for the xor alone, never across a suspension point
  * (a task holding a thread lock while parked could deadlock its worker).
  */

@@ -1,5 +1,5 @@
 /*
- * http_server (bench-spec.md): an HTTP/1.1 keep-alive server answering every
+ * http_server (bench/README.md): an HTTP/1.1 keep-alive server answering every
  * request with 200, Content-Type: text/plain and the body "Hello, World!".
  * Requests are parsed by a real parser, Node's http_parser (Debian's
  * libhttp-parser-dev; llhttp is not packaged in Debian 12): one parser per
@@ -10,7 +10,7 @@
  *
  *   weft-bench http_server WORKERS PORT
  *
- * Load it with ../shared/bench/serve-cost http (wrk -t1 -c100 -d5s).
+ * Load it with wrk -t1 -c100 -d5s (bench/README.md, "Server workloads").
  */
 #include "bench.h"
 

@@ -4,12 +4,13 @@
  * release them and wait for all. Metric: bytes_per_task =
  * (rss_parked - rss_before) / tasks.
  *
- * weft has no event yet: the tasks block in weft_queue_get() on one
- * unbounded queue (a parked getter is exactly a task blocked on an event),
- * and are released by putting one item per task. A task counts itself as
- * blocked just before its get; the main task polls that count with
- * weft_sleep(1), and the 200 ms wait that follows covers the few
- * instructions between the count and the park.
+ * The tasks block in weft_queue_get() on one unbounded queue (a parked
+ * getter is exactly a task blocked on an event), a stand-in written before
+ * weft had weft_event_t and kept so that figures stay comparable
+ * (bench/README.md), and are released by putting one item per task. A
+ * task counts itself as blocked just before its get; the main task polls
+ * that count with weft_sleep(1), and the 200 ms wait that follows covers
+ * the few instructions between the count and the park.
  */
 #include "bench.h"
 

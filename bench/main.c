@@ -1,6 +1,6 @@
 /*
- * weft-bench WORKLOAD WORKERS [PORT]: the benchmark program of the shared
- * benchmark specification (bench-spec.md). Dispatches to one workload per
+ * weft-bench WORKLOAD WORKERS [PORT]: the benchmark program whose workloads
+ * bench/README.md defines. Dispatches to one workload per
  * file and holds the helpers they share (bench.h).
  */
 #define _POSIX_C_SOURCE 200809L

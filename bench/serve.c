@@ -1,5 +1,5 @@
 /*
- * The server workloads' common part (bench-spec.md, "Server workloads"):
+ * The server workloads' common part (bench/README.md, "Server workloads"):
  * listen on 127.0.0.1:PORT with every worker accepting, print READY
  * (flushed) once connections are accepted, serve until SIGTERM or SIGINT,
  * then shut down cleanly: close the server, close the clients, wait for

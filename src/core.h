@@ -39,7 +39,7 @@ typedef struct weft__worker weft__worker_t;
 typedef struct weft_runtime weft_runtime_t;
 
 /* Ticks between fairness checks: inject queue, inbox and a non-blocking poll
- * of the loop (design-brief §3; Go and tokio use 61). */
+ * of the loop (docs/design.md §3; Go and tokio use 61). */
 #define WEFT__FAIR_TICKS 61u
 /* Consecutive LIFO-slot runs before queued tasks get a turn. */
 #define WEFT__LIFO_MAX 3u
@@ -356,7 +356,7 @@ struct weft_runtime {
 
 /* The worker running on this thread, or NULL. Not inlinable: a task may
  * resume on another thread, and a caller must never reuse a thread-pointer
- * address computed before a switch (design-brief §2.6). */
+ * address computed before a switch (docs/design.md §2.6). */
 weft__worker_t *weft__worker_current(void);
 
 /* The task running on this thread, or NULL. Same caveat. */
@@ -458,8 +458,8 @@ void weft__wait_end(weft__waitctx_t *c);
 /* Timers (time.c): owner worker only. */
 uint64_t weft__now_ns(void);
 void weft__timer_init(weft__timer_t *t, uint64_t deadline, weft_task_t *task);
-/* Returns 0: the wheel needs no memory (WEFT_ENOMEM was the old heap's). */
-int weft__timer_add_checked(weft__worker_t *w, weft__timer_t *t);
+/* Cannot fail: the wheel needs no memory (its nodes are the callers'). */
+void weft__timer_add(weft__worker_t *w, weft__timer_t *t);
 void weft__timer_remove(weft__worker_t *w, weft__timer_t *t);
 void weft__timers_init(weft__worker_t *w);
 void weft__timers_destroy(weft__worker_t *w);

@@ -5,7 +5,7 @@
  * Owner-only: a timer is added, fired and removed on its worker's thread. A
  * task with a timer pending sets its `route` to that worker, so whoever wakes
  * it (a canceller, a completing task) sends it back there, and it removes its
- * own timer without any cross-thread access (design-brief §2.3). When the
+ * own timer without any cross-thread access (docs/design.md §2.3). When the
  * timer itself fires and enqueues the parked task, nothing is left to remove,
  * so the callback clears the route and the task may run anywhere. The wheel
  * (weft__wheel_*) is a plain structure of its worker's, with no locks.
@@ -312,14 +312,13 @@ void weft__timer_init(weft__timer_t *t, uint64_t deadline, weft_task_t *task) {
   t->fired = 0;
 }
 
-int weft__timer_add_checked(weft__worker_t *w, weft__timer_t *t) {
+void weft__timer_add(weft__worker_t *w, weft__timer_t *t) {
   t->fired = 0;
   if (w->wheel.len == 0) /* the cursor may be far behind: catch it up */
     weft__wheel_restart(&w->wheel, weft__now_ns() / NS_PER_TICK);
   weft__wheel_add(&w->wheel, t);
   if (t->tick < w->timer_armed)
     arm(w); /* else the uv timer fires first, and re-arms then */
-  return 0;
 }
 
 void weft__timer_remove(weft__worker_t *w, weft__timer_t *t) {

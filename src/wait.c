@@ -235,8 +235,7 @@ static void ctx_arm(weft__waitctx_t *c, uint64_t deadline) {
   c->tw = weft__worker_current();
   weft__timer_init(&c->tm, deadline, c->t);
   c->tm.route_after = c->route;
-  if (weft__timer_add_checked(c->tw, &c->tm) != 0)
-    return; /* cannot happen with the wheel; then simply no timer */
+  weft__timer_add(c->tw, &c->tm);
   c->t->route = c->tw;
   c->armed = 1;
 }

@@ -1,5 +1,5 @@
 /*
- * The home worker of I/O objects (design-brief §2.3): moving a task to the
+ * The home worker of I/O objects (docs/design.md §2.3): moving a task to the
  * worker whose loop owns a handle, waiting there for libuv callbacks, and
  * reaping what the program left open when the runtime shuts down.
  *

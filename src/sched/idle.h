@@ -1,11 +1,12 @@
 /*
  * The idle coordinator: which workers are searching for work and which are
- * parked (the Go/tokio protocol of design-brief §3).
+ * parked (the Go/tokio protocol: docs/design.md §3, "Searching and parking").
  *
  * State: `state` packs SEARCHING (low 16 bits: workers stealing right now)
  * and UNPARKED (high 16 bits: workers not parked). The set of parked workers
- * is a stack under `mu`, with `parked[i]` mirrored in an atomic per worker
- * (worker.h) so that directed wakes can test it without the lock.
+ * is a stack under `mu` (`sleepers`), mirrored in an atomic flag per worker
+ * (weft__worker_t's `parked`, core.h) so that directed wakes can test it
+ * without the lock.
  *
  * Protocol:
  *  1. A worker out of local work may search (steal) only if fewer than half

@@ -4,9 +4,9 @@
  *
  * Each test is the C transcription of a small asyncio program; the expected
  * lines are what CPython's asyncio prints for that program (the Python is
- * quoted above each test, with `log` appending to a list). The seed programs
- * of the project's brief come first, with their 1 s and 2 s sleeps scaled
- * down to U and 2U.
+ * quoted above each test, with `log` appending to a list). The programs that
+ * examples/ transcribes (docs/asyncio.md) come first, with their 1 s and 2 s
+ * sleeps scaled down to U and 2U.
  *
  * Deliberately absent: bounded queues with waiting getters, where weft hands
  * an item straight to the getter (see weft/queue.h) while asyncio leaves it
