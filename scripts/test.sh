@@ -2,18 +2,23 @@
 # scripts/test.sh: everything CI checks, from a fresh Debian 12 machine.
 #
 #  1. scripts/setup.sh installs what is missing.
-#  2. normal:  build/ (RelWithDebInfo, -DWEFT_WERROR=ON), ctest.
-#  3. install: `cmake --install build` into a temporary prefix, then
+#  2. apidoc:  scripts/check-api-doc.sh: docs/api.md has an entry for every
+#              public declaration of include/ and names nothing else; then
+#              its --self-test (each kind of drift, made on a copy, is
+#              reported). Needs no build.
+#  3. normal:  build/ (RelWithDebInfo, -DWEFT_WERROR=ON), ctest.
+#  4. install: `cmake --install build` into a temporary prefix, then
 #              tests/install/check.sh on it (pkg-config and find_package
 #              consumers, SONAME, exported symbols).
-#  4. demo:    scripts/demo.sh (the README's main demo command) on that same
+#  5. demo:    scripts/demo.sh (the README's main demo command) on that same
 #              build/: it must exit 0, and the crawl must print its summary.
-#  5. tsan:    build-tsan/ (-DWEFT_SANITIZE=thread, no benchmarks), ctest.
-#  6. asan:    build-asan/ (-DWEFT_SANITIZE=address: ASan+UBSan+LSan), ctest.
+#  6. tsan:    build-tsan/ (-DWEFT_SANITIZE=thread, no benchmarks), ctest.
+#  7. asan:    build-asan/ (-DWEFT_SANITIZE=address: ASan+UBSan+LSan), ctest.
 #
 # Every stage runs even if an earlier one failed (except the install check
 # and the demo, which need the normal build); a summary line per stage and a
-# total follow, and the exit status is non-zero if anything failed.
+# total follow (each ctest test counts one, and so do the apidoc, install and
+# demo stages), and the exit status is non-zero if anything failed.
 #
 # Where a sanitizer cannot start with address space randomization on (gcc
 # 12's TSan fails with "unexpected memory mapping" under the high mmap
@@ -164,7 +169,19 @@ banner "setup"
 bash scripts/setup.sh
 echo "$(cmake --version | head -n 1), $("$cc" --version | head -n 1), $jobs cores"
 
-# 2. normal tree
+# 2. docs/api.md against the headers
+start=$SECONDS
+banner "apidoc: scripts/check-api-doc.sh"
+if bash scripts/check-api-doc.sh && bash scripts/check-api-doc.sh --self-test; then
+  total_passed=$((total_passed + 1))
+  record apidoc PASS "docs/api.md in step with include/; self-test" \
+    $((SECONDS - start))
+else
+  total_failed=$((total_failed + 1))
+  record apidoc FAIL "see above" $((SECONDS - start))
+fi
+
+# 3. normal tree
 start=$SECONDS
 normal_built=0
 banner "normal: build/ (-DWEFT_WERROR=ON)"
@@ -180,7 +197,7 @@ else
   record normal FAIL "build failed" $((SECONDS - start))
 fi
 
-# 3. install check
+# 4. install check
 start=$SECONDS
 banner "install: cmake --install build + tests/install/check.sh"
 if [[ $normal_built -eq 1 ]]; then
@@ -199,7 +216,7 @@ else
   record install FAIL "not run: the normal build failed" 0
 fi
 
-# 4. the main demo command
+# 5. the main demo command
 start=$SECONDS
 banner "demo: scripts/demo.sh"
 if [[ $normal_built -eq 1 ]]; then
@@ -220,7 +237,7 @@ else
   record demo FAIL "not run: the normal build failed" 0
 fi
 
-# 5, 6. sanitizer trees
+# 6, 7. sanitizer trees
 sanitizer_stage tsan build-tsan "-fsanitize=thread" \
   -DWEFT_SANITIZE=thread -DWEFT_WERROR=OFF -DWEFT_BUILD_BENCH=OFF
 sanitizer_stage asan build-asan "-fsanitize=address,undefined" \
