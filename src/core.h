@@ -389,6 +389,11 @@ int weft__task_prepare(weft__worker_t *w, weft_task_t *t);
 void weft__sched_finish_switch(weft__worker_t *w);
 /* Abort with a report if t's stack canary is gone (unguarded stacks). */
 void weft__task_check_canary(const weft_task_t *t);
+/* Report an overflow of t's stack on stderr and abort: "weft: stack
+ * overflow in task 'NAME' (DETAIL)", DETAIL "guard page hit" (guard_hit,
+ * the SIGSEGV handler in runtime.c) or "stack of N bytes" (a lost canary).
+ * Async-signal-safe: one write(2), no stdio. */
+_Noreturn void weft__task_overflow_abort(const weft_task_t *t, int guard_hit);
 
 /* Wake every worker unconditionally (shutdown, stop). */
 void weft__workers_wake_all(weft_runtime_t *rt);
@@ -457,6 +462,17 @@ void weft__wait_end(weft__waitctx_t *c);
 
 /* Timers (time.c): owner worker only. */
 uint64_t weft__now_ns(void);
+/* ms as ns for a deadline: clamped to UINT64_MAX / 2 (some 292 years), so
+ * that adding it to weft__now_ns() cannot wrap, and it stays below
+ * WEFT__NO_DEADLINE. The one conversion every timeout in ms goes through. */
+static inline uint64_t weft__ms_to_ns(uint64_t ms) {
+  return ms > UINT64_MAX / 2000000 ? UINT64_MAX / 2 : ms * 1000000u;
+}
+/* The monotonic deadline ms from now (no "never" value: callers map theirs
+ * to WEFT__NO_DEADLINE first). */
+static inline uint64_t weft__deadline_after_ms(uint64_t ms) {
+  return weft__now_ns() + weft__ms_to_ns(ms);
+}
 void weft__timer_init(weft__timer_t *t, uint64_t deadline, weft_task_t *task);
 /* Cannot fail: the wheel needs no memory (its nodes are the callers'). */
 void weft__timer_add(weft__worker_t *w, weft__timer_t *t);
@@ -491,6 +507,16 @@ weft__timer_t *weft__wheel_expire(weft__wheel_t *wh, uint64_t now_tick);
  * calling task is among them), else 0 with the calling task in *self. */
 int weft__tasks_check(weft_task_t *const *tasks, size_t n,
                       weft_task_t **self);
+/* The skeleton of every call that waits for several tasks at once (gather,
+ * weft_wait): link a join waiter on each of tasks[0..n), then, until
+ * ready(arg) holds, poll the wait context (deadline, timeout scopes,
+ * cancellation) and park; detach every waiter still linked before it
+ * returns (waitset.c protocol). Returns 0 once ready, WEFT_ETIMEDOUT or
+ * WEFT_ECANCELED from the poll, or WEFT_ENOMEM (n > 8 and no memory for
+ * the waiters; nothing linked, ready never called). Cancels nothing: what a
+ * cancellation does to the tasks is the caller's. */
+int weft__tasks_wait(weft_task_t *const *tasks, size_t n, weft_task_t *self,
+                     uint64_t deadline, int (*ready)(void *arg), void *arg);
 
 /* Link wt on t's join queue so that t's completion claims it and wakes
  * `waiter` (task.c protocol step 3; wait.c handshake). Returns 1 if linked

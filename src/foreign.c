@@ -332,11 +332,6 @@ static int collect(const weft_future_t *f, void **result) {
   return f->status;
 }
 
-static uint64_t ms_to_ns(int64_t ms) {
-  return (uint64_t)ms > UINT64_MAX / 2000000 ? UINT64_MAX / 2
-                                             : (uint64_t)ms * 1000000u;
-}
-
 /* In a task: suspend on the future's waiter list (protocol step 5). */
 static int wait_in_task(weft_future_t *f, weft_task_t *self, int64_t timeout_ms,
                         void **result) {
@@ -351,8 +346,9 @@ static int wait_in_task(weft_future_t *f, weft_task_t *self, int64_t timeout_ms,
   }
   if (timeout_ms == 0)
     return WEFT_ETIMEDOUT;
-  uint64_t deadline = timeout_ms < 0 ? WEFT__NO_DEADLINE
-                                     : weft__now_ns() + ms_to_ns(timeout_ms);
+  uint64_t deadline = timeout_ms < 0
+                          ? WEFT__NO_DEADLINE
+                          : weft__deadline_after_ms((uint64_t)timeout_ms);
   weft__waiter_t wt;
   wt.task = self;
   atomic_init(&wt.fired, 0);
@@ -376,7 +372,8 @@ static int wait_blocking(weft_future_t *f, int64_t timeout_ms, void **result) {
   struct timespec until;
   if (timeout_ms > 0) {
     clock_gettime(CLOCK_MONOTONIC, &until);
-    uint64_t ns = (uint64_t)until.tv_nsec + ms_to_ns(timeout_ms);
+    uint64_t ns =
+        (uint64_t)until.tv_nsec + weft__ms_to_ns((uint64_t)timeout_ms);
     until.tv_sec += (time_t)(ns / 1000000000u);
     until.tv_nsec = (long)(ns % 1000000000u);
   }

@@ -97,16 +97,8 @@ static size_t segv_page;
 static void on_segv(int sig, siginfo_t *si, void *uctx) {
   weft__worker_t *w = weft__worker_current();
   weft_task_t *t = w ? w->current : NULL;
-  if (t && t->stack && weft__stack_in_guard(t->stack, segv_page, si->si_addr)) {
-    static const char a[] = "weft: stack overflow in task '";
-    static const char b[] = "' (guard page hit)\n";
-    char buf[WEFT_TASK_NAME_MAX + 1];
-    const char *name = weft__task_name_peek(t, buf);
-    (void)!write(STDERR_FILENO, a, sizeof(a) - 1);
-    (void)!write(STDERR_FILENO, name, strlen(name));
-    (void)!write(STDERR_FILENO, b, sizeof(b) - 1);
-    abort();
-  }
+  if (t && t->stack && weft__stack_in_guard(t->stack, segv_page, si->si_addr))
+    weft__task_overflow_abort(t, 1);
   /* Not ours: chain to the previous handler, or fault again with it. */
   if (segv_prev.sa_flags & SA_SIGINFO) {
     segv_prev.sa_sigaction(sig, si, uctx);

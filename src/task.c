@@ -32,7 +32,6 @@
 
 #include <errno.h>
 #include <sched.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -228,19 +227,25 @@ void weft__task_cancel_all(weft__worker_t *w) {
   }
 }
 
-/* "task-N" without snprintf (async-signal-safe). */
-static void default_name(char *dst, uint64_t id) {
-  char digits[24];
-  int n = 0;
+/* v in decimal at dst, NUL-terminated (at most 21 bytes); returns the
+ * length. No snprintf: async-signal-safe. */
+static size_t put_u64(char *dst, uint64_t v) {
+  char digits[20];
+  size_t n = 0, i = 0;
   do {
-    digits[n++] = (char)('0' + id % 10);
-    id /= 10;
-  } while (id);
-  memcpy(dst, "task-", 5);
-  int i = 5;
+    digits[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
   while (n)
     dst[i++] = digits[--n];
   dst[i] = 0;
+  return i;
+}
+
+/* "task-N" without snprintf (async-signal-safe). */
+static void default_name(char *dst, uint64_t id) {
+  memcpy(dst, "task-", 5);
+  put_u64(dst + 5, id);
 }
 
 static void copy_name(char *dst, const char *src) {
@@ -326,17 +331,6 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
 
 /* ------------------------------------------------------------------------ */
 /* Switching                                                                 */
-
-static void report_overflow(const weft_task_t *t) {
-  char msg[128], buf[WEFT_TASK_NAME_MAX + 1];
-  int n = snprintf(msg, sizeof(msg),
-                   "weft: stack overflow in task '%s' (stack of %zu bytes)\n",
-                   weft__task_name_peek(t, buf),
-                   t->stack ? t->stack->usable : (size_t)0);
-  if (n > 0)
-    (void)!write(STDERR_FILENO, msg, (size_t)n);
-  abort();
-}
 
 /* Called on a task's stack right after it was switched to: if the task
  * that switched away did so directly (not through the scheduler), finish
@@ -477,10 +471,35 @@ void weft__task_run(weft__worker_t *w, weft_task_t *t) {
   w->current = NULL;
 }
 
+/* Stack overflow reports: the canary check here, the guard page's SIGSEGV
+ * handler in runtime.c, one reporter for both. */
+
+static size_t put_str(char *dst, const char *src) {
+  size_t n = strlen(src);
+  memcpy(dst, src, n);
+  return n;
+}
+
+void weft__task_overflow_abort(const weft_task_t *t, int guard_hit) {
+  /* Prefix, name, the longer detail (a 20-digit size) and the tail. */
+  char msg[64 + WEFT_TASK_NAME_MAX], name[WEFT_TASK_NAME_MAX + 1];
+  size_t n = put_str(msg, "weft: stack overflow in task '");
+  n += put_str(msg + n, weft__task_name_peek(t, name));
+  if (guard_hit) {
+    n += put_str(msg + n, "' (guard page hit)\n");
+  } else {
+    n += put_str(msg + n, "' (stack of ");
+    n += put_u64(msg + n, t->stack ? t->stack->usable : 0);
+    n += put_str(msg + n, " bytes)\n");
+  }
+  (void)!write(STDERR_FILENO, msg, n);
+  abort();
+}
+
 void weft__task_check_canary(const weft_task_t *t) {
 #if !defined(WEFT_CTX_ucontext)
   if (weft__stack_overflowed(t->stack, t->ctx.sp))
-    report_overflow(t);
+    weft__task_overflow_abort(t, 0);
 #else
   (void)t;
 #endif
@@ -526,7 +545,7 @@ void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
   weft_runtime_t *rt = t->rt;
   if (t->stack) {
     if (!t->stack->guarded && weft__stack_overflowed(t->stack, NULL))
-      report_overflow(t);
+      weft__task_overflow_abort(t, 0);
     weft__stack_release(&rt->stacks, &w->stacks, t->stack);
     t->stack = NULL;
   }
@@ -791,11 +810,9 @@ int weft_shield(weft_task_t *t, void **result) {
 }
 
 int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms, void **result) {
-  if (timeout_ms > UINT64_MAX / 2000000)
-    timeout_ms = UINT64_MAX / 2000000;
   if (!weft__task_current())
     return t ? WEFT_ENOTTASK : WEFT_EINVAL;
-  return await_until(t, weft__now_ns() + timeout_ms * 1000000u, result, 0);
+  return await_until(t, weft__deadline_after_ms(timeout_ms), result, 0);
 }
 
 /* weft_task_cancel() without asan_check_live and without foreign.c's
@@ -976,6 +993,62 @@ int weft__tasks_check(weft_task_t *const *tasks, size_t n,
   return 0;
 }
 
+int weft__tasks_wait(weft_task_t *const *tasks, size_t n, weft_task_t *self,
+                     uint64_t deadline, int (*ready)(void *arg), void *arg) {
+  weft__waiter_t local_wt[8];
+  unsigned char local_linked[8];
+  weft__waiter_t *wt = local_wt;
+  unsigned char *linked = local_linked;
+  if (n > 8) {
+    wt = malloc(n * sizeof(*wt));
+    linked = malloc(n);
+    if (!wt || !linked) {
+      free(wt);
+      free(linked);
+      return WEFT_ENOMEM;
+    }
+  }
+  for (size_t i = 0; i < n; i++)
+    linked[i] = (unsigned char)join_link(tasks[i], &wt[i], self);
+
+  int rc = 0;
+  weft__waitctx_t c;
+  weft__wait_begin(&c, self, deadline);
+  while (!ready(arg) && (rc = weft__wait_poll(&c, 0)) == 0)
+    weft__park(self);
+  weft__wait_end(&c);
+
+  for (size_t i = 0; i < n; i++)
+    if (linked[i])
+      weft__waiter_detach(&wt[i], &tasks[i]->joinq_lock);
+  if (n > 8) {
+    free(wt);
+    free(linked);
+  }
+  return rc;
+}
+
+typedef struct gather_cond {
+  weft_task_t *const *tasks;
+  size_t n;
+  int all;    /* gather_all: wait for every task even after a failure */
+  int failed; /* set when ready: the first failed status in order, or 0 */
+} gather_cond_t;
+
+/* All complete, or (gather) one has failed. */
+static int gather_ready(void *arg) {
+  gather_cond_t *g = arg;
+  size_t pending = 0;
+  g->failed = 0;
+  for (size_t i = 0; i < g->n; i++) {
+    if (!is_complete(g->tasks[i]))
+      pending++;
+    else if (!g->all && g->tasks[i]->status != 0 && !g->failed)
+      g->failed = g->tasks[i]->status;
+  }
+  return g->failed != 0 || pending == 0;
+}
+
 static int gather(weft_task_t *const *tasks, size_t n, void **results,
                   int *statuses, int all) {
   weft_task_t *self;
@@ -983,68 +1056,28 @@ static int gather(weft_task_t *const *tasks, size_t n, void **results,
   if (err)
     return err;
 
-  weft__waiter_t local[8];
-  weft__waiter_t *wt = local;
-  if (n > 8) {
-    wt = malloc(n * sizeof(*wt));
-    if (!wt)
-      return WEFT_ENOMEM;
-  }
-  unsigned char linked_local[8];
-  unsigned char *linked = n > 8 ? calloc(n, 1) : linked_local;
-  if (!linked) {
-    free(wt);
-    return WEFT_ENOMEM;
-  }
-  for (size_t i = 0; i < n; i++)
-    linked[i] = (unsigned char)join_link(tasks[i], &wt[i], self);
-
-  int rc = 0;
-  weft__waitctx_t c;
-  weft__wait_begin(&c, self, WEFT__NO_DEADLINE);
-  for (;;) {
-    size_t pending = 0;
-    int failed = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (!is_complete(tasks[i]))
-        pending++;
-      else if (!all && tasks[i]->status != 0 && !failed)
-        failed = tasks[i]->status;
-    }
-    if (failed) {
-      rc = failed;
-      break;
-    }
-    if (pending == 0)
-      break;
-    if ((rc = weft__wait_poll(&c, 0)) != 0)
-      break; /* WEFT_ECANCELED: no deadline of our own */
-    weft__park(self);
-  }
-  weft__wait_end(&c);
-  for (size_t i = 0; i < n; i++)
-    if (linked[i])
-      weft__waiter_detach(&wt[i], &tasks[i]->joinq_lock);
+  gather_cond_t g = {tasks, n, all, 0};
+  /* No deadline of our own: 0 (ready) or WEFT_ECANCELED. */
+  int rc =
+      weft__tasks_wait(tasks, n, self, WEFT__NO_DEADLINE, gather_ready, &g);
+  if (rc == WEFT_ENOMEM)
+    return rc;
   if (rc == WEFT_ECANCELED) {
     /* asyncio: cancelling gather cancels the children it still waits for. */
     for (size_t i = 0; i < n; i++)
       weft_task_cancel(tasks[i]);
     for (size_t i = 0; i < n; i++)
       await_uncancellable(tasks[i], self);
-  } else {
-    for (size_t i = 0; i < n; i++) {
-      int done = is_complete(tasks[i]);
-      if (results)
-        results[i] = done ? tasks[i]->result : NULL;
-      if (statuses)
-        statuses[i] = done ? tasks[i]->status : WEFT_EAGAIN;
-    }
+    return rc;
   }
-  if (n > 8) {
-    free(wt);
-    free(linked);
+  for (size_t i = 0; i < n; i++) {
+    int done = is_complete(tasks[i]);
+    if (results)
+      results[i] = done ? tasks[i]->result : NULL;
+    if (statuses)
+      statuses[i] = done ? tasks[i]->status : WEFT_EAGAIN;
   }
-  return rc;
+  return g.failed;
 }
 
 int weft_gather(weft_task_t *const *tasks, size_t n, void **results) {

@@ -142,10 +142,6 @@ static inline void scopes_check(weft_task_t *t) {
     scopes_check_slow(t);
 }
 
-static uint64_t ms_to_ns(uint64_t ms) {
-  return ms > UINT64_MAX / 2000000 ? UINT64_MAX / 2 : ms * 1000000u;
-}
-
 static int scope_enter(weft_timeout_t *scope, uint64_t deadline) {
   weft_task_t *t = weft__task_current();
   if (!t)
@@ -171,16 +167,21 @@ static int scope_enter(weft_timeout_t *scope, uint64_t deadline) {
   return 0;
 }
 
+/* A scope's deadline for an absolute weft_time_ms() value, or "never". */
+static uint64_t deadline_at_ms(uint64_t when_ms) {
+  return when_ms == WEFT_TIMEOUT_NEVER ? WEFT__NO_DEADLINE
+                                       : weft__ms_to_ns(when_ms);
+}
+
 int weft_timeout_enter(weft_timeout_t *scope, uint64_t delay_ms) {
   uint64_t d = delay_ms == WEFT_TIMEOUT_NEVER
                    ? WEFT__NO_DEADLINE
-                   : weft__now_ns() + ms_to_ns(delay_ms);
+                   : weft__deadline_after_ms(delay_ms);
   return scope_enter(scope, d);
 }
 
 int weft_timeout_enter_at(weft_timeout_t *scope, uint64_t when_ms) {
-  return scope_enter(scope, when_ms == WEFT_TIMEOUT_NEVER ? WEFT__NO_DEADLINE
-                                                          : ms_to_ns(when_ms));
+  return scope_enter(scope, deadline_at_ms(when_ms));
 }
 
 int weft_timeout_exit(weft_timeout_t *scope, int rc) {
@@ -208,8 +209,7 @@ int weft_timeout_reschedule(weft_timeout_t *scope, uint64_t when_ms) {
     return WEFT_EINVAL;
   if (scope->task_ != t)
     return WEFT_EPERM;
-  scope->deadline_ =
-      when_ms == WEFT_TIMEOUT_NEVER ? WEFT__NO_DEADLINE : ms_to_ns(when_ms);
+  scope->deadline_ = deadline_at_ms(when_ms);
   scopes_update(t);
   return 0;
 }
@@ -361,9 +361,7 @@ int weft_sleep(uint64_t ms) {
     return WEFT_ENOTTASK;
   if (ms == 0)
     return weft_yield();
-  if (ms > UINT64_MAX / 2000000)
-    ms = UINT64_MAX / 2000000;
-  int rc = weft__wait(NULL, NULL, weft__now_ns() + ms * 1000000u, 0);
+  int rc = weft__wait(NULL, NULL, weft__deadline_after_ms(ms), 0);
   return rc == WEFT_ETIMEDOUT ? 0 : rc;
 }
 

@@ -15,7 +15,9 @@
  *     wakes for other reasons are spurious and the loop re-checks.
  *  3. Before returning, weft_wait() detaches every waiter still linked
  *     (weft__waiter_detach: unlinked under the lock, or, if a completer
- *     claimed it, waited for until fired == 2). The iterator does the same
+ *     claimed it, waited for until fired == 2). Steps 1 to 3 for weft_wait
+ *     are weft__tasks_wait (task.c), the skeleton it shares with
+ *     weft_gather; only the condition differs. The iterator does the same
  *     within each weft_as_completed_next() that has to wait: its waiters
  *     (in its own allocation) are linked only while the owner is inside
  *     that call, so no completion ever wakes the owner once it has returned
@@ -39,9 +41,7 @@ static int is_failure(const weft_task_t *t) {
 static uint64_t deadline_after(uint64_t timeout_ms) {
   if (timeout_ms == WEFT_WAIT_FOREVER)
     return WEFT__NO_DEADLINE;
-  uint64_t ns = timeout_ms > UINT64_MAX / 2000000 ? UINT64_MAX / 2
-                                                  : timeout_ms * 1000000u;
-  return weft__now_ns() + ns;
+  return weft__deadline_after_ms(timeout_ms);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -80,6 +80,18 @@ static int satisfied(weft_task_t *const *tasks, size_t n, weft_wait_how_t how,
   }
 }
 
+typedef struct wait_cond {
+  weft_task_t *const *tasks;
+  size_t n;
+  weft_wait_how_t how;
+  size_t *prefix;
+} wait_cond_t;
+
+static int wait_ready(void *arg) {
+  wait_cond_t *c = arg;
+  return satisfied(c->tasks, c->n, c->how, c->prefix);
+}
+
 static int count_done(weft_task_t *const *tasks, size_t n, int *done) {
   int count = 0;
   for (size_t i = 0; i < n; i++) {
@@ -111,37 +123,10 @@ int weft_wait(weft_task_t *const *tasks, size_t n, weft_wait_how_t how,
   }
   uint64_t deadline = deadline_after(timeout_ms);
 
-  weft__waiter_t local_wt[8];
-  unsigned char local_linked[8];
-  weft__waiter_t *wt = local_wt;
-  unsigned char *linked = local_linked;
-  if (n > 8) {
-    wt = malloc(n * sizeof(*wt));
-    linked = malloc(n);
-    if (!wt || !linked) {
-      free(wt);
-      free(linked);
-      return WEFT_ENOMEM;
-    }
-  }
-  for (size_t i = 0; i < n; i++)
-    linked[i] = (unsigned char)weft__task_join_link(tasks[i], &wt[i], self);
-
-  int rc = 0;
-  weft__waitctx_t c;
-  weft__wait_begin(&c, self, deadline);
-  while (!satisfied(tasks, n, how, &prefix) &&
-         (rc = weft__wait_poll(&c, 0)) == 0)
-    weft__park(self);
-  weft__wait_end(&c);
-
-  for (size_t i = 0; i < n; i++)
-    if (linked[i])
-      weft__waiter_detach(&wt[i], &tasks[i]->joinq_lock);
-  if (n > 8) {
-    free(wt);
-    free(linked);
-  }
+  wait_cond_t cond = {tasks, n, how, &prefix};
+  int rc = weft__tasks_wait(tasks, n, self, deadline, wait_ready, &cond);
+  if (rc == WEFT_ENOMEM)
+    return rc;
   int count = count_done(tasks, n, done);
   if (rc == WEFT_ETIMEDOUT)
     rc = 0; /* asyncio.wait: a timeout just returns what is done */

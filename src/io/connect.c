@@ -59,32 +59,45 @@ static int connect_one(weft_task_t *t, weft__worker_t *home,
   return 0;
 }
 
-int weft_open_connection(const char *host, int port,
-                         const weft_stream_opts_t *opts, weft_stream_t **out) {
-  if (out)
-    *out = NULL;
-  if (!host || !out || port < 0 || port > 65535)
-    return WEFT_EINVAL;
+/* Connect from the calling task on its worker (its home for the stream):
+ * to each address host resolves to in turn (asyncio reports the last
+ * failure), or to the Unix socket at path when host is NULL. */
+static int open_connection(const char *host, int port, const char *path,
+                           const weft_stream_opts_t *opts,
+                           weft_stream_t **out) {
   weft_task_t *t = weft__task_current();
   if (!t)
     return WEFT_ENOTTASK;
   weft__io_ignore_sigpipe();
   weft__worker_t *home = weft__worker_current();
   weft__io_enter(t, home);
-  struct sockaddr_storage *addrs;
-  size_t n;
-  int rc = weft__io_resolve(host, port, 0, &addrs, &n);
-  /* asyncio tries each address in turn and reports the failure. */
-  for (size_t i = 0; rc == 0 && i < n; i++) {
-    rc = connect_one(t, home, (const struct sockaddr *)&addrs[i], NULL, opts,
-                     out);
-    if (rc == 0 || rc == WEFT_ECANCELED || i + 1 == n)
-      break;
-    rc = 0;
+  int rc;
+  if (host) {
+    struct sockaddr_storage *addrs;
+    size_t n;
+    rc = weft__io_resolve(host, port, 0, &addrs, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+      rc = connect_one(t, home, (const struct sockaddr *)&addrs[i], NULL, opts,
+                       out);
+      if (rc == 0 || rc == WEFT_ECANCELED || i + 1 == n)
+        break;
+      rc = 0;
+    }
+    free(addrs);
+  } else {
+    rc = connect_one(t, home, NULL, path, opts, out);
   }
-  free(addrs);
   weft__io_leave(t);
   return rc;
+}
+
+int weft_open_connection(const char *host, int port,
+                         const weft_stream_opts_t *opts, weft_stream_t **out) {
+  if (out)
+    *out = NULL;
+  if (!host || !out || port < 0 || port > 65535)
+    return WEFT_EINVAL;
+  return open_connection(host, port, NULL, opts, out);
 }
 
 int weft_open_unix_connection(const char *path, const weft_stream_opts_t *opts,
@@ -95,13 +108,5 @@ int weft_open_unix_connection(const char *path, const weft_stream_opts_t *opts,
     return WEFT_EINVAL;
   if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
     return WEFT_ENAMETOOLONG;
-  weft_task_t *t = weft__task_current();
-  if (!t)
-    return WEFT_ENOTTASK;
-  weft__io_ignore_sigpipe();
-  weft__worker_t *home = weft__worker_current();
-  weft__io_enter(t, home);
-  int rc = connect_one(t, home, NULL, path, opts, out);
-  weft__io_leave(t);
-  return rc;
+  return open_connection(NULL, 0, path, opts, out);
 }

@@ -94,44 +94,44 @@ static int wait_locked(cond_t *c, weft_task_t *self) {
   return rc;
 }
 
-int weft_cond_wait(weft_cond_t *pc) {
+/* The checks of wait and notify: a condition, called by a task that holds
+ * its lock (WEFT_EINVAL, WEFT_ENOTTASK, WEFT_EPERM). */
+static int held_check(weft_cond_t *pc, cond_t **c, weft_task_t **self) {
   if (!pc)
     return WEFT_EINVAL;
-  weft_task_t *self = weft__task_current();
-  if (!self)
+  *self = weft__task_current();
+  if (!*self)
     return WEFT_ENOTTASK;
-  cond_t *c = impl(pc);
-  if (!weft__lock_held_by(c->lock, self))
+  *c = impl(pc);
+  if (!weft__lock_held_by((*c)->lock, *self))
     return WEFT_EPERM;
-  return wait_locked(c, self);
-}
-
-int weft_cond_wait_for(weft_cond_t *pc, weft_cond_pred_fn pred, void *arg) {
-  if (!pc || !pred)
-    return WEFT_EINVAL;
-  weft_task_t *self = weft__task_current();
-  if (!self)
-    return WEFT_ENOTTASK;
-  cond_t *c = impl(pc);
-  if (!weft__lock_held_by(c->lock, self))
-    return WEFT_EPERM;
-  while (!pred(arg)) {
-    int rc = wait_locked(c, self);
-    if (rc != 0)
-      return rc;
-  }
   return 0;
 }
 
-int weft_cond_notify(weft_cond_t *pc, size_t n) {
-  if (!pc)
+int weft_cond_wait(weft_cond_t *pc) {
+  cond_t *c;
+  weft_task_t *self;
+  int rc = held_check(pc, &c, &self);
+  return rc ? rc : wait_locked(c, self);
+}
+
+int weft_cond_wait_for(weft_cond_t *pc, weft_cond_pred_fn pred, void *arg) {
+  if (!pred)
     return WEFT_EINVAL;
-  weft_task_t *self = weft__task_current();
-  if (!self)
-    return WEFT_ENOTTASK;
-  cond_t *c = impl(pc);
-  if (!weft__lock_held_by(c->lock, self))
-    return WEFT_EPERM;
+  cond_t *c;
+  weft_task_t *self;
+  int rc = held_check(pc, &c, &self);
+  while (rc == 0 && !pred(arg))
+    rc = wait_locked(c, self);
+  return rc;
+}
+
+int weft_cond_notify(weft_cond_t *pc, size_t n) {
+  cond_t *c;
+  weft_task_t *self;
+  int rc = held_check(pc, &c, &self);
+  if (rc)
+    return rc;
   weft__list_t claimed;
   weft__list_init(&claimed);
   weft__spin_lock(&c->wq_lock);

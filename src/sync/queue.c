@@ -266,81 +266,60 @@ static int get_locked(weft_queue_t *q, void **item, weft__waiter_t **wake) {
   return 0;
 }
 
-int weft_queue_try_put(weft_queue_t *q, void *item) {
-  if (!q)
-    return WEFT_EINVAL;
-  weft__waiter_t *wake = NULL;
-  weft__spin_lock(&q->lock);
-  int rc = put_locked(q, item, &wake);
-  weft__spin_unlock(&q->lock);
-  complete(wake);
-  return rc;
-}
-
-int weft_queue_try_get(weft_queue_t *q, void **item) {
-  if (!q || !item)
-    return WEFT_EINVAL;
-  weft__waiter_t *wake = NULL;
-  weft__spin_lock(&q->lock);
-  int rc = get_locked(q, item, &wake);
-  weft__spin_unlock(&q->lock);
-  complete(wake);
-  return rc;
-}
-
-int weft_queue_put(weft_queue_t *q, void *item) {
-  if (!q)
-    return WEFT_EINVAL;
-  weft_task_t *self = weft__task_current();
-  if (!self)
+/* The four puts and gets: put_locked (put: *slot is the item) or
+ * get_locked (the item lands in *slot) under the lock, and, if that would
+ * block and `block` (a task's put or get), a waiter on the putters or
+ * getters until a partner or the shutdown completes it. */
+static int queue_op(weft_queue_t *q, int put, void **slot, int block) {
+  weft_task_t *self = NULL;
+  if (block && !(self = weft__task_current()))
     return WEFT_ENOTTASK;
   weft__waiter_t *wake = NULL;
   weft__spin_lock(&q->lock);
-  int rc = put_locked(q, item, &wake);
-  if (rc != WEFT_EAGAIN) {
+  int rc = put ? put_locked(q, *slot, &wake) : get_locked(q, slot, &wake);
+  if (rc != WEFT_EAGAIN || !block) {
     weft__spin_unlock(&q->lock);
     complete(wake);
-    if (rc == 0)
+    if (rc == 0 && block)
       weft__coop_tick();
     return rc;
   }
   weft__waiter_t wt;
-  weft__waiter_prepare(&wt, self, item);
-  weft__list_push_back(&q->putters, &wt.link);
-  weft__spin_unlock(&q->lock);
-  rc = weft__wait(&wt, &q->lock, WEFT__NO_DEADLINE, 0);
-  if (rc == 0 && wt.item == SHUT)
-    return WEFT_ESHUTDOWN;
-  return rc;
-}
-
-int weft_queue_get(weft_queue_t *q, void **item) {
-  if (!q || !item)
-    return WEFT_EINVAL;
-  weft_task_t *self = weft__task_current();
-  if (!self)
-    return WEFT_ENOTTASK;
-  weft__waiter_t *wake = NULL;
-  weft__spin_lock(&q->lock);
-  int rc = get_locked(q, item, &wake);
-  if (rc != WEFT_EAGAIN) {
-    weft__spin_unlock(&q->lock);
-    complete(wake);
-    if (rc == 0)
-      weft__coop_tick();
-    return rc;
-  }
-  weft__waiter_t wt;
-  weft__waiter_prepare(&wt, self, NULL);
-  weft__list_push_back(&q->getters, &wt.link);
+  weft__waiter_prepare(&wt, self, put ? *slot : NULL);
+  weft__list_push_back(put ? &q->putters : &q->getters, &wt.link);
   weft__spin_unlock(&q->lock);
   rc = weft__wait(&wt, &q->lock, WEFT__NO_DEADLINE, 0);
   if (rc != 0)
     return rc;
   if (wt.item == SHUT)
     return WEFT_ESHUTDOWN;
-  *item = wt.item;
+  if (!put)
+    *slot = wt.item;
   return 0;
+}
+
+int weft_queue_try_put(weft_queue_t *q, void *item) {
+  if (!q)
+    return WEFT_EINVAL;
+  return queue_op(q, 1, &item, 0);
+}
+
+int weft_queue_try_get(weft_queue_t *q, void **item) {
+  if (!q || !item)
+    return WEFT_EINVAL;
+  return queue_op(q, 0, item, 0);
+}
+
+int weft_queue_put(weft_queue_t *q, void *item) {
+  if (!q)
+    return WEFT_EINVAL;
+  return queue_op(q, 1, &item, 1);
+}
+
+int weft_queue_get(weft_queue_t *q, void **item) {
+  if (!q || !item)
+    return WEFT_EINVAL;
+  return queue_op(q, 0, item, 1);
 }
 
 int weft_queue_size(const weft_queue_t *q) {
