@@ -8,6 +8,7 @@
 #define WEFT_H
 
 #include "weft/common.h"
+#include "weft/alloc.h"
 #include "weft/version.h"
 #include "weft/error.h"
 #include "weft/task.h"

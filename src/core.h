@@ -167,7 +167,8 @@ struct weft_task {
                              (a malloc'ed record, foreign.c) */
   uint8_t always_start;   /* 1: runs even if cancelled before its first run
                              (the library's own tasks that must clean up,
-                             weft__spawn_always) */
+                             weft__spawn_always); its stack is taken at
+                             spawn, so it cannot fail to start */
 #if defined(WEFT_SANITIZE_THREAD)
   void *tsan_fiber;       /* ThreadSanitizer fiber of this task */
 #endif

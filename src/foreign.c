@@ -64,6 +64,7 @@
  * 5), so either side may go first. The future holds a reference to the
  * runtime handle, whose foreign.mu weft_future_cancel locks.
  */
+#include "alloc.h"
 #include "core.h"
 
 #include <errno.h>
@@ -215,7 +216,8 @@ void weft_runtime_unref(weft_runtime_t *rt) {
   if (rt &&
       atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) == 1) {
     pthread_mutex_destroy(&rt->foreign.mu);
-    free(rt);
+    weft__aligned_free(rt);
+    weft__alloc_runtime_gone();
   }
 }
 
@@ -223,19 +225,19 @@ void weft_runtime_unref(weft_runtime_t *rt) {
 /* Submission                                                                */
 
 static weft_future_t *future_new(weft_runtime_t *rt) {
-  weft_future_t *f = malloc(sizeof(*f));
+  weft_future_t *f = weft__malloc(sizeof(*f));
   if (!f)
     return NULL;
   pthread_condattr_t ca;
   if (pthread_condattr_init(&ca) != 0) {
-    free(f);
+    weft__free(f);
     return NULL;
   }
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   int rc = pthread_cond_init(&f->cv, &ca);
   pthread_condattr_destroy(&ca);
   if (rc != 0) {
-    free(f);
+    weft__free(f);
     return NULL;
   }
   pthread_mutex_init(&f->mu, NULL);
@@ -254,7 +256,7 @@ static void future_destroy(weft_future_t *f) {
   pthread_cond_destroy(&f->cv);
   pthread_mutex_destroy(&f->mu);
   weft_runtime_unref(f->rt);
-  free(f);
+  weft__free(f);
 }
 
 static void future_unref(weft_future_t *f) {

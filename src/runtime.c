@@ -33,6 +33,7 @@
  *     handle (foreign.c).
  *     Also in step 4: submitted tasks count in `spawned` (foreign.c).
  */
+#include "alloc.h"
 #include "core.h"
 
 #include <signal.h>
@@ -170,7 +171,7 @@ static int worker_open(weft__worker_t *w) {
 #endif
   if (w->rt->cfg.overflow_handler) {
     size_t sz = 64 * 1024;
-    w->altstack = malloc(sz);
+    w->altstack = weft__malloc(sz);
     if (w->altstack) {
       stack_t ss;
       memset(&ss, 0, sizeof(ss));
@@ -179,7 +180,7 @@ static int worker_open(weft__worker_t *w) {
       /* Worker 0 is the caller's thread: keep its own alternate stack (if
        * any) to give it back in worker_close. */
       if (sigaltstack(&ss, &w->prev_altstack) != 0) {
-        free(w->altstack);
+        weft__free(w->altstack);
         w->altstack = NULL;
       }
     }
@@ -201,7 +202,7 @@ static void worker_close(weft__worker_t *w) {
       ss.ss_flags = SS_DISABLE;
     }
     sigaltstack(&ss, NULL);
-    free(w->altstack);
+    weft__free(w->altstack);
     w->altstack = NULL;
   }
   weft__io_worker_close(w); /* streams the program did not free */
@@ -309,7 +310,7 @@ static abandoned_t *abandoned_list;
 static void free_workers(weft_runtime_t *rt) {
   for (unsigned i = 0; i < rt->nworkers; i++) {
     if (rt->workers[i].loop_abandoned) {
-      abandoned_t *a = malloc(sizeof(*a));
+      abandoned_t *a = weft__malloc(sizeof(*a));
       if (a) { /* without memory it is unreachable, but still not freed */
         a->workers = rt->workers;
         pthread_mutex_lock(&abandoned_mu);
@@ -320,7 +321,7 @@ static void free_workers(weft_runtime_t *rt) {
       return;
     }
   }
-  free(rt->workers);
+  weft__aligned_free(rt->workers);
 }
 
 static void runtime_free(weft_runtime_t *rt) {
@@ -353,15 +354,18 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
     return rc;
 
   /* Aligned: the struct keeps its shared queues on separate lines. */
-  weft_runtime_t *rt = aligned_alloc(64, sizeof(*rt));
+  weft_runtime_t *rt = weft__aligned_alloc(64, sizeof(*rt));
   if (!rt)
     return WEFT_ENOMEM;
+  weft__alloc_runtime_born(); /* gone when freed: below, or foreign.c */
   memset(rt, 0, sizeof(*rt));
   rt->cfg = c;
   rt->nworkers = c.workers;
-  rt->workers = aligned_alloc(64, sizeof(weft__worker_t) * rt->nworkers);
+  rt->workers =
+      weft__aligned_alloc(64, sizeof(weft__worker_t) * rt->nworkers);
   if (!rt->workers) {
-    free(rt);
+    weft__aligned_free(rt);
+    weft__alloc_runtime_gone();
     return WEFT_ENOMEM;
   }
   memset(rt->workers, 0, sizeof(weft__worker_t) * rt->nworkers);
@@ -370,8 +374,9 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
       weft__stack_pool_init(&rt->stacks, c.stack_size, c.guarded_stacks) !=
           0) {
     /* These only fail for lack of memory; the rest was zeroed. */
-    free(rt->workers);
-    free(rt);
+    weft__aligned_free(rt->workers);
+    weft__aligned_free(rt);
+    weft__alloc_runtime_gone();
     return WEFT_ENOMEM;
   }
   pthread_mutex_init(&rt->start_mu, NULL);

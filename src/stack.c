@@ -1,6 +1,7 @@
 /*
  * Task stacks; the layout and pooling protocol are at the top of stack.h.
  */
+#include "alloc.h"
 #include "stack.h"
 
 #include <errno.h>
@@ -49,7 +50,7 @@ void weft__stack_pool_destroy(weft__stack_pool_t *p) {
     ASAN_UNPOISON_MEMORY_REGION(s->base, s->len);
 #endif
     munmap(s->base, s->len);
-    free(s);
+    weft__free(s);
     s = next;
   }
   pthread_mutex_destroy(&p->mu);
@@ -127,7 +128,7 @@ static weft__stack_t *carve_slab(weft__stack_pool_t *p) {
   /* Unguarded slabs start with one page whose top word is the canary of the
    * lowest stack. */
   const size_t len = n * stride + (guarded ? 0 : p->page);
-  weft__stack_slab_t *slab = malloc(sizeof(*slab));
+  weft__stack_slab_t *slab = weft__malloc(sizeof(*slab));
   char *base = MAP_FAILED;
   if (slab)
     base = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -150,7 +151,7 @@ static weft__stack_t *carve_slab(weft__stack_pool_t *p) {
   if (!ok) {
     if (base != MAP_FAILED)
       munmap(base, len);
-    free(slab);
+    weft__free(slab);
     if (guarded) {
       pthread_mutex_lock(&p->mu);
       p->guarded_budget += n;

@@ -28,6 +28,7 @@
  *     recycled record; the public entry points that only read those fields
  *     check `freed` themselves (asan_check_live).
  */
+#include "alloc.h"
 #include "core.h"
 
 #include <errno.h>
@@ -140,7 +141,7 @@ static weft_task_t *record_alloc(weft__worker_t *w) {
   if (!w->free_tasks)
     weft__task_reclaim_remote(w);
   if (!w->free_tasks) {
-    task_slab_t *slab = aligned_alloc(64, sizeof(task_slab_t));
+    task_slab_t *slab = weft__aligned_alloc(64, sizeof(task_slab_t));
     if (!slab)
       return NULL;
     /* No memset: record_once() initialises what outlives a task, and
@@ -206,7 +207,7 @@ void weft__task_free_all(weft__worker_t *w) {
       if (s->recs[i].tsan_fiber)
         __tsan_destroy_fiber(s->recs[i].tsan_fiber);
 #endif
-    free(s);
+    weft__aligned_free(s);
     s = next;
   }
   w->task_slabs = NULL;
@@ -425,13 +426,14 @@ int weft__task_start_cancelled(const weft_task_t *t) {
 
 /* Give a first run its stack and context. Fails, leaving t untouched, with
  * WEFT_ECANCELED (cancelled before it ran: it must not start) or
- * WEFT_ENOMEM (no stack); weft__task_run() then finishes t without running
- * it, with that status. */
+ * WEFT_ENOMEM (no stack; never for an always_start task, whose stack was
+ * taken at spawn); weft__task_run() then finishes t without running it,
+ * with that status. */
 int weft__task_prepare(weft__worker_t *w, weft_task_t *t) {
   if (WEFT__UNLIKELY(weft__task_start_cancelled(t)) && !t->always_start)
     return WEFT_ECANCELED;
-  weft__stack_t *s = weft__stack_alloc(&t->rt->stacks, &w->stacks);
-  if (!s)
+  weft__stack_t *s = t->stack; /* taken at spawn if always_start */
+  if (!s && !(s = weft__stack_alloc(&t->rt->stacks, &w->stacks)))
     return WEFT_ENOMEM;
   t->stack = s;
   t->started = 1;
@@ -615,14 +617,23 @@ static int spawn(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
     atomic_fetch_sub_explicit(&rt->live, 1, memory_order_relaxed);
     return WEFT_ENOMEM;
   }
-  weft_task_t *t = record_alloc(w);
+  /* A task that must run (it cleans up after its spawner) takes its stack
+   * now: without one it would finish unrun (weft__task_run), so the lack of
+   * memory is this call's error, which its caller handles. */
+  weft__stack_t *stack = NULL;
+  if (always_start)
+    stack = weft__stack_alloc(&rt->stacks, &w->stacks);
+  weft_task_t *t = always_start && !stack ? NULL : record_alloc(w);
   if (!t) {
+    if (stack)
+      weft__stack_release(&rt->stacks, &w->stacks, stack);
     if (rt->cfg.max_tasks)
       atomic_fetch_sub_explicit(&rt->live, 1, memory_order_relaxed);
     return WEFT_ENOMEM;
   }
   task_init(t, rt, fn, arg, out ? 2u : 1u);
   t->always_start = (uint8_t)always_start;
+  t->stack = stack;
   t->discard = opts ? opts->discard : NULL;
   t->local = w->current->local; /* contextvars: a copy of the parent's */
   uint64_t seq = atomic_load_explicit(&w->spawned, memory_order_relaxed);
@@ -662,7 +673,7 @@ int weft_spawn(weft_task_fn fn, void *arg, weft_task_t **out) {
 
 weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
                                  void *arg) {
-  weft_task_t *t = aligned_alloc(64, sizeof(weft_task_t));
+  weft_task_t *t = weft__aligned_alloc(64, sizeof(weft_task_t));
   if (!t)
     return NULL;
   memset(t, 0, sizeof(*t));
@@ -681,7 +692,7 @@ void weft__task_unref_main(weft_task_t *t) {
   if (t->tsan_fiber)
     __tsan_destroy_fiber(t->tsan_fiber);
 #endif
-  free(t);
+  weft__aligned_free(t);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1000,11 +1011,11 @@ int weft__tasks_wait(weft_task_t *const *tasks, size_t n, weft_task_t *self,
   weft__waiter_t *wt = local_wt;
   unsigned char *linked = local_linked;
   if (n > 8) {
-    wt = malloc(n * sizeof(*wt));
-    linked = malloc(n);
+    wt = weft__malloc(n * sizeof(*wt));
+    linked = weft__malloc(n);
     if (!wt || !linked) {
-      free(wt);
-      free(linked);
+      weft__free(wt);
+      weft__free(linked);
       return WEFT_ENOMEM;
     }
   }
@@ -1022,8 +1033,8 @@ int weft__tasks_wait(weft_task_t *const *tasks, size_t n, weft_task_t *self,
     if (linked[i])
       weft__waiter_detach(&wt[i], &tasks[i]->joinq_lock);
   if (n > 8) {
-    free(wt);
-    free(linked);
+    weft__free(wt);
+    weft__free(linked);
   }
   return rc;
 }
@@ -1094,7 +1105,7 @@ int weft_gather_all(weft_task_t *const *tasks, size_t n, void **results,
 
 weft_task_t *weft__task_new_foreign(weft_runtime_t *rt, weft_task_fn fn,
                                     void *arg, size_t size) {
-  weft_task_t *t = aligned_alloc(64, size);
+  weft_task_t *t = weft__aligned_alloc(64, size);
   if (!t)
     return NULL;
   memset(t, 0, size);
@@ -1112,7 +1123,7 @@ void weft__task_free_foreign(weft_task_t *t) {
   if (t->tsan_fiber)
     __tsan_destroy_fiber(t->tsan_fiber);
 #endif
-  free(t);
+  weft__aligned_free(t);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -56,6 +56,7 @@
  *     count at init, or a delivery the group did not cause, is a
  *     cancellation from outside (asyncio 3.13's TaskGroup.__aexit__).
  */
+#include "alloc.h"
 #include "core.h"
 #include "sync/waitq.h"
 
@@ -127,7 +128,7 @@ static void sweep(group_t *g, const entry_t *skip) {
       break;
     size_t need = g->nchildren;
     weft__spin_unlock(&g->lock);
-    weft_task_t **bigger = malloc(need * sizeof(*bigger));
+    weft_task_t **bigger = weft__malloc(need * sizeof(*bigger));
     if (!bigger) {
       /* No memory for the references: cancel under the lock instead (a
        * wake under a spinlock is slower for the others, never wrong). */
@@ -139,11 +140,11 @@ static void sweep(group_t *g, const entry_t *skip) {
       }
       weft__spin_unlock(&g->lock);
       if (arr != local)
-        free(arr);
+        weft__free(arr);
       return;
     }
     if (arr != local)
-      free(arr);
+      weft__free(arr);
     arr = bigger;
     cap = need;
   }
@@ -158,7 +159,7 @@ static void sweep(group_t *g, const entry_t *skip) {
     weft_task_unref(arr[i]);
   }
   if (arr != local)
-    free(arr);
+    weft__free(arr);
 }
 
 /* Shut the group down without cancelling its owner; sweeps once. */
@@ -247,13 +248,13 @@ int weft_taskgroup_destroy(weft_taskgroup_t *pg) {
       weft__waiter_detach(&e->jw, &e->task->joinq_lock);
     if (!e->failed) {
       weft_task_unref(e->task);
-      free(e);
+      weft__free(e);
     }
   }
   while ((n = weft__list_pop_front(&g->errors))) {
     entry_t *e = weft__container_of(n, entry_t, elink);
     weft_task_unref(e->task);
-    free(e);
+    weft__free(e);
   }
   g->nchildren = g->nerrors = 0;
   weft_task_unref(g->owner);
@@ -266,7 +267,7 @@ int weft_taskgroup_new(weft_taskgroup_t **out) {
     return WEFT_EINVAL;
   if (!weft__task_current())
     return WEFT_ENOTTASK;
-  weft_taskgroup_t *g = malloc(sizeof(*g));
+  weft_taskgroup_t *g = weft__malloc(sizeof(*g));
   if (!g)
     return WEFT_ENOMEM;
   weft_taskgroup_init(g);
@@ -279,7 +280,7 @@ int weft_taskgroup_free(weft_taskgroup_t *g) {
     return 0;
   int rc = weft_taskgroup_destroy(g);
   if (rc == 0)
-    free(g);
+    weft__free(g);
   return rc;
 }
 
@@ -290,13 +291,13 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, const weft_spawn_opts_t *opts,
   if (!weft__task_current())
     return WEFT_ENOTTASK;
   group_t *g = impl(pg);
-  entry_t *e = malloc(sizeof(*e));
+  entry_t *e = weft__malloc(sizeof(*e));
   if (!e)
     return WEFT_ENOMEM;
   weft__spin_lock(&g->lock);
   if (g->aborting || g->closed) {
     weft__spin_unlock(&g->lock);
-    free(e);
+    weft__free(e);
     return WEFT_ESHUTDOWN;
   }
   g->pending++;
@@ -343,7 +344,7 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, const weft_spawn_opts_t *opts,
     weft_task_unref(cancel);
   }
   if (rc != 0)
-    free(e);
+    weft__free(e);
   return rc;
 }
 
@@ -376,7 +377,7 @@ static void reap(group_t *g, entry_t *e) {
     sweep(g, NULL);
   if (!keep) {
     weft_task_unref(e->task);
-    free(e);
+    weft__free(e);
   }
 }
 

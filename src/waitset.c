@@ -28,6 +28,7 @@
  * timeout nor when the waiting task is cancelled (asyncio.wait,
  * as_completed).
  */
+#include "alloc.h"
 #include "core.h"
 
 #include <stdlib.h>
@@ -174,8 +175,8 @@ int weft_as_completed_init(weft_as_completed_t *pit, weft_task_t *const *tasks,
                         sizeof(size_t) + 1))
       return WEFT_ENOMEM;
     /* The waiters first: the strictest alignment. */
-    char *mem = malloc(n * (sizeof(weft__waiter_t) + sizeof(weft_task_t *) +
-                            sizeof(size_t) + 1));
+    char *mem = weft__malloc(n * (sizeof(weft__waiter_t) +
+                                  sizeof(weft_task_t *) + sizeof(size_t) + 1));
     if (!mem)
       return WEFT_ENOMEM;
     it->wt = (weft__waiter_t *)(void *)mem;
@@ -275,7 +276,7 @@ int weft_as_completed_destroy(weft_as_completed_t *pit) {
   /* No waiter is linked outside next() (protocol step 3). */
   for (size_t i = 0; i < it->n; i++)
     weft_task_unref(it->tasks[i]);
-  free(it->wt);
+  weft__free(it->wt);
   memset(it, 0, sizeof(*it));
   return 0;
 }

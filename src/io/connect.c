@@ -10,6 +10,7 @@
  * woken), and the close callback frees the record. The caller never waits
  * for that, so a cancellation returns at once.
  */
+#include "alloc.h"
 #include "io/stream_int.h"
 
 #include <stdlib.h>
@@ -83,7 +84,7 @@ static int open_connection(const char *host, int port, const char *path,
         break;
       rc = 0;
     }
-    free(addrs);
+    weft__free(addrs);
   } else {
     rc = connect_one(t, home, NULL, path, opts, out);
   }

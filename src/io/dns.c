@@ -11,6 +11,7 @@
  * record and any result. worker_close runs the loop until it did, so
  * nothing leaks at shutdown.
  */
+#include "alloc.h"
 #include "io/io.h"
 
 #include <netdb.h>
@@ -31,7 +32,7 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   if (!op->task) { /* abandoned by a cancelled caller */
     if (res)
       uv_freeaddrinfo(res);
-    free(op);
+    weft__free(op);
     return;
   }
   op->status = status;
@@ -42,7 +43,7 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 
 static int one_addr(const struct sockaddr_storage *ss,
                     struct sockaddr_storage **addrs, size_t *n) {
-  *addrs = malloc(sizeof(**addrs));
+  *addrs = weft__malloc(sizeof(**addrs));
   if (!*addrs)
     return WEFT_ENOMEM;
   **addrs = *ss;
@@ -58,7 +59,7 @@ static int copy_list(struct addrinfo *res, int port,
       count++;
   if (count == 0)
     return WEFT_EAI_NONAME;
-  struct sockaddr_storage *v = calloc(count, sizeof(*v));
+  struct sockaddr_storage *v = weft__calloc(count, sizeof(*v));
   if (!v)
     return WEFT_ENOMEM;
   size_t i = 0;
@@ -95,7 +96,7 @@ int weft__io_resolve(const char *host, int port, int passive,
 
   weft_task_t *t = weft__task_current();
   weft__worker_t *w = weft__worker_current();
-  gai_op_t *op = calloc(1, sizeof(*op));
+  gai_op_t *op = weft__calloc(1, sizeof(*op));
   if (!op)
     return WEFT_ENOMEM;
   op->task = t;
@@ -107,7 +108,7 @@ int weft__io_resolve(const char *host, int port, int passive,
   hints.ai_flags = passive ? AI_PASSIVE : 0;
   int rc = uv_getaddrinfo(&w->loop, &op->req, on_gai, host, NULL, &hints);
   if (rc) {
-    free(op);
+    weft__free(op);
     return rc;
   }
   rc = weft__io_wait_flag(t, &op->done, 0);
@@ -121,6 +122,6 @@ int weft__io_resolve(const char *host, int port, int passive,
     rc = copy_list(op->res, port, addrs, n);
   if (op->res)
     uv_freeaddrinfo(op->res);
-  free(op);
+  weft__free(op);
   return rc;
 }

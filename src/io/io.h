@@ -83,7 +83,7 @@ int weft__io_task_cancelled(const weft_task_t *t);
 void weft__io_ignore_sigpipe(void);
 
 /* Resolve host:port into an array of *n socket addresses (malloc'ed, freed
- * with free()); literals are converted without the thread pool, names go
+ * with weft__free()); literals are converted without the thread pool, names go
  * through uv_getaddrinfo on the calling task's worker. host NULL with
  * `passive` = the IPv4 wildcard. Suspends; cancellable (dns.c). */
 int weft__io_resolve(const char *host, int port, int passive,

@@ -44,6 +44,7 @@
  *     after_work never runs, the result is neither delivered nor
  *     discarded. The loop's descriptors stay open.
  */
+#include "alloc.h"
 #include "io/io.h"
 
 #include <inttypes.h>
@@ -73,7 +74,7 @@ static void after_work_cb(uv_work_t *req, int status) {
   if (!op->task) { /* abandoned by a cancelled caller (step 4) */
     if (status == 0 && op->discard)
       op->discard(op->result);
-    free(op);
+    weft__free(op);
     return;
   }
   op->status = status;
@@ -94,7 +95,7 @@ int weft_to_thread_ex(weft_thread_fn fn, void *arg, weft_discard_fn discard,
    * queued. */
   if (weft__wait_check_cancel(t))
     return WEFT_ECANCELED;
-  offload_op_t *op = malloc(sizeof(*op));
+  offload_op_t *op = weft__malloc(sizeof(*op));
   if (!op)
     return WEFT_ENOMEM;
   op->req.data = op;
@@ -110,7 +111,7 @@ int weft_to_thread_ex(weft_thread_fn fn, void *arg, weft_discard_fn discard,
   int rc = uv_queue_work(&w->loop, &op->req, work_cb, after_work_cb);
   if (rc) {
     weft__io_leave(t);
-    free(op);
+    weft__free(op);
     return rc;
   }
   weft__list_push_back(&w->offloads, &op->link);
@@ -125,7 +126,7 @@ int weft_to_thread_ex(weft_thread_fn fn, void *arg, weft_discard_fn discard,
   rc = op->status;
   if (rc == 0 && result)
     *result = op->result;
-  free(op);
+  weft__free(op);
   weft__io_leave(t);
   return rc;
 }

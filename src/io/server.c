@@ -37,6 +37,7 @@
  * holders of a reference (relaxed); the decrement that reaches zero frees
  * the record (acq_rel, so it sees every other holder's writes).
  */
+#include "alloc.h"
 #include "io/stream_int.h"
 
 #include <errno.h>
@@ -110,8 +111,8 @@ static void server_unref(weft_server_t *srv) {
   /* acq_rel: the last holder sees every other holder's writes. */
   if (atomic_fetch_sub_explicit(&srv->refs, 1, memory_order_acq_rel) != 1)
     return;
-  free(srv->path);
-  free(srv);
+  weft__free(srv->path);
+  weft__free(srv);
 }
 
 static int slot_idle(const slot_t *sl) {
@@ -146,8 +147,19 @@ static void on_connection(uv_stream_t *listener, int status) {
   if (status < 0)
     return; /* EMFILE and the like: libuv keeps listening */
   weft_stream_t *s = weft__stream_alloc(sl->w, srv->is_pipe, &srv->sopts);
-  if (!s)
+  if (!s) {
+    /* Without memory for the stream the connection is dropped, as libuv
+     * drops connections past EMFILE. It must be taken off the listener:
+     * libuv holds a connection the callback did not accept in the
+     * listener's accepted_fd and stops polling it until uv_accept, and
+     * there is no stream to accept it into, so the listener would never
+     * accept again (the peer would wait forever). */
+    if (listener->accepted_fd >= 0) {
+      close(listener->accepted_fd);
+      listener->accepted_fd = -1;
+    }
     return;
+  }
   if (uv_accept(listener, &s->u.s) != 0 ||
       weft__stream_start(s, &srv->sopts) != 0) {
     s->free_on_close = 1;
@@ -252,7 +264,7 @@ static int make_listener(struct sockaddr_storage *addr, int backlog, int *out) {
 
 static weft_server_t *server_new(unsigned nslots, weft_server_handler_fn fn,
                                  void *arg, const weft_server_opts_t *opts) {
-  weft_server_t *srv = calloc(1, sizeof(*srv) + nslots * sizeof(slot_t));
+  weft_server_t *srv = weft__calloc(1, sizeof(*srv) + nslots * sizeof(slot_t));
   if (!srv)
     return NULL;
   atomic_init(&srv->refs, 1);
@@ -410,7 +422,7 @@ int weft_start_server(weft_server_handler_fn handler, void *arg,
     return rc;
   }
   struct sockaddr_storage addr = addrs[0];
-  free(addrs);
+  weft__free(addrs);
   weft_server_t *srv = server_new(nslots, handler, arg, opts);
   if (!srv) {
     weft__io_leave(t);
@@ -472,9 +484,9 @@ int weft_start_unix_server(weft_server_handler_fn handler, void *arg,
     unlink(path); /* a stale socket (asyncio does the same) */
   }
   weft_server_t *srv = server_new(1, handler, arg, opts);
-  char *p = srv ? strdup(path) : NULL;
+  char *p = srv ? weft__strdup(path) : NULL;
   if (!p) {
-    free(srv);
+    weft__free(srv);
     weft__io_leave(t);
     return WEFT_ENOMEM;
   }

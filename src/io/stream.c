@@ -50,6 +50,7 @@
  *     handle; abort() closes at once and the discarded data turns into
  *     WEFT_EPIPE for drain() and later writes.
  */
+#include "alloc.h"
 #include "io/stream_int.h"
 
 #include <limits.h>
@@ -89,8 +90,8 @@ void weft_stream_opts_init(weft_stream_opts_t *opts) {
 
 static void stream_destroy(weft_stream_t *s) {
   weft__io_unregister(&s->obj);
-  free(s->rbuf);
-  free(s);
+  weft__free(s->rbuf);
+  weft__free(s);
 }
 
 static void stream_reap(weft__io_obj_t *o) {
@@ -104,13 +105,13 @@ static void stream_reap(weft__io_obj_t *o) {
 
 weft_stream_t *weft__stream_alloc(weft__worker_t *home, int is_pipe,
                                   const weft_stream_opts_t *opts) {
-  weft_stream_t *s = calloc(1, sizeof(*s));
+  weft_stream_t *s = weft__calloc(1, sizeof(*s));
   if (!s)
     return NULL;
   int rc = is_pipe ? uv_pipe_init(&home->loop, &s->u.pipe, 0)
                    : uv_tcp_init(&home->loop, &s->u.tcp);
   if (rc) {
-    free(s);
+    weft__free(s);
     return NULL;
   }
   s->u.h.data = s;
@@ -281,7 +282,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     size_t cap = s->rcap ? s->rcap * 2 : RBUF_INITIAL;
     if (cap > s->rmax)
       cap = s->rmax;
-    char *nb = realloc(s->rbuf, cap);
+    char *nb = weft__realloc(s->rbuf, cap);
     if (nb) {
       s->rbuf = nb;
       s->rcap = cap;
@@ -348,7 +349,7 @@ static void consume(weft_stream_t *s, size_t k) {
   if (s->rlen == 0) {
     s->rpos = 0;
     if (s->rcap > RBUF_INITIAL) { /* give a grown buffer back */
-      free(s->rbuf);
+      weft__free(s->rbuf);
       s->rbuf = NULL;
       s->rcap = 0;
     }
@@ -614,7 +615,7 @@ static void on_write(uv_write_t *req, int status) {
   wreq_t *wr = weft__container_of(req, wreq_t, req);
   weft_stream_t *s = wr->s;
   s->wqueued -= wr->len;
-  free(wr);
+  weft__free(wr);
   if (status < 0 && status != UV_ECANCELED && !s->werr)
     s->werr = status;
   write_progress(s);
@@ -643,7 +644,7 @@ static int write_home(weft_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   if (done == total)
     return 0;
   size_t rest = total - done;
-  wreq_t *wr = malloc(sizeof(*wr) + rest);
+  wreq_t *wr = weft__malloc(sizeof(*wr) + rest);
   if (!wr) {
     if (done)
       s->werr = WEFT_ENOMEM; /* the stream lost bytes mid-message */
@@ -667,7 +668,7 @@ static int write_home(weft_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   b.len = rest;
   int r = uv_write(&wr->req, &s->u.s, &b, 1, on_write);
   if (r) {
-    free(wr);
+    weft__free(wr);
     s->werr = r;
     write_progress(s);
     return r;
@@ -703,14 +704,14 @@ int weft_stream_writev(weft_stream_t *s, const weft_iovec_t *iov, size_t n) {
   uv_buf_t *bufs = stackbufs;
   size_t total = 0;
   if (s && n > IOV_STACK) {
-    bufs = malloc(n * sizeof(*bufs));
+    bufs = weft__malloc(n * sizeof(*bufs));
     if (!bufs)
       return WEFT_ENOMEM;
   }
   for (size_t i = 0; s && i < n; i++) {
     if (!iov[i].base && iov[i].len) {
       if (bufs != stackbufs)
-        free(bufs);
+        weft__free(bufs);
       return WEFT_EINVAL;
     }
     bufs[i].base = (char *)(uintptr_t)iov[i].base;
@@ -723,7 +724,7 @@ int weft_stream_writev(weft_stream_t *s, const weft_iovec_t *iov, size_t n) {
     weft__io_leave(t);
   }
   if (bufs != stackbufs)
-    free(bufs);
+    weft__free(bufs);
   return rc;
 }
 

@@ -1,6 +1,7 @@
 /*
  * Idle coordinator; the protocol is at the top of idle.h.
  */
+#include "alloc.h"
 #include "sched/idle.h"
 
 #include <stdlib.h>
@@ -8,11 +9,11 @@
 int weft__idle_init(weft__idle_t *idle, unsigned nworkers) {
   idle->nworkers = nworkers;
   idle->nsleepers = 0;
-  idle->sleepers = calloc(nworkers, sizeof(*idle->sleepers));
-  idle->listed = calloc(nworkers, sizeof(*idle->listed));
+  idle->sleepers = weft__calloc(nworkers, sizeof(*idle->sleepers));
+  idle->listed = weft__calloc(nworkers, sizeof(*idle->listed));
   if (!idle->sleepers || !idle->listed) {
-    free(idle->sleepers);
-    free(idle->listed);
+    weft__free(idle->sleepers);
+    weft__free(idle->listed);
     return -1;
   }
   atomic_init(&idle->state, nworkers * WEFT__IDLE_UNPARKED_ONE);
@@ -23,8 +24,8 @@ int weft__idle_init(weft__idle_t *idle, unsigned nworkers) {
 
 void weft__idle_destroy(weft__idle_t *idle) {
   pthread_mutex_destroy(&idle->mu);
-  free(idle->sleepers);
-  free(idle->listed);
+  weft__free(idle->sleepers);
+  weft__free(idle->listed);
 }
 
 int weft__idle_try_search(weft__idle_t *idle) {

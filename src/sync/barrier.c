@@ -38,6 +38,7 @@
  * Payloads travel in weft__waiter_t.item as an intptr_t: an index >= 0 or
  * a negative error code.
  */
+#include "alloc.h"
 #include "core.h"
 #include "waitq.h"
 
@@ -89,7 +90,7 @@ int weft_barrier_destroy(weft_barrier_t *pb) {
 int weft_barrier_new(unsigned parties, weft_barrier_t **out) {
   if (!out || parties == 0 || parties > (unsigned)INT32_MAX)
     return WEFT_EINVAL;
-  weft_barrier_t *b = malloc(sizeof(*b));
+  weft_barrier_t *b = weft__malloc(sizeof(*b));
   if (!b)
     return WEFT_ENOMEM;
   weft_barrier_init(b, parties);
@@ -102,7 +103,7 @@ int weft_barrier_free(weft_barrier_t *b) {
     return 0;
   int rc = weft_barrier_destroy(b);
   if (rc == 0)
-    free(b);
+    weft__free(b);
   return rc;
 }
 

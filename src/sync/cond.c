@@ -22,6 +22,7 @@
  *     not count it; one notified before its cancel() returned returns 0 (the
  *     notification wins, the request stays pending).
  */
+#include "alloc.h"
 #include "core.h"
 #include "lock.h"
 #include "waitq.h"
@@ -63,7 +64,7 @@ int weft_cond_destroy(weft_cond_t *pc) {
 int weft_cond_new(weft_lock_t *lock, weft_cond_t **out) {
   if (!lock || !out)
     return WEFT_EINVAL;
-  weft_cond_t *c = malloc(sizeof(*c));
+  weft_cond_t *c = weft__malloc(sizeof(*c));
   if (!c)
     return WEFT_ENOMEM;
   weft_cond_init(c, lock);
@@ -76,7 +77,7 @@ int weft_cond_free(weft_cond_t *c) {
     return 0;
   int rc = weft_cond_destroy(c);
   if (rc == 0)
-    free(c);
+    weft__free(c);
   return rc;
 }
 

@@ -16,6 +16,7 @@
  *     WEFT_ECANCELED. One claimed before its cancel() returned returns 0
  *     (weft__wait lets the claim win; the request stays pending).
  */
+#include "alloc.h"
 #include "core.h"
 #include "waitq.h"
 
@@ -59,7 +60,7 @@ int weft_event_destroy(weft_event_t *pe) {
 int weft_event_new(weft_event_t **out) {
   if (!out)
     return WEFT_EINVAL;
-  weft_event_t *e = malloc(sizeof(*e));
+  weft_event_t *e = weft__malloc(sizeof(*e));
   if (!e)
     return WEFT_ENOMEM;
   weft_event_init(e);
@@ -72,7 +73,7 @@ int weft_event_free(weft_event_t *e) {
     return 0;
   int rc = weft_event_destroy(e);
   if (rc == 0)
-    free(e);
+    weft__free(e);
   return rc;
 }
 

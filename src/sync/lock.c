@@ -38,6 +38,7 @@
  * "am I the owner?": a task reads back its own last write or a later one
  * (coherence), so it sees itself only while it holds the lock.
  */
+#include "alloc.h"
 #include "core.h"
 #include "lock.h"
 #include "waitq.h"
@@ -85,7 +86,7 @@ int weft_lock_destroy(weft_lock_t *pl) {
 int weft_lock_new(weft_lock_t **out) {
   if (!out)
     return WEFT_EINVAL;
-  weft_lock_t *l = malloc(sizeof(*l));
+  weft_lock_t *l = weft__malloc(sizeof(*l));
   if (!l)
     return WEFT_ENOMEM;
   weft_lock_init(l);
@@ -98,7 +99,7 @@ int weft_lock_free(weft_lock_t *l) {
     return 0;
   int rc = weft_lock_destroy(l);
   if (rc == 0)
-    free(l);
+    weft__free(l);
   return rc;
 }
 

@@ -30,6 +30,7 @@
  * item taken) anyway: weft__wait() lets the event win and the request stays
  * pending for the next suspension point.
  */
+#include "alloc.h"
 #include "core.h"
 #include "waitq.h"
 
@@ -82,7 +83,7 @@ int weft_queue_new_ex(const weft_queue_opts_t *opts, weft_queue_t **out) {
     return WEFT_EINVAL;
   if (opts->kind == WEFT_QUEUE_PRIORITY && !opts->cmp)
     return WEFT_EINVAL;
-  weft_queue_t *q = calloc(1, sizeof(*q));
+  weft_queue_t *q = weft__calloc(1, sizeof(*q));
   if (!q)
     return WEFT_ENOMEM;
   q->kind = opts->kind;
@@ -112,9 +113,9 @@ int weft_queue_free(weft_queue_t *q) {
   weft__spin_unlock(&q->lock);
   if (busy)
     return WEFT_EBUSY;
-  free(q->buf);
-  free(q->heap);
-  free(q);
+  weft__free(q->buf);
+  weft__free(q->heap);
+  weft__free(q);
   return 0;
 }
 
@@ -133,22 +134,22 @@ static int store_reserve(weft_queue_t *q) {
     return 0;
   size_t cap = q->cap ? q->cap * 2 : 8;
   if (q->kind == WEFT_QUEUE_PRIORITY) {
-    pq_entry_t *h = realloc(q->heap, cap * sizeof(*h));
+    pq_entry_t *h = weft__realloc(q->heap, cap * sizeof(*h));
     if (!h)
       return WEFT_ENOMEM;
     q->heap = h;
   } else if (q->kind == WEFT_QUEUE_LIFO) {
-    void **b = realloc(q->buf, cap * sizeof(*b));
+    void **b = weft__realloc(q->buf, cap * sizeof(*b));
     if (!b)
       return WEFT_ENOMEM;
     q->buf = b;
   } else {
-    void **b = malloc(cap * sizeof(*b));
+    void **b = weft__malloc(cap * sizeof(*b));
     if (!b)
       return WEFT_ENOMEM;
     for (size_t i = 0; i < q->len; i++)
       b[i] = q->buf[(q->head + i) & (q->cap - 1)];
-    free(q->buf);
+    weft__free(q->buf);
     q->buf = b;
     q->head = 0;
   }

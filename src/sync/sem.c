@@ -33,6 +33,7 @@
  * The bound of a BoundedSemaphore is checked by every release, including a
  * hand-over (which is a release immediately followed by an acquire).
  */
+#include "alloc.h"
 #include "core.h"
 #include "waitq.h"
 
@@ -97,7 +98,7 @@ int weft_semaphore_destroy(weft_semaphore_t *ps) {
 static int new_sem(unsigned value, int bounded, weft_semaphore_t **out) {
   if (!out)
     return WEFT_EINVAL;
-  weft_semaphore_t *s = malloc(sizeof(*s));
+  weft_semaphore_t *s = weft__malloc(sizeof(*s));
   if (!s)
     return WEFT_ENOMEM;
   init(s, value, bounded);
@@ -118,7 +119,7 @@ int weft_semaphore_free(weft_semaphore_t *s) {
     return 0;
   int rc = weft_semaphore_destroy(s);
   if (rc == 0)
-    free(s);
+    weft__free(s);
   return rc;
 }
 

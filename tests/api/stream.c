@@ -856,11 +856,18 @@ static void *cancel_drain_main(void *arg) {
     CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz), 0);
   }
   /* Fill the socket buffers until the writer pauses with far more queued
-   * than the kernel can still take. */
+   * than the kernel takes: the peer's receive buffer may still grow (up to
+   * tcp_rmem's maximum) while it does not read, so write until what is
+   * queued stays put across a pause, not just until it passes a size. */
   for (i = 0; i < 1000 && !paused; i++) {
+    size_t settled;
     CHECK_OK(weft_stream_write(s, chunk, sizeof chunk));
     CHECK_OK(weft_stream_get_write_buffer_size(s, &before));
-    paused = before > 4 * CHUNK;
+    if (before <= 4 * CHUNK)
+      continue;
+    CHECK_OK(weft_sleep(20));
+    CHECK_OK(weft_stream_get_write_buffer_size(s, &settled));
+    paused = settled == before;
   }
   CHECK(paused);
   for (i = 0; i < 3; i++) {
