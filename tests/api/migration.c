@@ -1,5 +1,5 @@
 /*
- * migration: tasks move between workers at suspension points, and what a
+ * api_migration: tasks move between workers at suspension points, and what a
  * task sees stays right when they do (compiled with -O2, see CMakeLists.txt).
  *
  *  1. One task pinned to each worker records that worker's thread, so the

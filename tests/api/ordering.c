@@ -1,5 +1,5 @@
 /*
- * ordering: deterministic mode (config.deterministic = 1: one worker, no
+ * api_ordering: deterministic mode (config.deterministic = 1: one worker, no
  * LIFO slot) reproduces asyncio's order exactly.
  *
  * Each test is the C transcription of a small asyncio program; the expected

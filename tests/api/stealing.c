@@ -1,5 +1,5 @@
 /*
- * stealing: with 2 workers, CPU-bound tasks spawned by one task are spread
+ * api_stealing: with 2 workers, CPU-bound tasks spawned by one task are spread
  * over both workers by work stealing, and weft_worker_stats() shows it:
  * stolen > 0 in total and tasks_run > 0 on each worker. And a task in the
  * LIFO slot of a worker that computes without suspending is taken by the

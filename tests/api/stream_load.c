@@ -1,5 +1,5 @@
 /*
- * api_stream_load: many concurrent connections through a server on every
+ * stress_stream_load: many concurrent connections through a server on every
  * worker, each echoing a random payload of 1 B to 1 MiB (log-uniform sizes)
  * with a checksum compared end to end. Each client writes with drain in one
  * task while it reads the echo back in another, then half-closes and

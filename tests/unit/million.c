@@ -1,5 +1,5 @@
 /*
- * unit_million: one million tasks alive at once, when configured for it
+ * stress_million: one million tasks alive at once, when configured for it
  * (cfg.stack_size = WEFT_STACK_SIZE_MIN, guarded stacks by default: the
  * first 8192 get a guard page, the rest come from unguarded slabs).
  *
@@ -84,7 +84,7 @@ static void test_million(void **state) {
   total = harness_now_ms() - t0;
   assert_int_equal(weft_queue_free(m.q), 0);
   getrusage(RUSAGE_SELF, &ru);
-  print_message("unit_million: spawned %.0f ms, all started %.0f ms, "
+  print_message("stress_million: spawned %.0f ms, all started %.0f ms, "
                 "released %.0f ms, all finished %.0f ms, weft_run %.0f ms, "
                 "peak RSS %ld MiB\n",
                 m.t_spawned, m.t_started, m.t_released, m.t_finished, total,
