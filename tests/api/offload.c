@@ -454,6 +454,15 @@ static int stuck_run(stuck_run_t *a, int open_after_ms, int bound_ms, char *out,
   return returned;
 }
 
+/* A fresh run: the gate closed, the flags reset, the default config. */
+static void stuck_prepare(stuck_run_t *a) {
+  memset(a, 0, sizeof(*a));
+  gate_close();
+  atomic_store(&stuck_started, 0);
+  atomic_store(&stuck_returned, 0);
+  weft_config_init(&a->cfg);
+}
+
 /* With a grace period, weft_run() reports the function, leaves it running
  * and returns main's status; the gate is opened only afterwards (the pool
  * thread then ends before the process exits: nothing for LSan). */
@@ -463,11 +472,7 @@ static void test_stuck_function_bounded(void **state) {
   int i;
 
   (void)state;
-  memset(&a, 0, sizeof(a));
-  gate_close();
-  atomic_store(&stuck_started, 0);
-  atomic_store(&stuck_returned, 0);
-  weft_config_init(&a.cfg);
+  stuck_prepare(&a);
   assert_int_equal(a.cfg.offload_grace_ms, WEFT_OFFLOAD_GRACE_MS_DEFAULT);
   a.cfg.workers = 2;
   a.cfg.offload_grace_ms = 100;
@@ -491,11 +496,7 @@ static void test_stuck_function_unbounded(void **state) {
   char out[4096];
 
   (void)state;
-  memset(&a, 0, sizeof(a));
-  gate_close();
-  atomic_store(&stuck_started, 0);
-  atomic_store(&stuck_returned, 0);
-  weft_config_init(&a.cfg);
+  stuck_prepare(&a);
   a.cfg.workers = 1;
   a.cfg.offload_grace_ms = -1;
   /* The gate opens 300 ms after the function started: weft_run must not
