@@ -209,14 +209,14 @@ static int send_response(conn_t *c, const response_t *r) {
   return rc;
 }
 
-/* Wait ms milliseconds (WEFT_TIMEOUT_NEVER: until the client goes), reading
+/* Wait ms milliseconds (WEFT_NO_TIMEOUT: until the client goes), reading
  * ahead what the client sends meanwhile. Returns 0 once the time is up, or
  * -1 when the connection must end: end of stream (the client gave up, or
  * the server closed the clients at shutdown), an error, or a full buffer
  * while hanging. */
 static int wait_reading(conn_t *c, uint64_t ms) {
   uint64_t deadline =
-      ms == WEFT_TIMEOUT_NEVER ? WEFT_TIMEOUT_NEVER : weft_time_ms() + ms;
+      ms == WEFT_NO_TIMEOUT ? WEFT_NO_TIMEOUT : weft_time_ms() + ms;
   for (;;) {
     if (c->in_len == IN_CAP && c->in_off > 0) {
       memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
@@ -224,7 +224,7 @@ static int wait_reading(conn_t *c, uint64_t ms) {
       c->in_off = 0;
     }
     if (c->in_len == IN_CAP) { /* the client's pipeline is full */
-      if (deadline == WEFT_TIMEOUT_NEVER)
+      if (deadline == WEFT_NO_TIMEOUT)
         return -1;
       uint64_t now = weft_time_ms();
       return now >= deadline || weft_sleep(deadline - now) == 0 ? 0 : -1;
@@ -297,7 +297,7 @@ static int respond(conn_t *c) {
     } else {
       site_kind_t kind = site_page_kind(m, (uint64_t)n);
       if (kind == SITE_HANG) {
-        wait_reading(c, WEFT_TIMEOUT_NEVER);
+        wait_reading(c, WEFT_NO_TIMEOUT);
         return -1; /* only the client or the shutdown ends a hang */
       }
       if (kind == SITE_SLOW && wait_reading(c, m->p.slow_ms) != 0)

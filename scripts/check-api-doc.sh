@@ -383,8 +383,8 @@ self_test() {
     "sed -i '/^#define WEFT_TASK_NAME_MAX/d' include/weft/task.h"
   expect_drift "a constant the docs do not name" "constant WEFT_OFFLOAD_GRACE_MS_DEFAULT" \
     "sed -i 's/WEFT_OFFLOAD_GRACE_MS_DEFAULT/WEFT_OFFLOAD_GRACE_DEFAULT/' docs/api.md"
-  expect_drift "an error code the docs do not name" "constant WEFT_EOTHER_RT" \
-    "sed -i 's/WEFT_EOTHER_RT/WEFT_EOTHER/g' docs/api.md"
+  expect_drift "an error code the docs do not name" "constant WEFT_EOTHER_RUNTIME" \
+    "sed -i 's/WEFT_EOTHER_RUNTIME/WEFT_EOTHER/g' docs/api.md"
   expect_drift "a struct field the docs do not describe" \
     "field offload_grace_ms of weft_config_t" \
     "sed -i '/^| \`int offload_grace_ms\`/d; s/offload_grace_ms/grace/g' docs/api.md"

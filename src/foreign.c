@@ -23,7 +23,7 @@
  *     shutdown walk of the record slabs does not see them); only then does
  *     runtime.c store `shutdown`. Submission checks `closed` under mu, so a
  *     task is either submitted before the close (counted, then cancelled by
- *     it) or refused with WEFT_ESHUTDOWN_RT.
+ *     it) or refused with WEFT_ERUNTIME_SHUTDOWN.
  *  3. The quiescence check (runtime.c) adds foreign.spawned to the spawned
  *     counters after reading `shutdown` with acquire: the count is final
  *     then (step 2 came first), so the runtime cannot stop while a submitted
@@ -286,7 +286,7 @@ int weft_runtime_submit(weft_runtime_t *rt, weft_task_fn fn, void *arg,
   int rc = 0;
   pthread_mutex_lock(&fo->mu);
   if (fo->closed) {
-    rc = WEFT_ESHUTDOWN_RT;
+    rc = WEFT_ERUNTIME_SHUTDOWN;
   } else if (rt->cfg.max_tasks &&
              /* relaxed: a counter; the limit is approximate under races. */
              atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed) >=

@@ -14,7 +14,7 @@
  *     slabs), then `shutdown` is set and every worker is woken. Each
  *     worker, on seeing it, cancels every task it spawned (task.c); from then
  *     on every suspension point returns WEFT_ECANCELED immediately; spawning
- *     fails with WEFT_ESHUTDOWN_RT, so the remaining tasks run to their end.
+ *     fails with WEFT_ERUNTIME_SHUTDOWN, so the remaining tasks run to their end.
  *  4. A worker about to park during shutdown checks quiescence: it sums every
  *     worker's `finished` counter, then (seq_cst loads, in that order) every
  *     `spawned` counter. Both only grow and finished <= spawned + 1 (main), so

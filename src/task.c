@@ -610,7 +610,7 @@ static int spawn(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
   /* relaxed: a flag; spawns racing with shutdown are cancelled by the
    * shutdown walk of the record slabs (task.c). */
   if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
-    return WEFT_ESHUTDOWN_RT;
+    return WEFT_ERUNTIME_SHUTDOWN;
   if (rt->cfg.max_tasks &&
       atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed) >=
           rt->cfg.max_tasks) {
@@ -816,7 +816,7 @@ int weft_task_await(weft_task_t *t, void **result) {
   return await_until(t, WEFT__NO_DEADLINE, result, 0);
 }
 
-int weft_shield(weft_task_t *t, void **result) {
+int weft_task_shield(weft_task_t *t, void **result) {
   return await_until(t, WEFT__NO_DEADLINE, result, 1);
 }
 

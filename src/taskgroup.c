@@ -470,7 +470,7 @@ int weft_taskgroup_cancel(weft_taskgroup_t *pg) {
   return 0;
 }
 
-int weft_taskgroup_errors(const weft_taskgroup_t *pg) {
+int weft_taskgroup_error_count(const weft_taskgroup_t *pg) {
   if (!pg)
     return WEFT_EINVAL;
   group_t *g = impl(pg);

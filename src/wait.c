@@ -169,12 +169,12 @@ static int scope_enter(weft_timeout_t *scope, uint64_t deadline) {
 
 /* A scope's deadline for an absolute weft_time_ms() value, or "never". */
 static uint64_t deadline_at_ms(uint64_t when_ms) {
-  return when_ms == WEFT_TIMEOUT_NEVER ? WEFT__NO_DEADLINE
+  return when_ms == WEFT_NO_TIMEOUT ? WEFT__NO_DEADLINE
                                        : weft__ms_to_ns(when_ms);
 }
 
 int weft_timeout_enter(weft_timeout_t *scope, uint64_t delay_ms) {
-  uint64_t d = delay_ms == WEFT_TIMEOUT_NEVER
+  uint64_t d = delay_ms == WEFT_NO_TIMEOUT
                    ? WEFT__NO_DEADLINE
                    : weft__deadline_after_ms(delay_ms);
   return scope_enter(scope, d);
@@ -222,7 +222,7 @@ int weft_timeout_expired(const weft_timeout_t *scope) {
 
 uint64_t weft_timeout_when(const weft_timeout_t *scope) {
   if (!scope || scope->deadline_ == WEFT__NO_DEADLINE)
-    return WEFT_TIMEOUT_NEVER;
+    return WEFT_NO_TIMEOUT;
   return scope->deadline_ / 1000000u;
 }
 

@@ -40,7 +40,7 @@ static int is_failure(const weft_task_t *t) {
 }
 
 static uint64_t deadline_after(uint64_t timeout_ms) {
-  if (timeout_ms == WEFT_WAIT_FOREVER)
+  if (timeout_ms == WEFT_NO_TIMEOUT)
     return WEFT__NO_DEADLINE;
   return weft__deadline_after_ms(timeout_ms);
 }

@@ -9,7 +9,7 @@
  * both are the negated errno value), so a libuv result passes through weft
  * unchanged and weft_strerror()/weft_err_name() also name every libuv code.
  * The few conditions that have no errno counterpart (WEFT_ENOTTASK,
- * WEFT_ESHUTDOWN_RT...) use values below -11000, outside every errno and
+ * WEFT_ERUNTIME_SHUTDOWN...) use values below -11000, outside every errno and
  * libuv range.
  */
 #ifndef WEFT_ERROR_H
@@ -64,12 +64,12 @@
   XX(ETIMEDOUT, (-ETIMEDOUT), "connection timed out")                          \
   XX(EOF, (-4095), "end of file")                                              \
   XX(ENOTTASK, (-11001), "called outside a weft task")                         \
-  XX(ESHUTDOWN_RT, (-11002), "the runtime is shutting down")                   \
+  XX(ERUNTIME_SHUTDOWN, (-11002), "the runtime is shutting down")                   \
   XX(ESTACKOVERFLOW, (-11003), "task stack overflow")                          \
   XX(EBROKEN, (-11004), "barrier is broken")                                   \
   XX(EINCOMPLETE, (-11010), "end of stream before the requested data")         \
   XX(ELIMIT, (-11011), "separator not found within the stream limit")          \
-  XX(EOTHER_RT, (-11012), "object belongs to another runtime")
+  XX(EOTHER_RUNTIME, (-11012), "object belongs to another runtime")
 
 WEFT_BEGIN_DECLS
 

@@ -16,7 +16,7 @@
  *
  * A runtime handle is reference counted and outlives weft_run(): after the
  * runtime has shut down, the handle is still valid (submission fails with
- * WEFT_ESHUTDOWN_RT) until its last reference is dropped. Submission closes
+ * WEFT_ERUNTIME_SHUTDOWN) until its last reference is dropped. Submission closes
  * when the runtime's main task finishes; every task submitted before that is
  * cancelled with the others at shutdown, and its future completes with
  * WEFT_ECANCELED (or with the task's own outcome if it finished first), so
@@ -65,7 +65,7 @@ WEFT_EXTERN void weft_runtime_unref(weft_runtime_t *rt);
  * worker is woken for it. It starts with NULL task-local storage (there is
  * no parent task to inherit from) and is named "foreign".
  *
- * Errors: WEFT_EINVAL (rt or fn NULL), WEFT_ESHUTDOWN_RT (rt's main task has
+ * Errors: WEFT_EINVAL (rt or fn NULL), WEFT_ERUNTIME_SHUTDOWN (rt's main task has
  * finished, or weft_run() has returned: nothing was created), WEFT_ENOMEM
  * (no memory, or rt's max_tasks reached). Does not suspend. */
 WEFT_EXTERN int weft_runtime_submit(weft_runtime_t *rt, weft_task_fn fn,

@@ -21,7 +21,7 @@
  *
  * Streams and servers belong to their runtime: whatever the program has not
  * freed when weft_run() returns is closed and freed by it. A function below
- * that needs a task returns WEFT_EOTHER_RT, doing nothing, when the calling
+ * that needs a task returns WEFT_EOTHER_RUNTIME, doing nothing, when the calling
  * task belongs to another runtime (another weft_run() in the process) than
  * the one the stream or server was created in.
  *
@@ -290,7 +290,7 @@ WEFT_EXTERN int weft_stream_fileno(const weft_stream_t *s);
  *
  * Errors: WEFT_EINVAL (handler or out NULL, port outside 0..65535, opts
  * workers above the runtime's), WEFT_EADDRINUSE, WEFT_EACCES,
- * WEFT_EADDRNOTAVAIL, resolver errors, WEFT_ENOMEM, WEFT_ESHUTDOWN_RT,
+ * WEFT_EADDRNOTAVAIL, resolver errors, WEFT_ENOMEM, WEFT_ERUNTIME_SHUTDOWN,
  * WEFT_ENOTTASK. Suspends (it visits each accepting worker); not
  * cancellable: it returns once every listener is open, or closed again. */
 WEFT_EXTERN int weft_start_server(weft_server_handler_fn handler, void *arg,

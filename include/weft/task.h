@@ -95,7 +95,7 @@ WEFT_EXTERN void weft_spawn_opts_init(weft_spawn_opts_t *opts);
  *
  * Errors: WEFT_EINVAL (fn NULL), WEFT_ENOTTASK (called outside a task),
  * WEFT_ENOMEM (no memory, or the runtime's max_tasks reached),
- * WEFT_ESHUTDOWN_RT (the runtime is shutting down). Does not suspend: the new
+ * WEFT_ERUNTIME_SHUTDOWN (the runtime is shutting down). Does not suspend: the new
  * task is only queued. Its stack is taken when it first runs; if none can be
  * mapped then, the task ends without running, with status WEFT_ENOMEM. A
  * task cancelled before it first runs (weft_task_cancel(), a task group, the
@@ -125,7 +125,7 @@ WEFT_EXTERN int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn,
  * (Task.cancel() cancels what the task awaits): the awaiter then waits for t
  * to finish and gets t's outcome, which is WEFT_ECANCELED unless t handled
  * the cancellation (weft_task_uncancel()) and finished otherwise. Use
- * weft_shield() to wait without passing a cancellation on.
+ * weft_task_shield() to wait without passing a cancellation on.
  *
  * Errors: WEFT_EINVAL (t NULL), WEFT_ENOTTASK (outside a task), WEFT_EDEADLK
  * (t is the calling task: asyncio's "Task cannot await on itself"),
@@ -136,7 +136,7 @@ WEFT_EXTERN int weft_task_await(weft_task_t *t, void **result);
  * caller does not cancel t: the caller's wait returns WEFT_ECANCELED at once
  * and t runs on (await or cancel it later through its handle). Errors as
  * weft_task_await(). Suspends unless t has finished. */
-WEFT_EXTERN int weft_shield(weft_task_t *t, void **result);
+WEFT_EXTERN int weft_task_shield(weft_task_t *t, void **result);
 
 /* asyncio.wait_for(t, timeout_ms / 1000): await t for at most timeout_ms
  * milliseconds. On timeout, t is cancelled and awaited (so it has finished

@@ -22,7 +22,7 @@
  * cancelled once, so that whatever it is waiting for inside the block
  * returns WEFT_ECANCELED and it reaches weft_taskgroup_wait() promptly. The
  * wait withdraws that one request again (weft_task_uncancel()) and returns
- * the first failure's status; weft_taskgroup_errors() and
+ * the first failure's status; weft_taskgroup_error_count() and
  * weft_taskgroup_error() list every failure (asyncio's ExceptionGroup).
  * Cancellations from elsewhere stay pending. A child that ends cancelled is
  * not a failure.
@@ -90,7 +90,7 @@ WEFT_EXTERN int weft_taskgroup_free(weft_taskgroup_t *g);
  * returned (spawning while the owner waits is allowed, as in asyncio).
  * Errors: WEFT_EINVAL (g or fn NULL), WEFT_ESHUTDOWN (g shut down after a
  * failure or a cancellation, or finished: asyncio's RuntimeError), and
- * weft_spawn()'s errors (WEFT_ENOTTASK, WEFT_ENOMEM, WEFT_ESHUTDOWN_RT).
+ * weft_spawn()'s errors (WEFT_ENOTTASK, WEFT_ENOMEM, WEFT_ERUNTIME_SHUTDOWN).
  * Does not suspend. */
 WEFT_EXTERN int weft_taskgroup_spawn(weft_taskgroup_t *g, weft_task_fn fn,
                                      void *arg, weft_task_t **out);
@@ -124,7 +124,7 @@ WEFT_EXTERN int weft_taskgroup_cancel(weft_taskgroup_t *g);
 /* The number of children that failed so far (the size of asyncio's
  * ExceptionGroup), or WEFT_EINVAL if g is NULL. Complete once
  * weft_taskgroup_wait() has returned. Does not suspend. */
-WEFT_EXTERN int weft_taskgroup_errors(const weft_taskgroup_t *g);
+WEFT_EXTERN int weft_taskgroup_error_count(const weft_taskgroup_t *g);
 
 /* The idx-th failure (0 = the first, in the order they were detected):
  * store the failed task in *task (borrowed: valid until g is destroyed;

@@ -57,10 +57,10 @@ typedef struct weft_timeout {
 
 /* No deadline (asyncio.timeout(None)): for weft_timeout_enter(),
  * weft_timeout_enter_at() and weft_timeout_reschedule(). */
-#define WEFT_TIMEOUT_NEVER UINT64_MAX
+#define WEFT_NO_TIMEOUT UINT64_MAX
 
 /* async with asyncio.timeout(delay_ms / 1000): enter `scope` with a deadline
- * delay_ms from now (WEFT_TIMEOUT_NEVER: none, until rescheduled). `scope`
+ * delay_ms from now (WEFT_NO_TIMEOUT: none, until rescheduled). `scope`
  * need not be initialised. Returns 0, WEFT_EINVAL (scope NULL), WEFT_EBUSY
  * (the calling task has entered `scope` and not exited it: nothing is
  * changed), WEFT_ENOTTASK. Does not suspend. */
@@ -81,7 +81,7 @@ WEFT_EXTERN int weft_timeout_enter_at(weft_timeout_t *scope, uint64_t when_ms);
 WEFT_EXTERN int weft_timeout_exit(weft_timeout_t *scope, int rc);
 
 /* timeout.reschedule(when): move the deadline of an entered scope that has
- * not expired to when_ms (weft_time_ms() clock; WEFT_TIMEOUT_NEVER: none).
+ * not expired to when_ms (weft_time_ms() clock; WEFT_NO_TIMEOUT: none).
  * Only the task that entered it may. Returns 0, WEFT_EINVAL (scope NULL, not
  * entered, already expired or exited), WEFT_EPERM (another task's scope),
  * WEFT_ENOTTASK. */
@@ -93,7 +93,7 @@ WEFT_EXTERN int weft_timeout_reschedule(weft_timeout_t *scope,
 WEFT_EXTERN int weft_timeout_expired(const weft_timeout_t *scope);
 
 /* timeout.when(): the deadline in weft_time_ms() milliseconds, or
- * WEFT_TIMEOUT_NEVER (also for NULL). Callable from anywhere. */
+ * WEFT_NO_TIMEOUT (also for NULL). Callable from anywhere. */
 WEFT_EXTERN uint64_t weft_timeout_when(const weft_timeout_t *scope);
 
 WEFT_END_DECLS

@@ -30,11 +30,11 @@ typedef enum weft_wait_how {
 } weft_wait_how_t;
 
 /* No timeout, for weft_wait() and weft_as_completed_init(). */
-#define WEFT_WAIT_FOREVER UINT64_MAX
+#define WEFT_NO_TIMEOUT UINT64_MAX
 
 /* done, pending = await asyncio.wait(tasks, timeout=timeout_ms / 1000,
  * return_when=how): wait until the condition `how` holds or timeout_ms
- * milliseconds have passed (WEFT_WAIT_FOREVER: no timeout; 0: just look).
+ * milliseconds have passed (WEFT_NO_TIMEOUT: no timeout; 0: just look).
  * On return done[i] (if done is not NULL) is 1 for each task that has
  * finished and 0 for each still pending, and the number of finished tasks
  * is returned (it may be 0 after a timeout, which is no error: the tasks go
@@ -60,7 +60,7 @@ typedef struct weft_as_completed {
 /* for t in asyncio.as_completed(tasks, timeout=timeout_ms / 1000): start
  * iterating over the n tasks in the order they finish. The iterator belongs
  * to the calling task, the only one that may call weft_as_completed_next()
- * on it; the timeout (WEFT_WAIT_FOREVER: none) runs from this call, as in
+ * on it; the timeout (WEFT_NO_TIMEOUT: none) runs from this call, as in
  * asyncio. The iterator keeps a reference to every task until destroyed.
  * Errors: WEFT_EINVAL (it NULL, tasks NULL with n > 0, a NULL entry),
  * WEFT_ENOTTASK, WEFT_EDEADLK (the caller is among the tasks), WEFT_ENOMEM.

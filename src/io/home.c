@@ -37,7 +37,7 @@
  *     run when worker_close runs the loop out.
  *  6. Objects belong to their home's runtime: a task of another runtime
  *     (another weft_run() in the same process) is refused with
- *     WEFT_EOTHER_RT before it moves (weft__io_check). A hop there would put
+ *     WEFT_EOTHER_RUNTIME before it moves (weft__io_check). A hop there would put
  *     the task into a worker inbox of the other runtime, whose quiescence
  *     count does not know it, and neither runtime could finish.
  */
@@ -68,7 +68,7 @@ void weft__io_worker_close(weft__worker_t *w) {
 }
 
 int weft__io_check(const weft_task_t *t, const weft__io_obj_t *o) {
-  return o->home->rt == t->rt ? 0 : WEFT_EOTHER_RT;
+  return o->home->rt == t->rt ? 0 : WEFT_EOTHER_RUNTIME;
 }
 
 void weft__io_hop(weft_task_t *t, weft__worker_t *to) {

@@ -45,7 +45,7 @@ void weft__io_register(weft__io_obj_t *o, weft__worker_t *home,
 /* Unlink o; call on home's thread (no-op when not linked). */
 void weft__io_unregister(weft__io_obj_t *o);
 
-/* 0 if t may use o (same runtime), else WEFT_EOTHER_RT (home.c step 6).
+/* 0 if t may use o (same runtime), else WEFT_EOTHER_RUNTIME (home.c step 6).
  * Every operation that moves to an object's home checks it first. */
 int weft__io_check(const weft_task_t *t, const weft__io_obj_t *o);
 

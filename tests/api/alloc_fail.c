@@ -252,7 +252,7 @@ static int part_misc(void) {
   if (rc == 0)
     rc = weft_event_wait(e);
   if (rc == 0) {
-    int w = weft_wait(tasks, n, WEFT_ALL_COMPLETED, WEFT_WAIT_FOREVER, NULL);
+    int w = weft_wait(tasks, n, WEFT_ALL_COMPLETED, WEFT_NO_TIMEOUT, NULL);
     if (w < 0)
       rc = w;
     else

@@ -323,11 +323,11 @@ static void test_cancel_sleeping(void **state) {
 
 /* asyncio: cancelling a task that awaits another cancels the awaited one
  * too (Task.cancel() cancels its _fut_waiter), and the awaiter gets the
- * awaited task's outcome; asyncio.shield() (weft_shield) stops that. */
+ * awaited task's outcome; asyncio.shield() (weft_task_shield) stops that. */
 
 typedef struct await_pair {
   weft_task_t *awaited;
-  int shield;              /* the awaiter uses weft_shield() */
+  int shield;              /* the awaiter uses weft_task_shield() */
   atomic_int waiting;      /* the awaiter is about to await */
   atomic_int rc;           /* the awaiter's await */
   atomic_int awaited_done; /* weft_task_done(awaited) just after */
@@ -363,7 +363,7 @@ static void *awaiter(void *arg) {
   void *r = (void *)(uintptr_t)1;
 
   atomic_store(&p->waiting, 1);
-  atomic_store(&p->rc, p->shield ? weft_shield(p->awaited, &r)
+  atomic_store(&p->rc, p->shield ? weft_task_shield(p->awaited, &r)
                                  : weft_task_await(p->awaited, &r));
   atomic_store(&p->awaited_done, weft_task_done(p->awaited));
   atomic_store(&p->cancelling, weft_task_cancelling());
@@ -420,22 +420,22 @@ static void *awaiting_main(void *arg) {
   CHECK(r == (void *)(uintptr_t)42);
   weft_task_unref(p.awaited);
 
-  /* weft_shield() on a finished task, on itself, on NULL. */
+  /* weft_task_shield() on a finished task, on itself, on NULL. */
   CHECK_OK(weft_spawn(sleep_swallow_return_42, NULL, &p.awaited));
   CHECK_OK(weft_task_await(p.awaited, NULL));
-  CHECK_OK(weft_shield(p.awaited, &r));
+  CHECK_OK(weft_task_shield(p.awaited, &r));
   CHECK(r == (void *)(uintptr_t)42);
-  CHECK_OK(weft_shield(p.awaited, NULL));
+  CHECK_OK(weft_task_shield(p.awaited, NULL));
   weft_task_unref(p.awaited);
   /* Cancelled before it ran, it never runs (so cannot handle it). */
   CHECK_OK(harness_spawn_pinned(sleep_swallow_return_42, NULL,
                                 weft_worker_index(), &p.awaited));
   CHECK_EQ(weft_task_cancel(p.awaited), 1);
-  CHECK_RC(weft_shield(p.awaited, &r), WEFT_ECANCELED);
+  CHECK_RC(weft_task_shield(p.awaited, &r), WEFT_ECANCELED);
   CHECK(r == NULL);
   weft_task_unref(p.awaited);
-  CHECK_RC(weft_shield(weft_task_current(), NULL), WEFT_EDEADLK);
-  CHECK_RC(weft_shield(NULL, NULL), WEFT_EINVAL);
+  CHECK_RC(weft_task_shield(weft_task_current(), NULL), WEFT_EDEADLK);
+  CHECK_RC(weft_task_shield(NULL, NULL), WEFT_EINVAL);
   return NULL;
 }
 

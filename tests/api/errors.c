@@ -59,10 +59,10 @@ static void test_own_codes_outside_errno_ranges(void **state) {
   (void)state;
   /* The conditions without an errno counterpart live below -11000. */
   assert_true(WEFT_ENOTTASK < -11000);
-  assert_true(WEFT_ESHUTDOWN_RT < -11000);
+  assert_true(WEFT_ERUNTIME_SHUTDOWN < -11000);
   assert_true(WEFT_ESTACKOVERFLOW < -11000);
   assert_string_equal(weft_err_name(WEFT_ENOTTASK), "ENOTTASK");
-  assert_string_equal(weft_err_name(WEFT_ESHUTDOWN_RT), "ESHUTDOWN_RT");
+  assert_string_equal(weft_err_name(WEFT_ERUNTIME_SHUTDOWN), "ERUNTIME_SHUTDOWN");
   assert_string_equal(weft_err_name(WEFT_ESTACKOVERFLOW), "ESTACKOVERFLOW");
   assert_string_equal(weft_strerror(WEFT_ENOTTASK), "called outside a weft task");
 }
@@ -275,7 +275,7 @@ static void test_task_api_outside_a_task(void **state) {
     assert_int_equal(weft_timeout_exit(&scope, 0), WEFT_ENOTTASK);
     assert_int_equal(weft_timeout_reschedule(&scope, 10), WEFT_ENOTTASK);
     assert_int_equal(weft_timeout_expired(NULL), WEFT_EINVAL);
-    assert_true(weft_timeout_when(NULL) == WEFT_TIMEOUT_NEVER);
+    assert_true(weft_timeout_when(NULL) == WEFT_NO_TIMEOUT);
   }
   /* NULL handles are rejected wherever a handle is required. */
   assert_int_equal(weft_task_cancel(NULL), WEFT_EINVAL);

@@ -4,7 +4,7 @@
  * (asyncio.run_coroutine_threadsafe), and futures: results checked for
  * 8 threads x 1000 submissions, waits that time out (blocking and
  * suspending), cancellation through the future, submissions racing the
- * runtime's shutdown (each one either refused with WEFT_ESHUTDOWN_RT or its
+ * runtime's shutdown (each one either refused with WEFT_ERUNTIME_SHUTDOWN or its
  * future completes; nothing hangs or leaks), and a handle used after
  * weft_run() returned.
  */
@@ -408,7 +408,7 @@ typedef struct racer {
   weft_runtime_t *rt; /* referenced by the test */
   pthread_t th;
   int futures;   /* futures kept */
-  int refused;   /* WEFT_ESHUTDOWN_RT seen */
+  int refused;   /* WEFT_ERUNTIME_SHUTDOWN seen */
   int completed; /* futures that completed with the task's result */
   int cancelled; /* futures that completed with WEFT_ECANCELED */
 } racer_t;
@@ -438,7 +438,7 @@ static void *racer_thread(void *arg) {
     int keep = s->futures < RACE_FUTURES && i % 5 != 0;
     rc = weft_runtime_submit(s->rt, race_task, (void *)i,
                              keep ? &f[s->futures] : NULL);
-    if (rc == WEFT_ESHUTDOWN_RT) {
+    if (rc == WEFT_ERUNTIME_SHUTDOWN) {
       s->refused++;
       break;
     }
@@ -453,7 +453,7 @@ static void *racer_thread(void *arg) {
   }
   /* Refused once, refused for good. */
   CHECK_RC(weft_runtime_submit(s->rt, race_task, NULL, NULL),
-           WEFT_ESHUTDOWN_RT);
+           WEFT_ERUNTIME_SHUTDOWN);
   for (i = 0; i < (uintptr_t)s->futures; i++) {
     r = NULL;
     rc = weft_future_wait(f[i], -1, &r);
@@ -507,7 +507,7 @@ static void test_submit_racing_shutdown(void **state) {
       done += racers[i].completed + racers[i].cancelled;
       /* The handle outlives the runtime: still refused, then freed. */
       assert_int_equal(weft_runtime_submit(racers[i].rt, race_task, NULL, NULL),
-                       WEFT_ESHUTDOWN_RT);
+                       WEFT_ERUNTIME_SHUTDOWN);
       weft_runtime_unref(racers[i].rt);
     }
     harness_assert_clean();
@@ -576,10 +576,10 @@ static void test_handle_after_run(void **state) {
   assert_int_equal(weft_runtime_submit(rt, NULL, NULL, NULL), WEFT_EINVAL);
   f = (weft_future_t *)(uintptr_t)0x1;
   assert_int_equal(weft_runtime_submit(rt, compute, NULL, &f),
-                   WEFT_ESHUTDOWN_RT);
+                   WEFT_ERUNTIME_SHUTDOWN);
   assert_null(f);
   assert_int_equal(weft_runtime_submit(rt, compute, NULL, NULL),
-                   WEFT_ESHUTDOWN_RT);
+                   WEFT_ERUNTIME_SHUTDOWN);
   /* The future completed inside the runtime and keeps its result. */
   assert_int_equal(weft_future_done(kept_future), 1);
   assert_int_equal(weft_future_wait(kept_future, -1, &r), 0);
@@ -668,7 +668,7 @@ static void *cross_main(void *arg) {
   CHECK_OK(weft_event_set(&o.stop)); /* wakes B's main from A's worker */
   CHECK_OK(weft_to_thread(join_thread, &th, NULL));
   CHECK_OK(o.rc);
-  CHECK_RC(weft_runtime_submit(o.rt, compute, NULL, NULL), WEFT_ESHUTDOWN_RT);
+  CHECK_RC(weft_runtime_submit(o.rt, compute, NULL, NULL), WEFT_ERUNTIME_SHUTDOWN);
   weft_runtime_unref(o.rt);
   CHECK_OK(weft_event_destroy(&o.stop));
   return NULL;

@@ -276,7 +276,7 @@ typedef struct shutdown_state {
   weft_queue_t *q;          /* nobody ever puts into it */
   weft_task_t *forever;     /* a sleeper some tasks await */
   atomic_int sleepers;      /* hour-long sleeps cut short */
-  atomic_int spawn_refused; /* spawns refused with WEFT_ESHUTDOWN_RT */
+  atomic_int spawn_refused; /* spawns refused with WEFT_ERUNTIME_SHUTDOWN */
   atomic_int getters;       /* queue gets cut short */
   atomic_int stubborn;      /* suspensions of tasks that ignore cancels */
   atomic_int yielders;      /* yields cut short */
@@ -302,10 +302,10 @@ static void *shutdown_sleeper(void *arg) {
     /* Nothing but shutdown cancels this task, so the runtime is shutting
      * down now and refuses new tasks. */
     rc = weft_spawn(shutdown_sleeper, s, NULL);
-    if (rc == WEFT_ESHUTDOWN_RT)
+    if (rc == WEFT_ERUNTIME_SHUTDOWN)
       atomic_fetch_add(&s->spawn_refused, 1);
     else
-      CHECK_RC(rc, WEFT_ESHUTDOWN_RT);
+      CHECK_RC(rc, WEFT_ERUNTIME_SHUTDOWN);
   } else {
     CHECK_RC(rc, WEFT_ECANCELED);
     atomic_fetch_add(&s->other, 1);

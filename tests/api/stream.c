@@ -1385,7 +1385,7 @@ static void test_cancelled_reader_gets_nothing(void **state) {
 
 /* Defect 3 of issue 11: the hop sent the task into a worker inbox of the
  * other runtime and both weft_run() calls hung. Now every stream and server
- * operation refuses a task of another runtime with WEFT_EOTHER_RT. Runtime B
+ * operation refuses a task of another runtime with WEFT_EOTHER_RUNTIME. Runtime B
  * owns a server and a stream; a task of runtime A (another weft_run() on
  * another thread) uses them. The test thread waits a bounded time for both
  * runtimes to end; if one hangs, the process cannot recover its threads, so
@@ -1431,19 +1431,19 @@ static void *rt_a_main(void *arg) {
   srv = atomic_load(&x->srv);
   CHECK(s != NULL && srv != NULL);
   if (s && srv) {
-    CHECK_RC(weft_stream_write(s, "x", 1), WEFT_EOTHER_RT);
-    CHECK_RC(weft_stream_read(s, buf, sizeof buf), WEFT_EOTHER_RT);
-    CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len), WEFT_EOTHER_RT);
-    CHECK_RC(weft_stream_drain(s), WEFT_EOTHER_RT);
-    CHECK_RC(weft_stream_at_eof(s), WEFT_EOTHER_RT);
-    CHECK_RC(weft_stream_close(s), WEFT_EOTHER_RT);
-    CHECK_RC(weft_stream_wait_closed(s), WEFT_EOTHER_RT);
-    CHECK_RC(weft_stream_free(s), WEFT_EOTHER_RT);
-    CHECK_RC(weft_server_close(srv), WEFT_EOTHER_RT);
-    CHECK_RC(weft_server_close_clients(srv), WEFT_EOTHER_RT);
-    CHECK_RC(weft_server_wait_closed(srv), WEFT_EOTHER_RT);
-    CHECK_RC(weft_server_serve_forever(srv), WEFT_EOTHER_RT);
-    CHECK_RC(weft_server_free(srv), WEFT_EOTHER_RT);
+    CHECK_RC(weft_stream_write(s, "x", 1), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_stream_read(s, buf, sizeof buf), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_stream_drain(s), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_stream_at_eof(s), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_stream_close(s), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_stream_wait_closed(s), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_stream_free(s), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_server_close(srv), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_server_close_clients(srv), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_server_wait_closed(srv), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_server_serve_forever(srv), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_server_free(srv), WEFT_EOTHER_RUNTIME);
     /* Snapshots that do not move to the home worker work from anywhere. */
     CHECK(weft_stream_fileno(s) >= 0);
     CHECK(weft_server_port(srv) > 0);

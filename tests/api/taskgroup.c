@@ -91,7 +91,7 @@ static void *success_main(void *arg) {
     CHECK(r == (void *)(uintptr_t)(100 + i));
     weft_task_unref(t[i]);
   }
-  CHECK_EQ(weft_taskgroup_errors(&g), 0);
+  CHECK_EQ(weft_taskgroup_error_count(&g), 0);
   CHECK_RC(weft_taskgroup_error(&g, 0, NULL, NULL), WEFT_EINVAL);
   CHECK_EQ(weft_task_cancelling(), 0);
   /* Finished: waiting again returns the same at once; no more tasks. */
@@ -159,7 +159,7 @@ static void *errors_main(void *arg) {
   CHECK_RC(weft_taskgroup_spawn(NULL, run_job, &jobs[0], NULL), WEFT_EINVAL);
   CHECK_RC(weft_taskgroup_wait(NULL), WEFT_EINVAL);
   CHECK_RC(weft_taskgroup_cancel(NULL), WEFT_EINVAL);
-  CHECK_RC(weft_taskgroup_errors(NULL), WEFT_EINVAL);
+  CHECK_RC(weft_taskgroup_error_count(NULL), WEFT_EINVAL);
   CHECK_RC(weft_taskgroup_error(NULL, 0, NULL, NULL), WEFT_EINVAL);
 
   CHECK_OK(weft_taskgroup_init(&g));
@@ -248,7 +248,7 @@ static void *first_failure_main(void *arg) {
   CHECK_RC(weft_task_result(t[1], NULL), WEFT_ECANCELED);
   CHECK_RC(weft_task_result(t[2], NULL), WEFT_EIO);
   CHECK_OK(weft_task_result(t[3], NULL));
-  CHECK_EQ(weft_taskgroup_errors(&g), 1);
+  CHECK_EQ(weft_taskgroup_error_count(&g), 1);
   weft_task_t *ft = NULL;
   int st = 0;
   CHECK_OK(weft_taskgroup_error(&g, 0, &ft, &st));
@@ -329,7 +329,7 @@ static void *failures_list_main(void *arg) {
   for (int i = 0; i < 5; i++)
     CHECK_OK(weft_taskgroup_spawn(&g, run_job, &jobs[i], &t[i]));
   CHECK_RC(weft_taskgroup_wait(&g), WEFT_EIO);
-  CHECK_EQ(weft_taskgroup_errors(&g), 4);
+  CHECK_EQ(weft_taskgroup_error_count(&g), 4);
   int seen[5] = {0, 0, 0, 0, 0};
   for (size_t k = 0; k < 4; k++) {
     weft_task_t *ft = NULL;
@@ -373,7 +373,7 @@ static void *cancelled_child_main(void *arg) {
   CHECK_OK(weft_taskgroup_wait(&g));
   CHECK_RC(weft_task_result(t, NULL), WEFT_ECANCELED);
   CHECK_OK(atomic_load(&jobs[1].rc)); /* the sibling was not cancelled */
-  CHECK_EQ(weft_taskgroup_errors(&g), 0);
+  CHECK_EQ(weft_taskgroup_error_count(&g), 0);
   weft_task_unref(t);
   CHECK_OK(weft_taskgroup_destroy(&g));
   return NULL;
@@ -596,7 +596,7 @@ static void *nested_main(void *arg) {
   CHECK_RC(atomic_load(&n.jobs[0].rc), WEFT_ECANCELED);
   CHECK_RC(atomic_load(&n.jobs[2].rc), WEFT_ECANCELED);
   CHECK_EQ(weft_task_cancelling(), 0);
-  CHECK_EQ(weft_taskgroup_errors(&g), fail ? 1 : 0);
+  CHECK_EQ(weft_taskgroup_error_count(&g), fail ? 1 : 0);
   CHECK_OK(weft_taskgroup_destroy(&g));
   return NULL;
 }
@@ -728,7 +728,7 @@ static void *stress_owner(void *arg) {
     CHECK_EQ(weft_task_done(kids[i]), 1);
     weft_task_unref(kids[i]);
   }
-  int nerr = weft_taskgroup_errors(&g);
+  int nerr = weft_taskgroup_error_count(&g);
   CHECK_LE(nerr, fails);
   if (nerr > 0)
     CHECK_RC(rc, WEFT_EIO);

@@ -47,8 +47,8 @@ static void *basics_main(void *arg) {
   CHECK_EQ(weft_timeout_expired(&s), 0);
 
   /* No deadline, then one set by reschedule. */
-  CHECK_OK(weft_timeout_enter(&s, WEFT_TIMEOUT_NEVER));
-  CHECK(weft_timeout_when(&s) == WEFT_TIMEOUT_NEVER);
+  CHECK_OK(weft_timeout_enter(&s, WEFT_NO_TIMEOUT));
+  CHECK(weft_timeout_when(&s) == WEFT_NO_TIMEOUT);
   CHECK_OK(weft_sleep(5));
   CHECK_OK(weft_timeout_reschedule(&s, now_ms() + 20));
   CHECK_RC(weft_sleep(5000), WEFT_ECANCELED);
@@ -58,8 +58,8 @@ static void *basics_main(void *arg) {
   CHECK_OK(weft_timeout_enter(&s, 20));
   CHECK_OK(weft_timeout_reschedule(&s, now_ms() + 5000));
   CHECK_OK(weft_sleep(60));
-  CHECK_OK(weft_timeout_reschedule(&s, WEFT_TIMEOUT_NEVER));
-  CHECK(weft_timeout_when(&s) == WEFT_TIMEOUT_NEVER);
+  CHECK_OK(weft_timeout_reschedule(&s, WEFT_NO_TIMEOUT));
+  CHECK(weft_timeout_when(&s) == WEFT_NO_TIMEOUT);
   CHECK_OK(weft_timeout_exit(&s, 0));
   /* Rescheduling an exited or expired scope is an error. */
   CHECK_RC(weft_timeout_reschedule(&s, 10), WEFT_EINVAL);

@@ -61,13 +61,13 @@ static void *modes_main(void *arg) {
   jobs[2].sleep_ms = LONG_MS;
   spawn_jobs(jobs, t, 3);
   t0 = harness_now_ms();
-  CHECK_EQ(weft_wait(t, 3, WEFT_FIRST_COMPLETED, WEFT_WAIT_FOREVER, done), 1);
+  CHECK_EQ(weft_wait(t, 3, WEFT_FIRST_COMPLETED, WEFT_NO_TIMEOUT, done), 1);
   CHECK(harness_now_ms() - t0 >= 9.0);
   CHECK(harness_now_ms() - t0 < PROMPT_MS);
   CHECK(done[0] == 0 && done[1] == 1 && done[2] == 0);
   CHECK_EQ(weft_task_done(t[0]), 0);
   /* Already satisfied: at once, without suspending. */
-  CHECK_EQ(weft_wait(t, 3, WEFT_FIRST_COMPLETED, WEFT_WAIT_FOREVER, NULL), 1);
+  CHECK_EQ(weft_wait(t, 3, WEFT_FIRST_COMPLETED, WEFT_NO_TIMEOUT, NULL), 1);
   finish_all(t, 3);
 
   /* FIRST_EXCEPTION: returns at the failure, not at the success. */
@@ -79,7 +79,7 @@ static void *modes_main(void *arg) {
   jobs[2].sleep_ms = LONG_MS;
   spawn_jobs(jobs, t, 3);
   t0 = harness_now_ms();
-  CHECK_EQ(weft_wait(t, 3, WEFT_FIRST_EXCEPTION, WEFT_WAIT_FOREVER, done), 2);
+  CHECK_EQ(weft_wait(t, 3, WEFT_FIRST_EXCEPTION, WEFT_NO_TIMEOUT, done), 2);
   CHECK(harness_now_ms() - t0 >= 39.0);
   CHECK(done[0] == 1 && done[1] == 1 && done[2] == 0);
   CHECK_RC(weft_task_result(t[1], NULL), WEFT_EIO);
@@ -94,7 +94,7 @@ static void *modes_main(void *arg) {
   spawn_jobs(jobs, t, 3);
   CHECK_EQ(weft_task_cancel(t[0]), 1);
   t0 = harness_now_ms();
-  CHECK_EQ(weft_wait(t, 3, WEFT_FIRST_EXCEPTION, WEFT_WAIT_FOREVER, done), 3);
+  CHECK_EQ(weft_wait(t, 3, WEFT_FIRST_EXCEPTION, WEFT_NO_TIMEOUT, done), 3);
   CHECK(harness_now_ms() - t0 >= 29.0);
   CHECK(done[0] && done[1] && done[2]);
   finish_all(t, 3);
@@ -107,7 +107,7 @@ static void *modes_main(void *arg) {
   jobs[2].fail = WEFT_EPIPE;
   spawn_jobs(jobs, t, 3);
   t0 = harness_now_ms();
-  CHECK_EQ(weft_wait(t, 3, WEFT_ALL_COMPLETED, WEFT_WAIT_FOREVER, done), 3);
+  CHECK_EQ(weft_wait(t, 3, WEFT_ALL_COMPLETED, WEFT_NO_TIMEOUT, done), 3);
   CHECK(harness_now_ms() - t0 >= 29.0);
   CHECK(harness_now_ms() - t0 < 30.0 + PROMPT_MS);
   CHECK(done[0] && done[1] && done[2]);
@@ -192,7 +192,7 @@ static void *waiter_body(void *arg) {
   waiter_arg_t *w = arg;
   atomic_store(&w->started, 1);
   atomic_store(&w->rc, weft_wait(w->t, w->n, WEFT_ALL_COMPLETED,
-                                 WEFT_WAIT_FOREVER, w->done));
+                                 WEFT_NO_TIMEOUT, w->done));
   return NULL;
 }
 
@@ -264,11 +264,11 @@ static void *errors_main(void *arg) {
   CHECK_RC(weft_as_completed_next(NULL, &got), WEFT_EINVAL);
   CHECK_RC(weft_as_completed_destroy(NULL), WEFT_EINVAL);
   /* An empty iteration ends at once. */
-  CHECK_OK(weft_as_completed_init(&it, NULL, 0, WEFT_WAIT_FOREVER));
+  CHECK_OK(weft_as_completed_init(&it, NULL, 0, WEFT_NO_TIMEOUT));
   CHECK_RC(weft_as_completed_next(&it, NULL), WEFT_EINVAL);
   CHECK_RC(weft_as_completed_next(&it, &got), WEFT_EOF);
   CHECK_OK(weft_as_completed_destroy(&it));
-  CHECK_EQ(weft_wait(t, 2, WEFT_ALL_COMPLETED, WEFT_WAIT_FOREVER, NULL), 2);
+  CHECK_EQ(weft_wait(t, 2, WEFT_ALL_COMPLETED, WEFT_NO_TIMEOUT, NULL), 2);
   finish_all(t, 2);
   return NULL;
 }
@@ -292,7 +292,7 @@ static void *eperm_main(void *arg) {
   job.sleep_ms = 1;
   spawn_jobs(&job, &t, 1);
   weft_as_completed_t it;
-  CHECK_OK(weft_as_completed_init(&it, &t, 1, WEFT_WAIT_FOREVER));
+  CHECK_OK(weft_as_completed_init(&it, &t, 1, WEFT_NO_TIMEOUT));
   foreign_next_t f = {&it};
   weft_task_t *o;
   CHECK_OK(weft_spawn(next_from_other, &f, &o));
@@ -333,7 +333,7 @@ static void *many_main(void *arg) {
     CHECK_OK(harness_spawn_pinned(spin_task, (void *)(uintptr_t)(i % 50),
                                   (int)(i % (size_t)weft_worker_count()),
                                   &t[i]));
-  CHECK_EQ(weft_wait(t, N, WEFT_ALL_COMPLETED, WEFT_WAIT_FOREVER, done), N);
+  CHECK_EQ(weft_wait(t, N, WEFT_ALL_COMPLETED, WEFT_NO_TIMEOUT, done), N);
   for (size_t i = 0; i < N; i++)
     CHECK_EQ(done[i], 1);
   for (size_t i = 0; i < N; i++)
@@ -362,7 +362,7 @@ static void *order_main(void *arg) {
     jobs[i].sleep_ms = ms[i] * HARNESS_SLOWDOWN;
   spawn_jobs(jobs, t, 5);
   weft_as_completed_t it;
-  CHECK_OK(weft_as_completed_init(&it, t, 5, WEFT_WAIT_FOREVER));
+  CHECK_OK(weft_as_completed_init(&it, t, 5, WEFT_NO_TIMEOUT));
   for (int k = 0; k < 5; k++) {
     weft_task_t *got = NULL;
     CHECK_OK(weft_as_completed_next(&it, &got));
@@ -446,7 +446,7 @@ typedef struct ac_cancel {
 static void *ac_cancel_body(void *arg) {
   ac_cancel_t *a = arg;
   weft_as_completed_t it;
-  CHECK_OK(weft_as_completed_init(&it, a->t, 2, WEFT_WAIT_FOREVER));
+  CHECK_OK(weft_as_completed_init(&it, a->t, 2, WEFT_NO_TIMEOUT));
   atomic_store(&a->phase, 1);
   weft_task_t *got = NULL;
   atomic_store(&a->rc1, weft_as_completed_next(&it, &got));
@@ -518,7 +518,7 @@ static void *orphan_owner(void *arg) {
   ac_orphan_t *o = arg;
   weft_task_t *got = NULL;
 
-  CHECK_OK(weft_as_completed_init(&o->it, o->t, 2, WEFT_WAIT_FOREVER));
+  CHECK_OK(weft_as_completed_init(&o->it, o->t, 2, WEFT_NO_TIMEOUT));
   CHECK_OK(weft_as_completed_next(&o->it, &got));
   CHECK(got == o->t[0]);
   atomic_store(&o->owner_done, 1);
@@ -589,7 +589,7 @@ static void *round_waiter(void *arg) {
       count += done[i];
     }
     CHECK_EQ(rc, count);
-    if (r->timeout == WEFT_WAIT_FOREVER) {
+    if (r->timeout == WEFT_NO_TIMEOUT) {
       if (r->how == WEFT_ALL_COMPLETED)
         CHECK_EQ(count, (int)r->n);
       else
@@ -607,7 +607,7 @@ static void *round_waiter(void *arg) {
     if (rc == WEFT_EOF || rc == WEFT_ETIMEDOUT || rc == WEFT_ECANCELED) {
       if (rc == WEFT_EOF)
         CHECK_EQ(got_n, r->n);
-      if (r->timeout == WEFT_WAIT_FOREVER)
+      if (r->timeout == WEFT_NO_TIMEOUT)
         CHECK(rc != WEFT_ETIMEDOUT);
       break;
     }
@@ -638,7 +638,7 @@ static void *stress_main(void *arg) {
           (int)i + k, &r.t[i]));
     r.how = (int)harness_rand_range(&seed, 1, 3);
     uint64_t x = harness_rand_range(&seed, 0, 3);
-    r.timeout = x == 3 ? WEFT_WAIT_FOREVER : x;
+    r.timeout = x == 3 ? WEFT_NO_TIMEOUT : x;
     r.use_iter = (int)harness_rand_range(&seed, 0, 1);
     weft_task_t *w;
     CHECK_OK(harness_spawn_pinned(round_waiter, &r, k % 2, &w));
