@@ -335,7 +335,7 @@ static int collect(const weft_future_t *f, void **result) {
 }
 
 /* In a task: suspend on the future's waiter list (protocol step 5). */
-static int wait_in_task(weft_future_t *f, weft_task_t *self, int64_t timeout_ms,
+static int wait_in_task(weft_future_t *f, weft_task_t *self, uint64_t timeout_ms,
                         void **result) {
   pthread_mutex_lock(&f->rt->foreign.mu);
   int own = f->task == self;
@@ -348,9 +348,9 @@ static int wait_in_task(weft_future_t *f, weft_task_t *self, int64_t timeout_ms,
   }
   if (timeout_ms == 0)
     return WEFT_ETIMEDOUT;
-  uint64_t deadline = timeout_ms < 0
+  uint64_t deadline = timeout_ms == WEFT_NO_TIMEOUT
                           ? WEFT__NO_DEADLINE
-                          : weft__deadline_after_ms((uint64_t)timeout_ms);
+                          : weft__deadline_after_ms(timeout_ms);
   weft__waiter_t wt;
   wt.task = self;
   atomic_init(&wt.fired, 0);
@@ -370,18 +370,17 @@ static int wait_in_task(weft_future_t *f, weft_task_t *self, int64_t timeout_ms,
 }
 
 /* On a thread of the program's own: block on the condition variable. */
-static int wait_blocking(weft_future_t *f, int64_t timeout_ms, void **result) {
+static int wait_blocking(weft_future_t *f, uint64_t timeout_ms, void **result) {
   struct timespec until;
-  if (timeout_ms > 0) {
+  if (timeout_ms != WEFT_NO_TIMEOUT) {
     clock_gettime(CLOCK_MONOTONIC, &until);
-    uint64_t ns =
-        (uint64_t)until.tv_nsec + weft__ms_to_ns((uint64_t)timeout_ms);
+    uint64_t ns = (uint64_t)until.tv_nsec + weft__ms_to_ns(timeout_ms);
     until.tv_sec += (time_t)(ns / 1000000000u);
     until.tv_nsec = (long)(ns % 1000000000u);
   }
   pthread_mutex_lock(&f->mu);
   while (!is_done(f)) {
-    if (timeout_ms < 0)
+    if (timeout_ms == WEFT_NO_TIMEOUT)
       pthread_cond_wait(&f->cv, &f->mu);
     else if (pthread_cond_timedwait(&f->cv, &f->mu, &until) == ETIMEDOUT)
       break;
@@ -390,7 +389,7 @@ static int wait_blocking(weft_future_t *f, int64_t timeout_ms, void **result) {
   return is_done(f) ? collect(f, result) : WEFT_ETIMEDOUT;
 }
 
-int weft_future_wait(weft_future_t *f, int64_t timeout_ms, void **result) {
+int weft_future_wait(weft_future_t *f, uint64_t timeout_ms, void **result) {
   if (result)
     *result = NULL;
   if (!f)

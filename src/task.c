@@ -823,7 +823,10 @@ int weft_task_shield(weft_task_t *t, void **result) {
 int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms, void **result) {
   if (!weft__task_current())
     return t ? WEFT_ENOTTASK : WEFT_EINVAL;
-  return await_until(t, weft__deadline_after_ms(timeout_ms), result, 0);
+  uint64_t deadline = timeout_ms == WEFT_NO_TIMEOUT
+                          ? WEFT__NO_DEADLINE
+                          : weft__deadline_after_ms(timeout_ms);
+  return await_until(t, deadline, result, 0);
 }
 
 /* weft_task_cancel() without asan_check_live and without foreign.c's

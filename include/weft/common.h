@@ -1,5 +1,6 @@
 /*
- * weft: shared definitions of the public headers (visibility, C++ guards).
+ * weft: shared definitions of the public headers (visibility, C++ guards,
+ * the no-timeout value).
  */
 #ifndef WEFT_COMMON_H
 #define WEFT_COMMON_H
@@ -22,6 +23,12 @@
 #else
 #define WEFT_EXTERN
 #endif
+
+/* No timeout. Every timeout, delay and deadline argument of weft is a
+ * uint64_t count of milliseconds, and this value means "none": wait without
+ * limit (weft_task_wait_for(), weft_wait(), weft_future_wait(), ...), or no
+ * deadline (weft_timeout_enter(), weft_timeout_reschedule(), ...). */
+#define WEFT_NO_TIMEOUT UINT64_MAX
 
 #ifdef __cplusplus
 #define WEFT_BEGIN_DECLS extern "C" {

@@ -9,7 +9,7 @@
  *   weft_future_t *f;
  *   if (weft_runtime_submit(rt, fn, arg, &f) == 0) {
  *     void *r;
- *     int status = weft_future_wait(f, -1, &r);  // fn's status and result
+ *     int status = weft_future_wait(f, WEFT_NO_TIMEOUT, &r);  // fn's status and result
  *     weft_future_free(f);
  *   }
  *   weft_runtime_unref(rt);
@@ -77,8 +77,9 @@ WEFT_EXTERN int weft_runtime_submit(weft_runtime_t *rt, weft_task_fn fn,
  * weft_future_cancel() or by its runtime's shutdown); its result is stored
  * in *result if result is not NULL (NULL on any error).
  *
- * timeout_ms < 0 waits without limit, 0 only polls; WEFT_ETIMEDOUT if the
- * task has not finished in time (the task keeps running).
+ * timeout_ms WEFT_NO_TIMEOUT waits without limit, 0 only polls;
+ * WEFT_ETIMEDOUT if the task has not finished in time (the task keeps
+ * running).
  *
  * On a thread that is not a worker it blocks the thread (a mutex and a
  * condition variable). In a task it suspends the task instead and is a
@@ -89,7 +90,7 @@ WEFT_EXTERN int weft_runtime_submit(weft_runtime_t *rt, weft_task_fn fn,
  * returns WEFT_EBUSY unless timeout_ms is 0: blocking there would stop the
  * worker. WEFT_EINVAL if f is NULL. Must not run concurrently with
  * weft_future_free(f). */
-WEFT_EXTERN int weft_future_wait(weft_future_t *f, int64_t timeout_ms,
+WEFT_EXTERN int weft_future_wait(weft_future_t *f, uint64_t timeout_ms,
                                  void **result);
 
 /* Future.done(): 1 if the task has finished, 0 if not, WEFT_EINVAL if f is

@@ -52,11 +52,11 @@ typedef struct weft_config {
   /* How long, in ms, weft_run() waits once every task has finished for
    * functions still running on libuv's thread pool that tasks of this
    * runtime offloaded (weft_to_thread()) and abandoned when cancelled;
-   * 0 = WEFT_OFFLOAD_GRACE_MS_DEFAULT (5 s), negative = as long as they
-   * take. Past it, weft_run() reports each such function on stderr, leaves
+   * 0 = WEFT_OFFLOAD_GRACE_MS_DEFAULT (5 s), WEFT_NO_TIMEOUT = as long as
+   * they take. Past it, weft_run() reports each such function on stderr, leaves
    * it running and returns as usual (main's status): see weft/offload.h
    * for what is left behind. */
-  int offload_grace_ms;
+  uint64_t offload_grace_ms;
 } weft_config_t;
 
 /* Fill cfg with the defaults. Never fails; callable from anywhere. */

@@ -139,7 +139,8 @@ WEFT_EXTERN int weft_task_await(weft_task_t *t, void **result);
 WEFT_EXTERN int weft_task_shield(weft_task_t *t, void **result);
 
 /* asyncio.wait_for(t, timeout_ms / 1000): await t for at most timeout_ms
- * milliseconds. On timeout, t is cancelled and awaited (so it has finished
+ * milliseconds (WEFT_NO_TIMEOUT: without limit, as weft_task_await()). On
+ * timeout, t is cancelled and awaited (so it has finished
  * when this returns) and WEFT_ETIMEDOUT is returned if t ended cancelled; if
  * t handled the cancellation and finished otherwise (weft_task_uncancel(),
  * weft_task_fail()), its own status and result are returned. If the caller is

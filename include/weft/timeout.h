@@ -55,10 +55,6 @@ typedef struct weft_timeout {
   int cancelling_;              /* the task's cancellation count at entry */
 } weft_timeout_t;
 
-/* No deadline (asyncio.timeout(None)): for weft_timeout_enter(),
- * weft_timeout_enter_at() and weft_timeout_reschedule(). */
-#define WEFT_NO_TIMEOUT UINT64_MAX
-
 /* async with asyncio.timeout(delay_ms / 1000): enter `scope` with a deadline
  * delay_ms from now (WEFT_NO_TIMEOUT: none, until rescheduled). `scope`
  * need not be initialised. Returns 0, WEFT_EINVAL (scope NULL), WEFT_EBUSY
@@ -68,7 +64,7 @@ WEFT_EXTERN int weft_timeout_enter(weft_timeout_t *scope, uint64_t delay_ms);
 
 /* async with asyncio.timeout_at(when): enter `scope` with the absolute
  * deadline when_ms on weft_time_ms()'s clock (a past one expires at the
- * next suspension point). Errors as weft_timeout_enter(). */
+ * next suspension point; WEFT_NO_TIMEOUT: none). Errors as weft_timeout_enter(). */
 WEFT_EXTERN int weft_timeout_enter_at(weft_timeout_t *scope, uint64_t when_ms);
 
 /* Leave `scope`, the calling task's innermost one. rc is what the body

@@ -29,9 +29,6 @@ typedef enum weft_wait_how {
   WEFT_ALL_COMPLETED = 3
 } weft_wait_how_t;
 
-/* No timeout, for weft_wait() and weft_as_completed_init(). */
-#define WEFT_NO_TIMEOUT UINT64_MAX
-
 /* done, pending = await asyncio.wait(tasks, timeout=timeout_ms / 1000,
  * return_when=how): wait until the condition `how` holds or timeout_ms
  * milliseconds have passed (WEFT_NO_TIMEOUT: no timeout; 0: just look).

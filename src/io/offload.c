@@ -143,14 +143,14 @@ static void grace_cb(uv_timer_t *h) { *(int *)h->data = 1; }
 static void grace_close_cb(uv_handle_t *h) { *(int *)h->data = 2; }
 
 int weft__offload_drain(weft__worker_t *w) {
-  int grace = w->rt->cfg.offload_grace_ms;
-  if (grace < 0 || weft__list_empty(&w->offloads))
+  uint64_t grace = w->rt->cfg.offload_grace_ms;
+  if (grace == WEFT_NO_TIMEOUT || weft__list_empty(&w->offloads))
     return 0; /* uv_run(UV_RUN_DEFAULT) waits for whatever is left */
   int expired = 0;
   uv_timer_t tm;
   uv_timer_init(&w->loop, &tm); /* cannot fail */
   tm.data = &expired;
-  uv_timer_start(&tm, grace_cb, (uint64_t)grace, 0);
+  uv_timer_start(&tm, grace_cb, grace, 0);
   uv_unref((uv_handle_t *)&tm); /* the work keeps the loop alive, not it */
   while (!expired && !weft__list_empty(&w->offloads))
     uv_run(&w->loop, UV_RUN_ONCE);
@@ -164,7 +164,7 @@ int weft__offload_drain(weft__worker_t *w) {
     offload_op_t *op = weft__container_of(n, offload_op_t, link);
     fprintf(stderr,
             "weft: offloaded function 0x%" PRIxPTR " (arg %p) still running "
-            "%d ms after the runtime's last task ended; weft_run returns "
+            "%" PRIu64 " ms after the runtime's last task ended; weft_run returns "
             "without it (its loop is left behind)\n",
             (uintptr_t)op->fn, op->arg, grace);
   }

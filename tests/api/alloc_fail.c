@@ -271,7 +271,7 @@ static int part_misc(void) {
   rc = weft_runtime_submit(weft_runtime_current(), submitted, (void *)41, &f);
   if (rc != 0)
     return rc;
-  rc = weft_future_wait(f, -1, &r);
+  rc = weft_future_wait(f, WEFT_NO_TIMEOUT, &r);
   if (rc == 0)
     CHECK_EQ((uintptr_t)r, 42);
   weft_future_free(f);

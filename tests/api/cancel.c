@@ -720,6 +720,13 @@ static void *wait_for_main(void *arg) {
   CHECK(r == (void *)(uintptr_t)7);
   weft_task_unref(t);
 
+  /* WEFT_NO_TIMEOUT: no limit, as weft_task_await(). */
+  CHECK_OK(weft_spawn(inner_quick, (void *)(uintptr_t)8, &t));
+  r = NULL;
+  CHECK_OK(weft_task_wait_for(t, WEFT_NO_TIMEOUT, &r));
+  CHECK(r == (void *)(uintptr_t)8);
+  weft_task_unref(t);
+
   /* Fails in time: its status. */
   CHECK_OK(weft_spawn(inner_fail, NULL, &t));
   r = (void *)(uintptr_t)1;

@@ -80,7 +80,7 @@ static void *submitter_thread(void *arg) {
         sched_yield();
       CHECK_OK(weft_future_result(f[i], &r));
     } else {
-      CHECK_OK(weft_future_wait(f[i], -1, &r));
+      CHECK_OK(weft_future_wait(f[i], WEFT_NO_TIMEOUT, &r));
     }
     CHECK_EQ((uintptr_t)r, x * 2 + 1);
     if ((uintptr_t)r == x * 2 + 1)
@@ -151,7 +151,7 @@ static void *own_waiter(void *arg) {
   HARNESS_WAIT((f = atomic_load(&own_future)) != NULL);
   if (f == NULL)
     return NULL;
-  CHECK_RC(weft_future_wait(f, -1, NULL), WEFT_EDEADLK);
+  CHECK_RC(weft_future_wait(f, WEFT_NO_TIMEOUT, NULL), WEFT_EDEADLK);
   return (void *)(uintptr_t)0x6;
 }
 
@@ -172,7 +172,7 @@ static void *timeouts_thread(void *arg) {
   CHECK_EQ(weft_future_done(f), 0);
   CHECK_RC(weft_future_result(f, &r), WEFT_EAGAIN);
   atomic_store(&gate, 1);
-  CHECK_OK(weft_future_wait(f, -1, &r));
+  CHECK_OK(weft_future_wait(f, WEFT_NO_TIMEOUT, &r));
   CHECK_EQ((uintptr_t)r, 0x5);
   CHECK_EQ(weft_future_done(f), 1);
   /* As often as asked. */
@@ -188,7 +188,7 @@ static void *timeouts_thread(void *arg) {
   /* A failed task's status. */
   CHECK_OK(weft_runtime_submit(rt, failer, NULL, &f));
   r = (void *)(uintptr_t)0x1;
-  CHECK_RC(weft_future_wait(f, -1, &r), WEFT_EIO);
+  CHECK_RC(weft_future_wait(f, WEFT_NO_TIMEOUT, &r), WEFT_EIO);
   CHECK(r == NULL);
   CHECK_RC(weft_future_result(f, NULL), WEFT_EIO);
   weft_future_free(f);
@@ -213,13 +213,13 @@ static void *timeouts_main(void *arg) {
   CHECK_RC(weft_future_wait(f, 20, &r), WEFT_ETIMEDOUT);
   CHECK(harness_now_ms() - t0 >= 19.0);
   atomic_store(&gate, 1);
-  CHECK_OK(weft_future_wait(f, -1, &r));
+  CHECK_OK(weft_future_wait(f, WEFT_NO_TIMEOUT, &r));
   CHECK_EQ((uintptr_t)r, 0x5);
   weft_future_free(f);
   /* A task that waits on its own future. */
   CHECK_OK(weft_runtime_submit(rt, own_waiter, NULL, &f));
   atomic_store(&own_future, f);
-  CHECK_OK(weft_future_wait(f, -1, &r));
+  CHECK_OK(weft_future_wait(f, WEFT_NO_TIMEOUT, &r));
   CHECK_EQ((uintptr_t)r, 0x6);
   weft_future_free(f);
   atomic_store(&own_future, NULL);
@@ -268,7 +268,7 @@ static void *cancel_thread(void *arg) {
   CHECK_RC(weft_future_wait(f, 10, &r), WEFT_ETIMEDOUT);
   CHECK_EQ(weft_future_cancel(f), 1);
   r = (void *)(uintptr_t)0x1;
-  CHECK_RC(weft_future_wait(f, -1, &r), WEFT_ECANCELED);
+  CHECK_RC(weft_future_wait(f, WEFT_NO_TIMEOUT, &r), WEFT_ECANCELED);
   CHECK(r == NULL);
   CHECK_EQ(weft_future_done(f), 1);
   CHECK_EQ(weft_future_cancel(f), 0); /* finished: nothing to cancel */
@@ -277,7 +277,7 @@ static void *cancel_thread(void *arg) {
   /* Cancelled before it even started. */
   CHECK_OK(weft_runtime_submit(rt, forever, NULL, &f));
   CHECK_EQ(weft_future_cancel(f), 1);
-  CHECK_RC(weft_future_wait(f, -1, NULL), WEFT_ECANCELED);
+  CHECK_RC(weft_future_wait(f, WEFT_NO_TIMEOUT, NULL), WEFT_ECANCELED);
   weft_future_free(f);
 
   /* A task that handles the cancellation and finishes normally. */
@@ -285,7 +285,7 @@ static void *cancel_thread(void *arg) {
   CHECK_OK(weft_runtime_submit(rt, uncanceller, &started, &f));
   HARNESS_WAIT(atomic_load(&started));
   CHECK_EQ(weft_future_cancel(f), 1);
-  CHECK_OK(weft_future_wait(f, -1, &r));
+  CHECK_OK(weft_future_wait(f, WEFT_NO_TIMEOUT, &r));
   CHECK_EQ((uintptr_t)r, 0x9);
   weft_future_free(f);
 
@@ -302,7 +302,7 @@ static void *future_waiter(void *arg) {
   int rc;
 
   atomic_store(&future_waiting, 1);
-  rc = weft_future_wait(arg, -1, NULL);
+  rc = weft_future_wait(arg, WEFT_NO_TIMEOUT, NULL);
 
   if (rc == WEFT_ECANCELED)
     CHECK_EQ(weft_task_uncancel(), 0); /* report it as the result */
@@ -331,7 +331,7 @@ static void *cancel_main(void *arg) {
   weft_task_unref(w);
   CHECK_EQ(weft_future_done(f), 0);
   CHECK_EQ(weft_future_cancel(f), 1);
-  CHECK_RC(weft_future_wait(f, -1, NULL), WEFT_ECANCELED);
+  CHECK_RC(weft_future_wait(f, WEFT_NO_TIMEOUT, NULL), WEFT_ECANCELED);
   weft_future_free(f);
   return NULL;
 }
@@ -380,7 +380,7 @@ static void *prestart_main(void *arg) {
     if (!p->f[i])
       continue;
     r = (void *)(uintptr_t)1;
-    CHECK_RC(weft_future_wait(p->f[i], -1, &r), WEFT_ECANCELED);
+    CHECK_RC(weft_future_wait(p->f[i], WEFT_NO_TIMEOUT, &r), WEFT_ECANCELED);
     CHECK(r == NULL);
     CHECK_EQ(atomic_load(&p->started[i]), 0); /* the body never ran */
     weft_future_free(p->f[i]);
@@ -456,7 +456,7 @@ static void *racer_thread(void *arg) {
            WEFT_ERUNTIME_SHUTDOWN);
   for (i = 0; i < (uintptr_t)s->futures; i++) {
     r = NULL;
-    rc = weft_future_wait(f[i], -1, &r);
+    rc = weft_future_wait(f[i], WEFT_NO_TIMEOUT, &r);
     if (rc == 0) {
       CHECK(r != NULL);
       s->completed++;
@@ -532,13 +532,13 @@ static void *handle_main(void *arg) {
   weft_runtime_unref(rt);
   /* From one of its own tasks. */
   CHECK_OK(weft_runtime_submit(rt, compute, (void *)(uintptr_t)10, &f));
-  CHECK_OK(weft_future_wait(f, -1, &r));
+  CHECK_OK(weft_future_wait(f, WEFT_NO_TIMEOUT, &r));
   CHECK_EQ((uintptr_t)r, 21);
   weft_future_free(f);
   /* A future that outlives the runtime. */
   CHECK_OK(
       weft_runtime_submit(rt, compute, (void *)(uintptr_t)20, &kept_future));
-  CHECK_OK(weft_future_wait(kept_future, -1, NULL));
+  CHECK_OK(weft_future_wait(kept_future, WEFT_NO_TIMEOUT, NULL));
   return weft_runtime_ref(rt);
 }
 
@@ -582,7 +582,7 @@ static void test_handle_after_run(void **state) {
                    WEFT_ERUNTIME_SHUTDOWN);
   /* The future completed inside the runtime and keeps its result. */
   assert_int_equal(weft_future_done(kept_future), 1);
-  assert_int_equal(weft_future_wait(kept_future, -1, &r), 0);
+  assert_int_equal(weft_future_wait(kept_future, WEFT_NO_TIMEOUT, &r), 0);
   assert_ptr_equal(r, (void *)(uintptr_t)41);
   assert_int_equal(weft_future_cancel(kept_future), 0);
   /* The future holds a reference of its own: the handle goes first. */
@@ -634,7 +634,7 @@ static void *cross_waiter(void *arg) {
 
   for (i = 0; i < 50; i++) {
     CHECK_OK(weft_runtime_submit(o->rt, compute, (void *)i, &f));
-    CHECK_OK(weft_future_wait(f, -1, &r)); /* A's task suspends */
+    CHECK_OK(weft_future_wait(f, WEFT_NO_TIMEOUT, &r)); /* A's task suspends */
     CHECK_EQ((uintptr_t)r, i * 2 + 1);
     weft_future_free(f);
   }
@@ -662,7 +662,7 @@ static void *cross_main(void *arg) {
   /* A timed suspending wait across runtimes. */
   CHECK_OK(weft_runtime_submit(o.rt, sleeper, (void *)(uintptr_t)50, &f));
   CHECK_RC(weft_future_wait(f, 5, &r), WEFT_ETIMEDOUT);
-  CHECK_OK(weft_future_wait(f, -1, &r));
+  CHECK_OK(weft_future_wait(f, WEFT_NO_TIMEOUT, &r));
   CHECK_EQ((uintptr_t)r, 0x5);
   weft_future_free(f);
   CHECK_OK(weft_event_set(&o.stop)); /* wakes B's main from A's worker */

@@ -498,7 +498,7 @@ static void test_stuck_function_unbounded(void **state) {
   (void)state;
   stuck_prepare(&a);
   a.cfg.workers = 1;
-  a.cfg.offload_grace_ms = -1;
+  a.cfg.offload_grace_ms = WEFT_NO_TIMEOUT;
   /* The gate opens 300 ms after the function started: weft_run must not
    * have returned before, and returns after. */
   assert_int_equal(

@@ -540,7 +540,7 @@ static void *ac_orphan_main(void *arg) {
    * it ends, so ASan sees a late wake of it. With one worker, the owner's
    * end is complete (record freed) before main runs again. */
   CHECK_OK(weft_runtime_submit(weft_runtime_current(), orphan_owner, &o, &f));
-  CHECK_OK(weft_future_wait(f, -1, NULL));
+  CHECK_OK(weft_future_wait(f, WEFT_NO_TIMEOUT, NULL));
   weft_future_free(f);
   CHECK_EQ(atomic_load(&o.owner_done), 1);
   /* t[1] finishes now, with the owner gone: it must wake nobody. */
