@@ -389,8 +389,8 @@ self_test() {
     "field offload_grace_ms of weft_config_t" \
     "sed -i '/^| \`int offload_grace_ms\`/d; s/offload_grace_ms/grace/g' docs/api.md"
   expect_drift "a declaration moved to another header" \
-    "no entry for type weft_runtime_t (weft/runtime.h)" \
-    "sed -i '/^typedef struct weft_runtime weft_runtime_t;/d' include/weft/foreign.h && sed -i 's/^WEFT_BEGIN_DECLS/WEFT_BEGIN_DECLS\\ntypedef struct weft_runtime weft_runtime_t;/' include/weft/runtime.h"
+    "no entry for type weft_runtime_t (weft/foreign.h)" \
+    "sed -i '/^typedef struct weft_runtime weft_runtime_t;/d' include/weft/runtime.h && sed -i 's/^WEFT_BEGIN_DECLS/WEFT_BEGIN_DECLS\\ntypedef struct weft_runtime weft_runtime_t;/' include/weft/foreign.h"
   expect_drift "a wildcard that matches nothing" "names WEFT_EZZZ_*" \
     "sed -i 's/WEFT_EAI_\\*/WEFT_EZZZ_*/' docs/api.md"
   if [[ $failures -ne 0 ]]; then

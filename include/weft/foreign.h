@@ -1,7 +1,8 @@
 /*
- * weft from other threads: runtime handles, submitting a task from any
- * thread, and futures to wait for its result
- * (asyncio.run_coroutine_threadsafe and concurrent.futures.Future).
+ * weft from other threads: submitting a task to a runtime from any thread,
+ * and futures to wait for its result (asyncio.run_coroutine_threadsafe and
+ * concurrent.futures.Future). The runtime handle (weft_runtime_t,
+ * weft_runtime_current(), weft_runtime_ref()) is in weft/runtime.h.
  *
  *   // in a task: keep a handle for other threads
  *   weft_runtime_t *rt = weft_runtime_ref(weft_runtime_current());
@@ -9,16 +10,15 @@
  *   weft_future_t *f;
  *   if (weft_runtime_submit(rt, fn, arg, &f) == 0) {
  *     void *r;
- *     int status = weft_future_wait(f, WEFT_NO_TIMEOUT, &r);  // fn's status and result
+ *     int status = weft_future_wait(f, WEFT_NO_TIMEOUT, &r);
  *     weft_future_free(f);
  *   }
  *   weft_runtime_unref(rt);
  *
- * A runtime handle is reference counted and outlives weft_run(): after the
- * runtime has shut down, the handle is still valid (submission fails with
- * WEFT_ERUNTIME_SHUTDOWN) until its last reference is dropped. Submission closes
- * when the runtime's main task finishes; every task submitted before that is
- * cancelled with the others at shutdown, and its future completes with
+ * Submission closes when the runtime's main task finishes (it then fails
+ * with WEFT_ERUNTIME_SHUTDOWN, also once weft_run() has returned: the
+ * handle outlives the runtime, see weft/runtime.h); every task submitted
+ * before that is cancelled with the others at shutdown, and its future completes with
  * WEFT_ECANCELED (or with the task's own outcome if it finished first), so
  * a future never waits for a runtime that is gone.
  *
@@ -35,28 +35,9 @@
 
 WEFT_BEGIN_DECLS
 
-/* A reference-counted handle to a runtime. */
-typedef struct weft_runtime weft_runtime_t;
-
 /* The result of a task submitted with weft_runtime_submit(); owned by the
  * submitter, freed with weft_future_free(). */
 typedef struct weft_future weft_future_t;
-
-/* asyncio.get_running_loop(): the runtime of the calling task, or NULL
- * outside a task. The pointer is borrowed: valid while the runtime runs;
- * weft_runtime_ref() it to keep it longer or to hand it to another thread.
- * Does not suspend. */
-WEFT_EXTERN weft_runtime_t *weft_runtime_current(void);
-
-/* Add a reference to rt and return rt (NULL is returned for NULL). rt must
- * be a live handle: borrowed from weft_runtime_current() in a task of that
- * runtime, or a reference the caller holds. */
-WEFT_EXTERN weft_runtime_t *weft_runtime_ref(weft_runtime_t *rt);
-
-/* Drop a reference. The handle's memory is freed when the last reference is
- * dropped and weft_run() has returned (weft_run() holds one of its own while
- * it runs). NULL is ignored. */
-WEFT_EXTERN void weft_runtime_unref(weft_runtime_t *rt);
 
 /* asyncio.run_coroutine_threadsafe(fn(arg), loop): create a task in rt that
  * runs fn(arg), from any thread. With out not NULL, a future for its result

@@ -1,5 +1,12 @@
 /*
- * weft runtime: configuration, weft_run (asyncio.run) and worker statistics.
+ * weft runtime: configuration, weft_run (asyncio.run), the runtime handle
+ * (asyncio's running loop) and worker statistics.
+ *
+ * A runtime handle is reference counted and outlives weft_run(): after the
+ * runtime has shut down, the handle is still valid (submission with
+ * weft_runtime_submit(), weft/foreign.h, fails with WEFT_ERUNTIME_SHUTDOWN)
+ * until its last reference is dropped. weft_runtime_ref() and
+ * weft_runtime_unref() may be called from any thread.
  */
 #ifndef WEFT_RUNTIME_H
 #define WEFT_RUNTIME_H
@@ -79,6 +86,25 @@ WEFT_EXTERN void weft_config_init(weft_config_t *cfg);
  * may each run their own runtime at the same time. */
 WEFT_EXTERN int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
                          void **result);
+
+/* A reference-counted handle to a runtime. */
+typedef struct weft_runtime weft_runtime_t;
+
+/* asyncio.get_running_loop(): the runtime of the calling task, or NULL
+ * outside a task. The pointer is borrowed: valid while the runtime runs;
+ * weft_runtime_ref() it to keep it longer or to hand it to another thread.
+ * Does not suspend. */
+WEFT_EXTERN weft_runtime_t *weft_runtime_current(void);
+
+/* Add a reference to rt and return rt (NULL is returned for NULL). rt must
+ * be a live handle: borrowed from weft_runtime_current() in a task of that
+ * runtime, or a reference the caller holds. */
+WEFT_EXTERN weft_runtime_t *weft_runtime_ref(weft_runtime_t *rt);
+
+/* Drop a reference. The handle's memory is freed when the last reference is
+ * dropped and weft_run() has returned (weft_run() holds one of its own while
+ * it runs). NULL is ignored. */
+WEFT_EXTERN void weft_runtime_unref(weft_runtime_t *rt);
 
 /* Counters of one worker, read with relaxed loads (a consistent snapshot is
  * not guaranteed while the runtime runs). */
