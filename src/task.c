@@ -657,7 +657,7 @@ static int spawn(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
   return 0;
 }
 
-int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
+int weft_spawn_ex(weft_task_fn fn, void *arg, const weft_spawn_opts_t *opts,
                   weft_task_t **out) {
   return spawn(opts, fn, arg, out, 0);
 }

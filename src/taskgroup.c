@@ -284,8 +284,8 @@ int weft_taskgroup_free(weft_taskgroup_t *g) {
   return rc;
 }
 
-int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, const weft_spawn_opts_t *opts,
-                            weft_task_fn fn, void *arg, weft_task_t **out) {
+int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, weft_task_fn fn, void *arg,
+                            const weft_spawn_opts_t *opts, weft_task_t **out) {
   if (!pg || !fn)
     return WEFT_EINVAL;
   if (!weft__task_current())
@@ -320,7 +320,7 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, const weft_spawn_opts_t *opts,
    * discard the spawner's own argument. */
   o.discard = e->discard ? entry_discard : NULL;
   weft_task_t *t = NULL;
-  int rc = weft_spawn_ex(&o, child_main, e, &t);
+  int rc = weft_spawn_ex(child_main, e, &o, &t);
   if (rc == 0 && out)
     *out = weft_task_ref(t);
 
@@ -350,7 +350,7 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, const weft_spawn_opts_t *opts,
 
 int weft_taskgroup_spawn(weft_taskgroup_t *g, weft_task_fn fn, void *arg,
                          weft_task_t **out) {
-  return weft_taskgroup_spawn_ex(g, NULL, fn, arg, out);
+  return weft_taskgroup_spawn_ex(g, fn, arg, NULL, out);
 }
 
 /* Reap the head entry of `children`, whose child has completed. */

@@ -527,7 +527,7 @@ static inline int harness_spawn_pinned(weft_task_fn fn, void *arg, int pin,
   weft_spawn_opts_t o;
   weft_spawn_opts_init(&o);
   o.pin = pin;
-  return weft_spawn_ex(&o, fn, arg, out);
+  return weft_spawn_ex(fn, arg, &o, out);
 }
 
 /* Spawn the i-th helper of a race on a worker other than 0 (round robin

@@ -12,10 +12,10 @@
  * taken off the pool's queue and never runs; one that is running cannot be
  * interrupted, so the cancelled call returns WEFT_ECANCELED at once and the
  * function runs to its end on the pool, where its result is discarded
- * (weft_to_thread_ex() takes a function that frees it). The runtime's
- * shutdown waits for every such function to return: weft_run() returns only
- * after the last offloaded function of its runtime has finished, as
- * asyncio.run() waits for the default executor, but for at most
+ * (weft_thread_opts_t.discard, given to weft_to_thread_ex(), frees it). The
+ * runtime's shutdown waits for every such function to return: weft_run()
+ * returns only after the last offloaded function of its runtime has finished,
+ * as asyncio.run() waits for the default executor, but for at most
  * weft_config_t.offload_grace_ms (5 s by default) after its last task ended.
  * Past that, each function still running is reported on stderr and left
  * running, and weft_run() returns main's status; left behind on purpose
@@ -39,8 +39,22 @@ WEFT_BEGIN_DECLS
 typedef void *(*weft_thread_fn)(void *arg);
 
 /* Frees the result of a function whose caller was cancelled while it ran
- * (see weft_to_thread_ex()). */
+ * (see weft_thread_opts_t). */
 typedef void (*weft_discard_fn)(void *result);
+
+/* Options of weft_to_thread_ex(). Initialise with weft_thread_opts_init(). */
+typedef struct weft_thread_opts {
+  /* For functions whose result owns memory: if the calling task is
+   * cancelled while fn runs, discard(result) is called exactly once when fn
+   * returns (on the worker thread that issued the call, from its event
+   * loop, outside any task), so the abandoned result is not leaked. Never
+   * called when the result was delivered, nor when fn never ran. NULL (the
+   * default) = the abandoned result is dropped. */
+  weft_discard_fn discard;
+} weft_thread_opts_t;
+
+/* Fill opts with the defaults. Never fails; opts NULL is ignored. */
+WEFT_EXTERN void weft_thread_opts_init(weft_thread_opts_t *opts);
 
 /* asyncio.to_thread(fn, arg): run fn(arg) on libuv's thread pool and suspend
  * the calling task until it returns; store its return value in *result if
@@ -53,14 +67,11 @@ typedef void (*weft_discard_fn)(void *result);
  * Suspends. */
 WEFT_EXTERN int weft_to_thread(weft_thread_fn fn, void *arg, void **result);
 
-/* weft_to_thread() for functions whose result owns memory: if the calling
- * task is cancelled while fn runs, discard(result) is called exactly once
- * when fn returns (on the worker thread that issued the call, from its
- * event loop, outside any task), so the abandoned result is not leaked.
- * discard is never called when the result was delivered, nor when fn never
- * ran. discard NULL is the same as weft_to_thread(). Suspends. */
+/* weft_to_thread() with options (opts NULL = the defaults, the same as
+ * weft_to_thread()). Same returns and errors. Suspends. */
 WEFT_EXTERN int weft_to_thread_ex(weft_thread_fn fn, void *arg,
-                                  weft_discard_fn discard, void **result);
+                                  const weft_thread_opts_t *opts,
+                                  void **result);
 
 WEFT_END_DECLS
 

@@ -107,8 +107,8 @@ WEFT_EXTERN int weft_spawn(weft_task_fn fn, void *arg, weft_task_t **out);
 
 /* weft_spawn() with options (opts NULL = defaults). Extra error: WEFT_EINVAL
  * for a pin outside 0..workers-1. */
-WEFT_EXTERN int weft_spawn_ex(const weft_spawn_opts_t *opts, weft_task_fn fn,
-                              void *arg, weft_task_t **out);
+WEFT_EXTERN int weft_spawn_ex(weft_task_fn fn, void *arg,
+                              const weft_spawn_opts_t *opts, weft_task_t **out);
 
 /* await task: wait until t finishes and return its status; its result is
  * stored in *result if result is not NULL (NULL is stored when the status is

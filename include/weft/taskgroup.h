@@ -97,9 +97,9 @@ WEFT_EXTERN int weft_taskgroup_spawn(weft_taskgroup_t *g, weft_task_fn fn,
 
 /* weft_taskgroup_spawn() with spawn options (opts NULL = defaults). Extra
  * error: WEFT_EINVAL for a pin outside 0..workers-1. */
-WEFT_EXTERN int weft_taskgroup_spawn_ex(weft_taskgroup_t *g,
+WEFT_EXTERN int weft_taskgroup_spawn_ex(weft_taskgroup_t *g, weft_task_fn fn,
+                                        void *arg,
                                         const weft_spawn_opts_t *opts,
-                                        weft_task_fn fn, void *arg,
                                         weft_task_t **out);
 
 /* The end of `async with TaskGroup()`: wait until every child of g has

@@ -50,6 +50,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct offload_op {
   uv_work_t req;           /* the pool request; req.data is the op */
@@ -82,8 +83,13 @@ static void after_work_cb(uv_work_t *req, int status) {
   weft__task_wake(op->task);
 }
 
-int weft_to_thread_ex(weft_thread_fn fn, void *arg, weft_discard_fn discard,
-                      void **result) {
+void weft_thread_opts_init(weft_thread_opts_t *opts) {
+  if (opts)
+    memset(opts, 0, sizeof(*opts));
+}
+
+int weft_to_thread_ex(weft_thread_fn fn, void *arg,
+                      const weft_thread_opts_t *opts, void **result) {
   if (result)
     *result = NULL;
   if (!fn)
@@ -101,7 +107,7 @@ int weft_to_thread_ex(weft_thread_fn fn, void *arg, weft_discard_fn discard,
   op->req.data = op;
   op->fn = fn;
   op->arg = arg;
-  op->discard = discard;
+  op->discard = opts ? opts->discard : NULL;
   op->result = NULL;
   op->task = t;
   op->done = 0;

@@ -139,25 +139,25 @@ static void *discard_main(void *arg) {
   o.pin = weft_worker_index(); /* cannot start before the cancel below */
   o.discard = discard_arg;
   /* Cancelled before it ran: discarded once, before await sees the end. */
-  CHECK_OK(weft_spawn_ex(&o, owning_body, malloc(16), &t));
+  CHECK_OK(weft_spawn_ex(owning_body, malloc(16), &o, &t));
   CHECK_EQ(weft_task_cancel(t), 1);
   CHECK_RC(weft_task_await(t, NULL), WEFT_ECANCELED);
   CHECK_EQ(atomic_load(&discarded), 1);
   weft_task_unref(t);
   /* Ran: its body freed the argument, discard is not called. */
-  CHECK_OK(weft_spawn_ex(&o, owning_body, malloc(16), &t));
+  CHECK_OK(weft_spawn_ex(owning_body, malloc(16), &o, &t));
   CHECK_OK(weft_task_await(t, NULL));
   CHECK_EQ(atomic_load(&discarded), 1);
   weft_task_unref(t);
   /* In a group, cancelled before it ran: discard gets the caller's arg. */
   weft_taskgroup_init(&g);
-  CHECK_OK(weft_taskgroup_spawn_ex(&g, &o, owning_body, malloc(16), NULL));
+  CHECK_OK(weft_taskgroup_spawn_ex(&g, owning_body, malloc(16), &o, NULL));
   CHECK_OK(weft_taskgroup_cancel(&g));
   CHECK_OK(weft_taskgroup_wait(&g));
   CHECK_EQ(atomic_load(&discarded), 2);
   CHECK_OK(weft_taskgroup_destroy(&g));
   /* Detached, caught by the shutdown before it ran. */
-  CHECK_OK(weft_spawn_ex(&o, owning_body, malloc(16), NULL));
+  CHECK_OK(weft_spawn_ex(owning_body, malloc(16), &o, NULL));
   return NULL;
 }
 
@@ -260,9 +260,9 @@ static void *running_main(void *arg) {
   /* Pinned to two different workers, so both spin at the same time. */
   weft_spawn_opts_init(&opts);
   opts.pin = 1;
-  CHECK_OK(weft_spawn_ex(&opts, running_victim, p, &p->victim));
+  CHECK_OK(weft_spawn_ex(running_victim, p, &opts, &p->victim));
   opts.pin = 0;
-  CHECK_OK(weft_spawn_ex(&opts, running_canceller, p, &c));
+  CHECK_OK(weft_spawn_ex(running_canceller, p, &opts, &c));
   CHECK_OK(weft_task_await(c, NULL));
   CHECK_RC(weft_task_await(p->victim, NULL), WEFT_ECANCELED);
   CHECK_RC(atomic_load(&p->rc), WEFT_ECANCELED);
@@ -293,7 +293,7 @@ static void *sleeping_main(void *arg) {
   for (i = 0; i < 3; i++) {
     /* Unpinned, and pinned to this worker's neighbour and to worker 0. */
     opts.pin = i == 0 ? -1 : (i == 1 ? weft_worker_count() - 1 : 0);
-    CHECK_OK(weft_spawn_ex(&opts, probe_sleep, &p[i], &t[i]));
+    CHECK_OK(weft_spawn_ex(probe_sleep, &p[i], &opts, &t[i]));
   }
   /* Wait until each is in its sleep (the cancels below follow even if one
    * never gets there, so that the run ends). */

@@ -247,8 +247,8 @@ static void test_task_api_outside_a_task(void **state) {
   assert_int_equal(weft_spawn(never_runs, &ran, &t), WEFT_ENOTTASK);
   assert_int_equal(weft_spawn(never_runs, &ran, NULL), WEFT_ENOTTASK);
   weft_spawn_opts_init(&opts);
-  assert_int_equal(weft_spawn_ex(&opts, never_runs, &ran, NULL), WEFT_ENOTTASK);
-  assert_int_equal(weft_spawn_ex(NULL, never_runs, &ran, NULL), WEFT_ENOTTASK);
+  assert_int_equal(weft_spawn_ex(never_runs, &ran, &opts, NULL), WEFT_ENOTTASK);
+  assert_int_equal(weft_spawn_ex(never_runs, &ran, NULL, NULL), WEFT_ENOTTASK);
   assert_int_equal(weft_sleep(0), WEFT_ENOTTASK);
   assert_int_equal(weft_sleep(10), WEFT_ENOTTASK);
   assert_int_equal(weft_yield(), WEFT_ENOTTASK);
@@ -451,11 +451,11 @@ static void *inside_errors_main(void *arg) {
   (void)arg;
   CHECK_RC(weft_spawn(NULL, NULL, NULL), WEFT_EINVAL);
   weft_spawn_opts_init(&opts);
-  CHECK_RC(weft_spawn_ex(&opts, NULL, NULL, NULL), WEFT_EINVAL);
+  CHECK_RC(weft_spawn_ex(NULL, NULL, &opts, NULL), WEFT_EINVAL);
   opts.pin = n;
-  CHECK_RC(weft_spawn_ex(&opts, never_runs, NULL, NULL), WEFT_EINVAL);
+  CHECK_RC(weft_spawn_ex(never_runs, NULL, &opts, NULL), WEFT_EINVAL);
   opts.pin = -2;
-  CHECK_RC(weft_spawn_ex(&opts, never_runs, NULL, NULL), WEFT_EINVAL);
+  CHECK_RC(weft_spawn_ex(never_runs, NULL, &opts, NULL), WEFT_EINVAL);
   CHECK_RC(weft_task_await(NULL, NULL), WEFT_EINVAL);
   CHECK_RC(weft_task_wait_for(NULL, 10, NULL), WEFT_EINVAL);
   CHECK_RC(weft_task_cancel(NULL), WEFT_EINVAL);

@@ -187,7 +187,7 @@ static void *migration_main(void *arg) {
     rec[w].m = m;
     rec[w].id = (int)w;
     opts.pin = (int)w;
-    CHECK_OK(weft_spawn_ex(&opts, record_thread, &rec[w], &rt[w]));
+    CHECK_OK(weft_spawn_ex(record_thread, &rec[w], &opts, &rt[w]));
   }
   CHECK_OK(weft_gather(rt, m->workers, NULL));
   for (w = 0; w < m->workers; w++) {
@@ -201,7 +201,7 @@ static void *migration_main(void *arg) {
     hogs[w].m = m;
     hogs[w].id = (int)w;
     opts.pin = (int)w;
-    CHECK_OK(weft_spawn_ex(&opts, hog, &hogs[w], &ht[w]));
+    CHECK_OK(weft_spawn_ex(hog, &hogs[w], &opts, &ht[w]));
   }
   for (i = 0; i < N_MOVERS; i++) {
     movers[i].m = m;

@@ -50,6 +50,16 @@ static void wait_count(atomic_int *v, int want) {
 
 /* ---- results ------------------------------------------------------------ */
 
+/* weft_to_thread_ex() with a discard function. */
+static int to_thread_discarding(weft_thread_fn fn, void *arg,
+                                weft_discard_fn discard, void **result) {
+  weft_thread_opts_t o;
+
+  weft_thread_opts_init(&o);
+  o.discard = discard;
+  return weft_to_thread_ex(fn, arg, &o, result);
+}
+
 static void *square(void *arg) {
   uintptr_t x = (uintptr_t)arg;
 
@@ -86,6 +96,18 @@ static void *offload_pinned(void *arg) {
   }
   /* result NULL is allowed. */
   CHECK_OK(weft_to_thread(square, (void *)(uintptr_t)3, NULL));
+  /* weft_to_thread_ex() with opts NULL or the defaults: weft_to_thread(). */
+  {
+    weft_thread_opts_t o;
+    memset(&o, 0xff, sizeof o);
+    weft_thread_opts_init(&o);
+    CHECK(o.discard == NULL);
+    weft_thread_opts_init(NULL); /* ignored */
+    CHECK_OK(weft_to_thread_ex(square, (void *)(uintptr_t)5, NULL, &r));
+    CHECK_EQ((uintptr_t)r, 25);
+    CHECK_OK(weft_to_thread_ex(square, (void *)(uintptr_t)6, &o, &r));
+    CHECK_EQ((uintptr_t)r, 36);
+  }
   return NULL;
 }
 
@@ -129,7 +151,7 @@ static void *errors_main(void *arg) {
   (void)arg;
   CHECK_RC(weft_to_thread(NULL, NULL, &r), WEFT_EINVAL);
   CHECK(r == NULL);
-  CHECK_RC(weft_to_thread_ex(NULL, NULL, free, NULL), WEFT_EINVAL);
+  CHECK_RC(to_thread_discarding(NULL, NULL, free, NULL), WEFT_EINVAL);
   /* A cancellation already pending: fn is not even queued. */
   CHECK_EQ(weft_task_cancel(weft_task_current()), 1);
   r = (void *)(uintptr_t)0x1;
@@ -148,7 +170,8 @@ static void test_errors(void **state) {
   atomic_store(&never_ran, 0);
   assert_int_equal(weft_to_thread(square, NULL, &r), WEFT_ENOTTASK);
   assert_null(r);
-  assert_int_equal(weft_to_thread_ex(square, NULL, free, NULL), WEFT_ENOTTASK);
+  assert_int_equal(to_thread_discarding(square, NULL, free, NULL),
+                   WEFT_ENOTTASK);
   run_in_weft(errors_main, NULL, 2);
   assert_int_equal(atomic_load(&never_ran), 0);
 }
@@ -264,7 +287,7 @@ static void discard_result(void *result) {
 static void *cancel_running_task(void *arg) {
   void *r = (void *)(uintptr_t)0x1;
   double t0 = harness_now_ms();
-  int rc = weft_to_thread_ex(slow_alloc, arg, discard_result, &r);
+  int rc = to_thread_discarding(slow_alloc, arg, discard_result, &r);
 
   CHECK_RC(rc, WEFT_ECANCELED);
   CHECK(r == NULL);
@@ -289,8 +312,8 @@ static void *cancel_running_main(void *arg) {
   wait_count(&discarded, 1);
   CHECK_EQ(atomic_load(&slow_finished), 1);
   /* A delivered result is the caller's, never discarded. */
-  CHECK_OK(
-      weft_to_thread_ex(slow_alloc, (void *)(uintptr_t)1, discard_result, &r));
+  CHECK_OK(to_thread_discarding(slow_alloc, (void *)(uintptr_t)1,
+                                discard_result, &r));
   CHECK(r != NULL && *(int *)r == 42);
   free(r);
   CHECK_OK(weft_sleep(20));
@@ -316,7 +339,7 @@ static atomic_int delivered;
 
 static void *shutdown_offloader(void *arg) {
   void *r = NULL;
-  int rc = weft_to_thread_ex(slow_alloc, arg, discard_result, &r);
+  int rc = to_thread_discarding(slow_alloc, arg, discard_result, &r);
 
   if (rc == 0) {
     /* Finished before the shutdown reached this task (a slow sanitizer

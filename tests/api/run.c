@@ -407,7 +407,7 @@ static void *shutdown_main(void *arg) {
   weft_spawn_opts_init(&opts);
   for (i = 0; i < N_PINNED; i++) {
     opts.pin = i % weft_worker_count();
-    CHECK_OK(weft_spawn_ex(&opts, shutdown_pinned, s, NULL));
+    CHECK_OK(weft_spawn_ex(shutdown_pinned, s, &opts, NULL));
   }
   /* A handle main never releases: weft_run frees it with its task. */
   CHECK_OK(weft_spawn(shutdown_sleeper, s, &kept));

@@ -123,7 +123,7 @@ static void *pinned_steal_main(void *arg) {
   for (w = 0; w < 2; w++) {
     memset(s, 0, sizeof *s);
     opts.pin = w;
-    CHECK_OK(weft_spawn_ex(&opts, pinned_spawner, s, &t));
+    CHECK_OK(weft_spawn_ex(pinned_spawner, s, &opts, &t));
     CHECK_OK(weft_task_await(t, NULL));
     weft_task_unref(t);
     CHECK(atomic_load(&s->ran_on[0]) > 0);
@@ -198,7 +198,7 @@ static void *slot_main(void *arg) {
     atomic_store(&s->child_ran, 0);
     atomic_store(&s->child_worker, -1);
     atomic_store(&s->ran_during_spin, 0);
-    CHECK_OK(weft_spawn_ex(&opts, slot_parent, s, &p));
+    CHECK_OK(weft_spawn_ex(slot_parent, s, &opts, &p));
     CHECK_OK(weft_task_await(p, NULL));
     weft_task_unref(p);
     CHECK_EQ(atomic_load(&s->ran_during_spin), 1);

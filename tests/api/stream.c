@@ -1160,12 +1160,12 @@ static void *hop_main(void *arg) {
   h.srv = start(echo_handler, NULL, 0);
   weft_spawn_opts_init(&o);
   o.pin = 0;
-  CHECK_OK(weft_spawn_ex(&o, open_pinned, &h, &t));
+  CHECK_OK(weft_spawn_ex(open_pinned, &h, &o, &t));
   CHECK_OK(weft_task_await(t, NULL));
   weft_task_unref(t);
   CHECK_EQ(h.opened_on, 0);
   o.pin = 1;
-  CHECK_OK(weft_spawn_ex(&o, use_pinned, &h, &t));
+  CHECK_OK(weft_spawn_ex(use_pinned, &h, &o, &t));
   CHECK_OK(weft_task_await(t, NULL));
   weft_task_unref(t);
   CHECK_OK(weft_spawn(use_unpinned, &h, &t));

@@ -293,7 +293,7 @@ static void *names_main(void *arg) {
 
   weft_spawn_opts_init(&opts);
   opts.name = "worker-a";
-  CHECK_OK(weft_spawn_ex(&opts, name_child, "worker-a", &t[2]));
+  CHECK_OK(weft_spawn_ex(name_child, "worker-a", &opts, &t[2]));
   CHECK(strcmp(weft_task_name(t[2]), "worker-a") == 0);
   CHECK_OK(weft_gather(t, 3, NULL));
   for (i = 0; i < 3; i++) {
@@ -305,7 +305,7 @@ static void *names_main(void *arg) {
   memcpy(want, long_name, WEFT_TASK_NAME_MAX);
   want[WEFT_TASK_NAME_MAX] = '\0';
   opts.name = long_name;
-  CHECK_OK(weft_spawn_ex(&opts, add_one, NULL, &t[0]));
+  CHECK_OK(weft_spawn_ex(add_one, NULL, &opts, &t[0]));
   CHECK_EQ(strlen(weft_task_name(t[0])), WEFT_TASK_NAME_MAX);
   CHECK(strcmp(weft_task_name(t[0]), want) == 0);
   CHECK_OK(weft_task_await(t[0], NULL));
@@ -419,10 +419,10 @@ static void *name_race_main(void *arg) {
   weft_spawn_opts_init(&opts);
   opts.name = race_names[0];
   opts.pin = 0;
-  CHECK_OK(weft_spawn_ex(&opts, name_race_renamer, r, &r->renamer));
+  CHECK_OK(weft_spawn_ex(name_race_renamer, r, &opts, &r->renamer));
   opts.name = NULL;
   opts.pin = 1;
-  CHECK_OK(weft_spawn_ex(&opts, name_race_reader_task, r, &reader));
+  CHECK_OK(weft_spawn_ex(name_race_reader_task, r, &opts, &reader));
   atomic_store(&r->alive, 2);
   for (i = 0; i < 2; i++)
     CHECK_OK(pthread_create(&th[i], NULL, name_race_thread, r));
@@ -703,21 +703,21 @@ static void *spawn_errors_main(void *arg) {
   CHECK_RC(weft_spawn_ex(NULL, NULL, NULL, NULL), WEFT_EINVAL);
   weft_spawn_opts_init(&opts);
   opts.pin = n;
-  CHECK_RC(weft_spawn_ex(&opts, add_one, NULL, &t), WEFT_EINVAL);
+  CHECK_RC(weft_spawn_ex(add_one, NULL, &opts, &t), WEFT_EINVAL);
   opts.pin = n + 100;
-  CHECK_RC(weft_spawn_ex(&opts, add_one, NULL, NULL), WEFT_EINVAL);
+  CHECK_RC(weft_spawn_ex(add_one, NULL, &opts, NULL), WEFT_EINVAL);
   opts.pin = -5;
-  CHECK_RC(weft_spawn_ex(&opts, add_one, NULL, NULL), WEFT_EINVAL);
+  CHECK_RC(weft_spawn_ex(add_one, NULL, &opts, NULL), WEFT_EINVAL);
   /* The last valid worker and "not pinned" work. */
   opts.pin = n - 1;
-  CHECK_OK(weft_spawn_ex(&opts, add_one, NULL, &t));
+  CHECK_OK(weft_spawn_ex(add_one, NULL, &opts, &t));
   CHECK_OK(weft_task_await(t, NULL));
   weft_task_unref(t);
   opts.pin = -1;
-  CHECK_OK(weft_spawn_ex(&opts, add_one, NULL, &t));
+  CHECK_OK(weft_spawn_ex(add_one, NULL, &opts, &t));
   CHECK_OK(weft_task_await(t, NULL));
   weft_task_unref(t);
-  CHECK_OK(weft_spawn_ex(NULL, add_one, NULL, &t));
+  CHECK_OK(weft_spawn_ex(add_one, NULL, NULL, &t));
   CHECK_OK(weft_task_await(t, NULL));
   weft_task_unref(t);
   return NULL;
@@ -822,7 +822,7 @@ static void *pinned_main(void *arg) {
   weft_spawn_opts_init(&opts);
   for (i = 0; i < 12; i++) {
     opts.pin = i % n;
-    CHECK_OK(weft_spawn_ex(&opts, pinned_child, (void *)(uintptr_t)opts.pin,
+    CHECK_OK(weft_spawn_ex(pinned_child, (void *)(uintptr_t)opts.pin, &opts,
                            &t[k++]));
     CHECK_OK(weft_spawn(busy_unpinned, NULL, &t[k++]));
   }

@@ -78,7 +78,7 @@ static void *success_main(void *arg) {
     weft_spawn_opts_init(&o);
     o.name = "child";
     CHECK_OK(i % 2 ? weft_taskgroup_spawn(&g, run_job, &jobs[i], &t[i])
-                   : weft_taskgroup_spawn_ex(&g, &o, run_job, &jobs[i], &t[i]));
+                   : weft_taskgroup_spawn_ex(&g, run_job, &jobs[i], &o, &t[i]));
   }
   CHECK_OK(weft_taskgroup_wait(&g));
   double elapsed = harness_now_ms() - t0;
@@ -167,7 +167,7 @@ static void *errors_main(void *arg) {
   weft_spawn_opts_t o;
   weft_spawn_opts_init(&o);
   o.pin = 99;
-  CHECK_RC(weft_taskgroup_spawn_ex(&g, &o, run_job, &jobs[0], &t), WEFT_EINVAL);
+  CHECK_RC(weft_taskgroup_spawn_ex(&g, run_job, &jobs[0], &o, &t), WEFT_EINVAL);
   CHECK(t == NULL);
 
   /* Busy while a child runs; the wait is the owner's only. */

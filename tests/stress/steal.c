@@ -101,9 +101,9 @@ static void *heavy_main(void *arg) {
   for (i = 0; i < N_SPAWNERS; i++) {
     /* Half pinned (one per worker, round robin), half free to move. */
     opts.pin = i % 2 ? -1 : i % n;
-    CHECK_OK(weft_spawn_ex(&opts, spawner,
+    CHECK_OK(weft_spawn_ex(spawner,
                            (void *)(uintptr_t)(i * (N_TASKS / 2 / N_SPAWNERS)),
-                           &t[i]));
+                           &opts, &t[i]));
   }
   CHECK_OK(weft_queue_get(R.done, &item));
   CHECK(item == &R);
@@ -197,7 +197,7 @@ static void *small_steal_main(void *arg) {
 
   weft_spawn_opts_init(&opts);
   opts.pin = 0;
-  CHECK_OK(weft_spawn_ex(&opts, steal_spawner, ran_on, &t));
+  CHECK_OK(weft_spawn_ex(steal_spawner, ran_on, &opts, &t));
   CHECK_OK(weft_task_await(t, NULL));
   weft_task_unref(t);
   for (i = 0; i < 2; i++) {

@@ -78,7 +78,7 @@ static void *overflow_main(void *arg) {
 
   weft_spawn_opts_init(&opts);
   opts.name = "deep-recursion";
-  CHECK_OK(weft_spawn_ex(&opts, deep_task, arg, &t));
+  CHECK_OK(weft_spawn_ex(deep_task, arg, &opts, &t));
   if (t) {
     (void)weft_task_await(t, NULL);
     weft_task_unref(t);
