@@ -3,7 +3,7 @@
  * through one weft_queue_t of maxsize 1,024, which 4 consumers drain; wait
  * for all. The consumers stop at the queue's shutdown (weft_queue_shutdown,
  * after the producers finished: they drain what is left, then get
- * WEFT_ESHUTDOWN). The count and the sum of the items received must match
+ * WEFT_EQUEUE_SHUTDOWN). The count and the sum of the items received must match
  * what was put. Metric: ns_per_item, the time from the first spawn to the
  * last completion divided by 10,000,000.
  */
@@ -52,7 +52,7 @@ static void *consumer(void *arg) {
   /* relaxed: read after weft_gather(), which orders the tasks' ends. */
   atomic_fetch_add_explicit(&st->received, n, memory_order_relaxed);
   atomic_fetch_add_explicit(&st->sum, sum, memory_order_relaxed);
-  if (rc != WEFT_ESHUTDOWN) {
+  if (rc != WEFT_EQUEUE_SHUTDOWN) {
     bench_fail(WORKLOAD, "weft_queue_get: %s", weft_strerror(rc));
     return weft_task_fail(rc);
   }

@@ -85,7 +85,8 @@ static void *connection(void *arg) {
     atomic_fetch_add_explicit(&st->renewed, 1, memory_order_relaxed);
   }
   rc = weft_timeout_exit(&scope, rc);
-  if (rc != WEFT_ESHUTDOWN) /* a timeout here means a late or lost timer */
+  if (rc !=
+      WEFT_EQUEUE_SHUTDOWN) /* a timeout here means a late or lost timer */
     bench_die(WORKLOAD, "weft_queue_get", rc);
   bench_latch_arrive(&st->latch, WORKLOAD);
   return NULL;

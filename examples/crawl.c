@@ -842,7 +842,7 @@ static int admit(crawl_t *c, const char *url, size_t authority_at,
     atomic_fetch_sub_explicit(&c->n.queued, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&c->outstanding, 1, memory_order_relaxed);
     free(it);
-    return rc == WEFT_ESHUTDOWN ? 0 : rc;
+    return rc == WEFT_EQUEUE_SHUTDOWN ? 0 : rc;
   }
   return 1;
 }
@@ -1314,7 +1314,7 @@ int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
   while (result == 0) {
     void *p;
     rc = weft_queue_get(c->frontier, &p);
-    if (rc == WEFT_ESHUTDOWN)
+    if (rc == WEFT_EQUEUE_SHUTDOWN)
       break; /* every admitted item is done */
     if (rc != 0) {
       result = rc; /* the caller was cancelled: stop as for `stop` */
@@ -1336,7 +1336,7 @@ int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
     if (rc != 0) {
       count(&c->n.cancelled, 1);
       item_done(c, it);
-      if (rc != WEFT_ESHUTDOWN) /* ESHUTDOWN: stop cancelled the group */
+      if (rc != WEFT_ETASKGROUP_SHUTDOWN) /* stop cancelled the group */
         result = rc;
     }
   }

@@ -298,7 +298,7 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, weft_task_fn fn, void *arg,
   if (g->aborting || g->closed) {
     weft__spin_unlock(&g->lock);
     weft__free(e);
-    return WEFT_ESHUTDOWN;
+    return WEFT_ETASKGROUP_SHUTDOWN;
   }
   g->pending++;
   weft__spin_unlock(&g->lock);

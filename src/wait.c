@@ -188,8 +188,10 @@ int weft_timeout_exit(weft_timeout_t *scope, int rc) {
   weft_task_t *t = weft__task_current();
   if (!t)
     return WEFT_ENOTTASK;
-  if (!scope || t->scope != scope)
+  if (!scope)
     return WEFT_EINVAL;
+  if (t->scope != scope)
+    return WEFT_ESTATE; /* not the calling task's innermost scope */
   t->scope = scope->outer_;
   int expired = scope->state_ == SCOPE_EXPIRED;
   scope->state_ = expired ? SCOPE_EXPIRED : SCOPE_EXITED;
@@ -205,8 +207,10 @@ int weft_timeout_reschedule(weft_timeout_t *scope, uint64_t when_ms) {
   weft_task_t *t = weft__task_current();
   if (!t)
     return WEFT_ENOTTASK;
-  if (!scope || scope->state_ != SCOPE_ENTERED)
+  if (!scope)
     return WEFT_EINVAL;
+  if (scope->state_ != SCOPE_ENTERED)
+    return WEFT_ESTATE; /* never entered, expired or exited */
   if (scope->task_ != t)
     return WEFT_EPERM;
   scope->deadline_ = deadline_at_ms(when_ms);

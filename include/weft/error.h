@@ -8,9 +8,11 @@
  * The codes are libuv's: WEFT_ECANCELED == UV_ECANCELED and so on (on Unix
  * both are the negated errno value), so a libuv result passes through weft
  * unchanged and weft_strerror()/weft_err_name() also name every libuv code.
- * The few conditions that have no errno counterpart (WEFT_ENOTTASK,
- * WEFT_ERUNTIME_SHUTDOWN...) use values below -11000, outside every errno and
- * libuv range.
+ * POSIX names keep their POSIX meaning (WEFT_ESHUTDOWN is a socket's,
+ * WEFT_EPERM "the caller does not own the object"); conditions of weft's
+ * own (WEFT_ENOTTASK, WEFT_EQUEUE_SHUTDOWN, WEFT_ERUNTIME_SHUTDOWN...) have
+ * codes of their own, named for what they mean, with values below -11000,
+ * outside every errno and libuv range.
  */
 #ifndef WEFT_ERROR_H
 #define WEFT_ERROR_H
@@ -59,14 +61,17 @@
   XX(EPERM, (-EPERM), "operation not permitted")                               \
   XX(EPIPE, (-EPIPE), "broken pipe")                                           \
   XX(ERANGE, (-ERANGE), "result too large")                                    \
-  XX(ESHUTDOWN, (-ESHUTDOWN), "cannot send after transport endpoint shutdown")  \
+  XX(ESHUTDOWN, (-ESHUTDOWN), "cannot send after transport endpoint shutdown") \
   XX(ESRCH, (-ESRCH), "no such process")                                       \
   XX(ETIMEDOUT, (-ETIMEDOUT), "connection timed out")                          \
   XX(EOF, (-4095), "end of file")                                              \
   XX(ENOTTASK, (-11001), "called outside a weft task")                         \
-  XX(ERUNTIME_SHUTDOWN, (-11002), "the runtime is shutting down")                   \
+  XX(ERUNTIME_SHUTDOWN, (-11002), "the runtime is shutting down")              \
   XX(ESTACKOVERFLOW, (-11003), "task stack overflow")                          \
   XX(EBROKEN, (-11004), "barrier is broken")                                   \
+  XX(EQUEUE_SHUTDOWN, (-11005), "queue is shut down")                          \
+  XX(ETASKGROUP_SHUTDOWN, (-11006), "task group is shut down")                 \
+  XX(ESTATE, (-11007), "not valid in the object's current state")              \
   XX(EINCOMPLETE, (-11010), "end of stream before the requested data")         \
   XX(ELIMIT, (-11011), "separator not found within the stream limit")          \
   XX(EOTHER_RUNTIME, (-11012), "object belongs to another runtime")

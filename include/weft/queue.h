@@ -16,7 +16,7 @@
  *
  * task_done()/join() count unfinished items as asyncio does, and shutdown()
  * is Python 3.13's Queue.shutdown(): afterwards every put fails with
- * WEFT_ESHUTDOWN (asyncio.QueueShutDown), and get fails with it once the
+ * WEFT_EQUEUE_SHUTDOWN (asyncio.QueueShutDown), and get fails with it once the
  * queue is empty (at once after an immediate shutdown, which drops the
  * queued items).
  */
@@ -72,25 +72,26 @@ WEFT_EXTERN int weft_queue_new(size_t maxsize, weft_queue_t **out);
 WEFT_EXTERN int weft_queue_free(weft_queue_t *q);
 
 /* await q.put(item): append item, waiting while q is full. Returns 0,
- * WEFT_ECANCELED (the item was not queued), WEFT_ESHUTDOWN (q is shut down,
- * or was while this task waited: the item was not queued), WEFT_EINVAL (q
+ * WEFT_ECANCELED (the item was not queued), WEFT_EQUEUE_SHUTDOWN (q is shut
+ * down, or was while this task waited: the item was not queued), WEFT_EINVAL (q
  * NULL) or WEFT_ENOTTASK (outside a task; use weft_queue_try_put). Suspends
  * while full. */
 WEFT_EXTERN int weft_queue_put(weft_queue_t *q, void *item);
 
 /* await q.get(): remove the next item (oldest, newest or smallest, by kind)
  * into *item, waiting while q is empty. Returns 0, WEFT_ECANCELED (nothing
- * was removed), WEFT_ESHUTDOWN (q is shut down and empty), WEFT_EINVAL (q or
- * item NULL) or WEFT_ENOTTASK. Suspends while empty. */
+ * was removed), WEFT_EQUEUE_SHUTDOWN (q is shut down and empty), WEFT_EINVAL (q
+ * or item NULL) or WEFT_ENOTTASK. Suspends while empty. */
 WEFT_EXTERN int weft_queue_get(weft_queue_t *q, void **item);
 
 /* q.put_nowait(item): 0, or WEFT_EAGAIN if q is full (asyncio.QueueFull),
- * WEFT_ESHUTDOWN if q is shut down, WEFT_ENOMEM if an unbounded queue cannot
- * grow, WEFT_EINVAL if q is NULL. Never suspends; callable from any thread. */
+ * WEFT_EQUEUE_SHUTDOWN if q is shut down, WEFT_ENOMEM if an unbounded queue
+ * cannot grow, WEFT_EINVAL if q is NULL. Never suspends; callable from any
+ * thread. */
 WEFT_EXTERN int weft_queue_try_put(weft_queue_t *q, void *item);
 
 /* q.get_nowait(): 0, or WEFT_EAGAIN if q is empty (asyncio.QueueEmpty),
- * WEFT_ESHUTDOWN if q is empty and shut down, WEFT_EINVAL if q or item is
+ * WEFT_EQUEUE_SHUTDOWN if q is empty and shut down, WEFT_EINVAL if q or item is
  * NULL. Never suspends; callable from any thread. */
 WEFT_EXTERN int weft_queue_try_get(weft_queue_t *q, void **item);
 
@@ -99,8 +100,9 @@ WEFT_EXTERN int weft_queue_try_get(weft_queue_t *q, void **item);
 WEFT_EXTERN int weft_queue_size(const weft_queue_t *q);
 
 /* q.task_done(): mark one item taken from q as processed. Every successful
- * put counts one unfinished item. Returns 0, or WEFT_EINVAL if q is NULL or
- * more items were marked done than were put (asyncio's ValueError). When the
+ * put counts one unfinished item. Returns 0, WEFT_ESTATE if no item is
+ * unfinished (more items marked done than were put: asyncio's ValueError),
+ * or WEFT_EINVAL if q is NULL. When the
  * count reaches 0, every task in weft_queue_join() is woken. Never suspends;
  * callable from any thread. */
 WEFT_EXTERN int weft_queue_task_done(weft_queue_t *q);
@@ -116,12 +118,12 @@ WEFT_EXTERN int weft_queue_join(weft_queue_t *q);
 WEFT_EXTERN int weft_queue_unfinished(const weft_queue_t *q);
 
 /* q.shutdown(immediate) (Python 3.13): from now on weft_queue_put() and
- * weft_queue_try_put() fail with WEFT_ESHUTDOWN, and so do get and try_get
- * once q is empty. Tasks blocked in put are woken with WEFT_ESHUTDOWN (their
- * items are not queued), and so are tasks blocked in get. If immediate is
- * nonzero, the queued items are dropped at once (not freed: the queue does
- * not own them) and counted as done, which may wake tasks in
- * weft_queue_join(). Calling it again is harmless (an immediate call still
+ * weft_queue_try_put() fail with WEFT_EQUEUE_SHUTDOWN, and so do get and
+ * try_get once q is empty. Tasks blocked in put are woken with
+ * WEFT_EQUEUE_SHUTDOWN (their items are not queued), and so are tasks blocked
+ * in get. If immediate is nonzero, the queued items are dropped at once (not
+ * freed: the queue does not own them) and counted as done, which may wake tasks
+ * in weft_queue_join(). Calling it again is harmless (an immediate call still
  * drops what is queued). Returns 0 or WEFT_EINVAL. Never suspends; callable
  * from any thread. */
 WEFT_EXTERN int weft_queue_shutdown(weft_queue_t *q, int immediate);

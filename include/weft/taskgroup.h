@@ -18,7 +18,7 @@
  *
  * Failure. The first child that fails (finishes with a status other than 0
  * and WEFT_ECANCELED) makes the group shut down: every other child is
- * cancelled, spawning is refused (WEFT_ESHUTDOWN), and the owner is
+ * cancelled, spawning is refused (WEFT_ETASKGROUP_SHUTDOWN), and the owner is
  * cancelled once, so that whatever it is waiting for inside the block
  * returns WEFT_ECANCELED and it reaches weft_taskgroup_wait() promptly. The
  * wait withdraws that one request again (weft_task_uncancel()) and returns
@@ -88,8 +88,8 @@ WEFT_EXTERN int weft_taskgroup_free(weft_taskgroup_t *g);
  * accepts tasks: from weft_taskgroup_init() until a failure or
  * weft_taskgroup_cancel() shuts it down, and until weft_taskgroup_wait() has
  * returned (spawning while the owner waits is allowed, as in asyncio).
- * Errors: WEFT_EINVAL (g or fn NULL), WEFT_ESHUTDOWN (g shut down after a
- * failure or a cancellation, or finished: asyncio's RuntimeError), and
+ * Errors: WEFT_EINVAL (g or fn NULL), WEFT_ETASKGROUP_SHUTDOWN (g shut down
+ * after a failure or a cancellation, or finished: asyncio's RuntimeError), and
  * weft_spawn()'s errors (WEFT_ENOTTASK, WEFT_ENOMEM, WEFT_ERUNTIME_SHUTDOWN).
  * Does not suspend. */
 WEFT_EXTERN int weft_taskgroup_spawn(weft_taskgroup_t *g, weft_task_fn fn,
@@ -114,8 +114,8 @@ WEFT_EXTERN int weft_taskgroup_spawn_ex(weft_taskgroup_t *g, weft_task_fn fn,
 WEFT_EXTERN int weft_taskgroup_wait(weft_taskgroup_t *g);
 
 /* Shut g down without a failure: cancel every child and refuse new ones
- * (WEFT_ESHUTDOWN), as an error leaving asyncio's `async with` block does.
- * The owner is not cancelled; weft_taskgroup_wait() still waits for all
+ * (WEFT_ETASKGROUP_SHUTDOWN), as an error leaving asyncio's `async with` block
+ * does. The owner is not cancelled; weft_taskgroup_wait() still waits for all
  * children and returns 0 unless a child failed or the owner was cancelled.
  * Returns 0, WEFT_EINVAL (g NULL); calling it again is harmless. Callable
  * from any task; does not suspend. */

@@ -71,16 +71,16 @@ WEFT_EXTERN int weft_timeout_enter_at(weft_timeout_t *scope, uint64_t when_ms);
  * returned; the result is rc, or WEFT_ETIMEDOUT when the scope expired, rc
  * is WEFT_ECANCELED and no other cancellation of the task is pending (see
  * above). An expired scope always withdraws its own cancellation, even when
- * the body handled it and rc is something else. WEFT_EINVAL (scope NULL, or
- * not the calling task's innermost scope: nothing is changed),
- * WEFT_ENOTTASK. Does not suspend. */
+ * the body handled it and rc is something else. WEFT_EINVAL (scope NULL),
+ * WEFT_ESTATE (not the calling task's innermost scope: nothing is
+ * changed), WEFT_ENOTTASK. Does not suspend. */
 WEFT_EXTERN int weft_timeout_exit(weft_timeout_t *scope, int rc);
 
 /* timeout.reschedule(when): move the deadline of an entered scope that has
  * not expired to when_ms (weft_time_ms() clock; WEFT_NO_TIMEOUT: none).
- * Only the task that entered it may. Returns 0, WEFT_EINVAL (scope NULL, not
- * entered, already expired or exited), WEFT_EPERM (another task's scope),
- * WEFT_ENOTTASK. */
+ * Only the task that entered it may. Returns 0, WEFT_EINVAL (scope NULL),
+ * WEFT_ESTATE (not entered, already expired or exited: asyncio's
+ * RuntimeError), WEFT_EPERM (another task's scope), WEFT_ENOTTASK. */
 WEFT_EXTERN int weft_timeout_reschedule(weft_timeout_t *scope,
                                         uint64_t when_ms);
 

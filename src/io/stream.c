@@ -851,7 +851,7 @@ int weft_stream_free(weft_stream_t *s) {
   if (!s)
     return 0;
   if (s->slot)
-    return WEFT_EINVAL; /* the server frees its connections */
+    return WEFT_EPERM; /* the server owns and frees its connections */
   int rc = begin(s, &t);
   if (rc)
     return rc;

@@ -227,12 +227,12 @@ static void complete(weft__waiter_t *w) {
     weft__waiter_complete(w, w->task);
 }
 
-/* Put without waiting. Returns 0, WEFT_EAGAIN (full), WEFT_ESHUTDOWN or
+/* Put without waiting. Returns 0, WEFT_EAGAIN (full), WEFT_EQUEUE_SHUTDOWN or
  * WEFT_ENOMEM. On 0, *wake may name a claimed getter for the
  * caller to complete after unlock. */
 static int put_locked(weft_queue_t *q, void *item, weft__waiter_t **wake) {
   if (q->shutdown)
-    return WEFT_ESHUTDOWN;
+    return WEFT_EQUEUE_SHUTDOWN;
   weft__waiter_t *g = weft__waitq_first(&q->getters);
   if (g) {
     g->item = item;
@@ -249,12 +249,12 @@ static int put_locked(weft_queue_t *q, void *item, weft__waiter_t **wake) {
   return 0;
 }
 
-/* Get without waiting. Returns 0, WEFT_EAGAIN (empty) or WEFT_ESHUTDOWN
+/* Get without waiting. Returns 0, WEFT_EAGAIN (empty) or WEFT_EQUEUE_SHUTDOWN
  * (empty and shut down); a putter whose item moved into the freed slot is
  * named in *wake. */
 static int get_locked(weft_queue_t *q, void **item, weft__waiter_t **wake) {
   if (q->len == 0)
-    return q->shutdown ? WEFT_ESHUTDOWN : WEFT_EAGAIN;
+    return q->shutdown ? WEFT_EQUEUE_SHUTDOWN : WEFT_EAGAIN;
   *item = store_pop(q);
   weft__waiter_t *p = weft__waitq_first(&q->putters);
   if (p) {
@@ -293,7 +293,7 @@ static int queue_op(weft_queue_t *q, int put, void **slot, int block) {
   if (rc != 0)
     return rc;
   if (wt.item == SHUT)
-    return WEFT_ESHUTDOWN;
+    return WEFT_EQUEUE_SHUTDOWN;
   if (!put)
     *slot = wt.item;
   return 0;
@@ -341,7 +341,7 @@ int weft_queue_task_done(weft_queue_t *q) {
   weft__spin_lock(&q->lock);
   if (q->unfinished == 0) {
     weft__spin_unlock(&q->lock);
-    return WEFT_EINVAL;
+    return WEFT_ESTATE; /* more task_done() calls than items put */
   }
   if (--q->unfinished == 0)
     weft__waitq_claim_n(&q->joiners, &claimed, SIZE_MAX, NULL);

@@ -62,9 +62,23 @@ static void test_own_codes_outside_errno_ranges(void **state) {
   assert_true(WEFT_ERUNTIME_SHUTDOWN < -11000);
   assert_true(WEFT_ESTACKOVERFLOW < -11000);
   assert_string_equal(weft_err_name(WEFT_ENOTTASK), "ENOTTASK");
-  assert_string_equal(weft_err_name(WEFT_ERUNTIME_SHUTDOWN), "ERUNTIME_SHUTDOWN");
+  assert_string_equal(weft_err_name(WEFT_ERUNTIME_SHUTDOWN),
+                      "ERUNTIME_SHUTDOWN");
   assert_string_equal(weft_err_name(WEFT_ESTACKOVERFLOW), "ESTACKOVERFLOW");
   assert_string_equal(weft_strerror(WEFT_ENOTTASK), "called outside a weft task");
+  /* Shut-down objects have codes of their own, apart from POSIX's socket
+   * ESHUTDOWN; so has a call that cannot apply in an object's state. */
+  assert_true(WEFT_EQUEUE_SHUTDOWN < -11000);
+  assert_true(WEFT_ETASKGROUP_SHUTDOWN < -11000);
+  assert_true(WEFT_ESTATE < -11000);
+  assert_int_not_equal(WEFT_EQUEUE_SHUTDOWN, WEFT_ESHUTDOWN);
+  assert_int_not_equal(WEFT_ETASKGROUP_SHUTDOWN, WEFT_ESHUTDOWN);
+  assert_string_equal(weft_err_name(WEFT_EQUEUE_SHUTDOWN), "EQUEUE_SHUTDOWN");
+  assert_string_equal(weft_strerror(WEFT_EQUEUE_SHUTDOWN),
+                      "queue is shut down");
+  assert_string_equal(weft_err_name(WEFT_ETASKGROUP_SHUTDOWN),
+                      "ETASKGROUP_SHUTDOWN");
+  assert_string_equal(weft_err_name(WEFT_ESTATE), "ESTATE");
 }
 
 static void test_libuv_values_pass_through(void **state) {

@@ -174,7 +174,7 @@ static void *done_worker(void *arg) {
   for (;;) {
     int rc = weft_queue_get(w->q, &item);
     if (rc != 0) {
-      CHECK(rc == WEFT_ESHUTDOWN || rc == WEFT_ECANCELED);
+      CHECK(rc == WEFT_EQUEUE_SHUTDOWN || rc == WEFT_ECANCELED);
       return NULL;
     }
     CHECK_OK(weft_sleep(VAL(item) % 3));
@@ -229,7 +229,7 @@ static void *join_main(void *arg) {
   CHECK_RC(weft_queue_unfinished(NULL), WEFT_EINVAL);
   /* Nothing unfinished: join returns at once, task_done is an error. */
   CHECK_OK(weft_queue_join(q));
-  CHECK_RC(weft_queue_task_done(q), WEFT_EINVAL);
+  CHECK_RC(weft_queue_task_done(q), WEFT_ESTATE);
   CHECK_EQ(weft_queue_unfinished(q), 0);
 
   memset(&w, 0, sizeof w);
@@ -298,7 +298,7 @@ static void *shutdown_main(void *arg) {
   CHECK_RC(weft_queue_shutdown(NULL, 0), WEFT_EINVAL);
   CHECK_RC(weft_queue_is_shutdown(NULL), WEFT_EINVAL);
 
-  /* Blocked getters are woken with WEFT_ESHUTDOWN. */
+  /* Blocked getters are woken with WEFT_EQUEUE_SHUTDOWN. */
   CHECK_OK(weft_queue_new(2, &q));
   for (k = 0; k < 2; k++)
     CHECK_OK(weft_spawn(get_rc, q, &t[k]));
@@ -308,13 +308,13 @@ static void *shutdown_main(void *arg) {
   CHECK_EQ(weft_queue_is_shutdown(q), 1);
   for (k = 0; k < 2; k++) {
     CHECK_OK(weft_task_await(t[k], &r));
-    CHECK_RC((intptr_t)r, WEFT_ESHUTDOWN);
+    CHECK_RC((intptr_t)r, WEFT_EQUEUE_SHUTDOWN);
     weft_task_unref(t[k]);
   }
-  CHECK_RC(weft_queue_put(q, ITEM(1)), WEFT_ESHUTDOWN);
-  CHECK_RC(weft_queue_try_put(q, ITEM(1)), WEFT_ESHUTDOWN);
-  CHECK_RC(weft_queue_get(q, &item), WEFT_ESHUTDOWN);
-  CHECK_RC(weft_queue_try_get(q, &item), WEFT_ESHUTDOWN);
+  CHECK_RC(weft_queue_put(q, ITEM(1)), WEFT_EQUEUE_SHUTDOWN);
+  CHECK_RC(weft_queue_try_put(q, ITEM(1)), WEFT_EQUEUE_SHUTDOWN);
+  CHECK_RC(weft_queue_get(q, &item), WEFT_EQUEUE_SHUTDOWN);
+  CHECK_RC(weft_queue_try_get(q, &item), WEFT_EQUEUE_SHUTDOWN);
   CHECK_OK(weft_queue_shutdown(q, 0)); /* again: harmless */
   CHECK_OK(weft_queue_free(q));
 
@@ -327,7 +327,7 @@ static void *shutdown_main(void *arg) {
   CHECK_OK(weft_sleep(5));
   CHECK_OK(weft_queue_shutdown(q, 0));
   CHECK_OK(weft_task_await(t[0], &r));
-  CHECK_RC((intptr_t)r, WEFT_ESHUTDOWN);
+  CHECK_RC((intptr_t)r, WEFT_EQUEUE_SHUTDOWN);
   weft_task_unref(t[0]);
   CHECK_EQ(weft_queue_size(q), 2);
   CHECK_EQ(weft_queue_unfinished(q), 2);
@@ -336,7 +336,7 @@ static void *shutdown_main(void *arg) {
   CHECK_EQ(VAL(item), 1);
   CHECK_OK(weft_queue_try_get(q, &item));
   CHECK_EQ(VAL(item), 2);
-  CHECK_RC(weft_queue_get(q, &item), WEFT_ESHUTDOWN);
+  CHECK_RC(weft_queue_get(q, &item), WEFT_EQUEUE_SHUTDOWN);
   CHECK_OK(weft_queue_task_done(q));
   CHECK_EQ(weft_task_done(t[1]), 0);
   CHECK_OK(weft_queue_task_done(q));
@@ -356,14 +356,14 @@ static void *shutdown_main(void *arg) {
   CHECK_EQ(weft_task_done(t[1]), 0);
   CHECK_OK(weft_queue_shutdown(q, 1));
   CHECK_OK(weft_task_await(t[0], &r));
-  CHECK_RC((intptr_t)r, WEFT_ESHUTDOWN);
+  CHECK_RC((intptr_t)r, WEFT_EQUEUE_SHUTDOWN);
   CHECK_OK(weft_task_await(t[1], &r));
   CHECK_EQ((intptr_t)r, 0);
   weft_task_unref(t[0]);
   weft_task_unref(t[1]);
   CHECK_EQ(weft_queue_size(q), 0);
   CHECK_EQ(weft_queue_unfinished(q), 0);
-  CHECK_RC(weft_queue_get(q, &item), WEFT_ESHUTDOWN);
+  CHECK_RC(weft_queue_get(q, &item), WEFT_EQUEUE_SHUTDOWN);
   CHECK_OK(weft_queue_free(q));
 
   /* Immediate with some items already taken: only the dropped ones are

@@ -77,6 +77,13 @@ static void echo_handler(weft_stream_t *s, void *arg) {
 /* ---- errors
  * ------------------------------------------------------------------- */
 
+/* A handler that tries to free the stream its server owns: WEFT_EPERM,
+ * stored in *arg; then it answers one byte, so the client knows. */
+static void free_refused_handler(weft_stream_t *s, void *arg) {
+  atomic_store((atomic_int *)arg, weft_stream_free(s));
+  CHECK_OK(weft_stream_write(s, "k", 1));
+}
+
 static void *errors_main(void *arg) {
   weft_stream_t *s = NULL;
   weft_server_t *srv = NULL;
@@ -166,6 +173,17 @@ static void *errors_main(void *arg) {
   CHECK_OK(weft_stream_free(s));
   CHECK_RC(weft_server_accepted(srv, 99), WEFT_EINVAL);
   stop(srv);
+
+  /* A stream the server owns cannot be freed by its handler. */
+  {
+    atomic_int free_rc = 1;
+    srv = start(free_refused_handler, &free_rc, 0);
+    s = connect_to(srv);
+    CHECK_RC(weft_stream_readexactly(s, buf, 1, &len), 0);
+    CHECK_RC(atomic_load(&free_rc), WEFT_EPERM);
+    CHECK_OK(weft_stream_free(s));
+    stop(srv);
+  }
   return NULL;
 }
 

@@ -96,7 +96,8 @@ static void *success_main(void *arg) {
   CHECK_EQ(weft_task_cancelling(), 0);
   /* Finished: waiting again returns the same at once; no more tasks. */
   CHECK_OK(weft_taskgroup_wait(&g));
-  CHECK_RC(weft_taskgroup_spawn(&g, run_job, &jobs[0], NULL), WEFT_ESHUTDOWN);
+  CHECK_RC(weft_taskgroup_spawn(&g, run_job, &jobs[0], NULL),
+           WEFT_ETASKGROUP_SHUTDOWN);
   CHECK_OK(weft_taskgroup_destroy(&g));
 
   /* Library memory, detached children (out NULL), an empty group. */
@@ -238,7 +239,8 @@ static void *first_failure_main(void *arg) {
   CHECK_RC(weft_sleep(LONG_MS), WEFT_ECANCELED);
   CHECK(harness_now_ms() - t0 < PROMPT_MS);
   CHECK_EQ(weft_task_cancelling(), 1);
-  CHECK_RC(weft_taskgroup_spawn(&g, run_job, &jobs[0], NULL), WEFT_ESHUTDOWN);
+  CHECK_RC(weft_taskgroup_spawn(&g, run_job, &jobs[0], NULL),
+           WEFT_ETASKGROUP_SHUTDOWN);
   CHECK_RC(weft_taskgroup_wait(&g), WEFT_EIO);
   CHECK(harness_now_ms() - t0 < PROMPT_MS);
   /* The group withdrew its request: the owner goes on normally. */
@@ -473,7 +475,8 @@ static void *group_cancel_main(void *arg) {
                atomic_load(&jobs[2].ran));
   CHECK_OK(weft_taskgroup_cancel(&g));
   CHECK_OK(weft_taskgroup_cancel(&g));
-  CHECK_RC(weft_taskgroup_spawn(&g, run_job, &jobs[0], NULL), WEFT_ESHUTDOWN);
+  CHECK_RC(weft_taskgroup_spawn(&g, run_job, &jobs[0], NULL),
+           WEFT_ETASKGROUP_SHUTDOWN);
   CHECK_EQ(weft_task_cancelling(), 0);
   CHECK_OK(weft_taskgroup_wait(&g));
   /* A child that began saw the cancellation; one cancelled before its
@@ -524,7 +527,8 @@ static void *spawn_while_waiting_main(void *arg) {
   CHECK_OK(weft_taskgroup_wait(&g));
   CHECK_EQ(atomic_load(&c.count), 20);
   CHECK_EQ(c.left, 0);
-  CHECK_RC(weft_taskgroup_spawn(&g, chain_child, &c, NULL), WEFT_ESHUTDOWN);
+  CHECK_RC(weft_taskgroup_spawn(&g, chain_child, &c, NULL),
+           WEFT_ETASKGROUP_SHUTDOWN);
   CHECK_OK(weft_taskgroup_destroy(&g));
   return NULL;
 }
@@ -711,7 +715,7 @@ static void *stress_owner(void *arg) {
   int fails = 0;
   for (int i = 0; i < r->nkids; i++) {
     int rc = weft_taskgroup_spawn(&g, stress_child, &r->kids[i], &kids[i]);
-    if (rc == WEFT_ESHUTDOWN) { /* a failure already shut it down */
+    if (rc == WEFT_ETASKGROUP_SHUTDOWN) { /* a failure already shut it down */
       kids[i] = NULL;
       continue;
     }

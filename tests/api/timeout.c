@@ -62,12 +62,12 @@ static void *basics_main(void *arg) {
   CHECK(weft_timeout_when(&s) == WEFT_NO_TIMEOUT);
   CHECK_OK(weft_timeout_exit(&s, 0));
   /* Rescheduling an exited or expired scope is an error. */
-  CHECK_RC(weft_timeout_reschedule(&s, 10), WEFT_EINVAL);
+  CHECK_RC(weft_timeout_reschedule(&s, 10), WEFT_ESTATE);
 
   /* timeout_at in the past: the next suspension point is cancelled. */
   CHECK_OK(weft_timeout_enter_at(&s, now_ms() > 10 ? now_ms() - 10 : 0));
   CHECK_RC(weft_sleep(1000), WEFT_ECANCELED);
-  CHECK_RC(weft_timeout_reschedule(&s, now_ms() + 100), WEFT_EINVAL);
+  CHECK_RC(weft_timeout_reschedule(&s, now_ms() + 100), WEFT_ESTATE);
   CHECK_RC(weft_timeout_exit(&s, WEFT_ECANCELED), WEFT_ETIMEDOUT);
 
   /* Computing past the deadline: noticed at the next suspension point,
@@ -92,9 +92,9 @@ static void *basics_main(void *arg) {
   weft_timeout_t a, b;
   CHECK_OK(weft_timeout_enter(&a, 5000));
   CHECK_OK(weft_timeout_enter(&b, 5000));
-  CHECK_RC(weft_timeout_exit(&a, 0), WEFT_EINVAL); /* not the innermost */
+  CHECK_RC(weft_timeout_exit(&a, 0), WEFT_ESTATE); /* not the innermost */
   CHECK_OK(weft_timeout_exit(&b, 0));
-  CHECK_RC(weft_timeout_exit(&b, 0), WEFT_EINVAL); /* exited already */
+  CHECK_RC(weft_timeout_exit(&b, 0), WEFT_ESTATE); /* exited already */
   CHECK_OK(weft_timeout_exit(&a, 0));
   return NULL;
 }
@@ -134,7 +134,7 @@ static void *enter_twice_main(void *arg) {
   CHECK_OK(weft_timeout_enter(&b, 5000));
   CHECK_RC(weft_timeout_enter(&a, 10), WEFT_EBUSY);
   CHECK_RC(weft_timeout_enter(&b, 10), WEFT_EBUSY);
-  CHECK_RC(weft_timeout_exit(&a, 0), WEFT_EINVAL); /* b is innermost */
+  CHECK_RC(weft_timeout_exit(&a, 0), WEFT_ESTATE); /* b is innermost */
   CHECK_OK(weft_timeout_exit(&b, 0));
   CHECK_OK(weft_timeout_exit(&a, 0));
   CHECK_EQ(weft_task_cancelling(), 0);

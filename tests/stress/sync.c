@@ -261,7 +261,7 @@ static void *q_consumer(void *arg) {
       CHECK_EQ(atomic_fetch_add(&QS.seen[id], 1), 0);
     n++;
   }
-  CHECK_RC(rc, WEFT_ESHUTDOWN);
+  CHECK_RC(rc, WEFT_EQUEUE_SHUTDOWN);
   atomic_fetch_add(&QS.received, n);
   return NULL;
 }
