@@ -2,7 +2,8 @@
  * weft queue: asyncio.Queue, LifoQueue and PriorityQueue of pointers, safe
  * across all workers.
  *
- * FIFO order by default (LIFO or priority order with weft_queue_new_ex());
+ * FIFO order by default (LIFO or priority order with weft_queue_init_ex()
+ * or weft_queue_new_ex());
  * maxsize 0 means unbounded. put() suspends while the queue is full, get()
  * while it is empty; waiters are served in FIFO order whatever the kind.
  * Items are handed over directly to a waiting getter, and no item is ever
@@ -27,7 +28,19 @@
 
 WEFT_BEGIN_DECLS
 
-typedef struct weft_queue weft_queue_t;
+/* A queue. Opaque: use the functions below. Like the objects of
+ * weft/sync.h it comes in two forms: weft_queue_init()/weft_queue_destroy()
+ * on caller memory (a weft_queue_t embedded in another struct, on a stack
+ * or static) and weft_queue_new()/weft_queue_free() on library memory. It
+ * has no static initialiser: its store is library memory that
+ * weft_queue_destroy() releases. Must not be moved or copied while in
+ * use. */
+typedef struct weft_queue {
+  union {
+    unsigned char bytes_[192];
+    void *align_;
+  } opaque_;
+} weft_queue_t;
 
 /* The order in which a queue gives out its items. */
 typedef enum weft_queue_kind {
@@ -55,20 +68,36 @@ typedef struct weft_queue_opts {
  * fails; callable from anywhere. */
 WEFT_EXTERN void weft_queue_opts_init(weft_queue_opts_t *opts);
 
-/* asyncio.Queue / LifoQueue / PriorityQueue(maxsize): allocate a queue as
- * opts says in *out. WEFT_EINVAL if opts or out is NULL, the kind is
- * unknown, or a priority queue has no cmp; WEFT_ENOMEM. Callable from
- * anywhere. */
+/* asyncio.Queue(maxsize): initialise *q as an empty FIFO queue (maxsize 0
+ * = unbounded). WEFT_EINVAL if q is NULL. Callable from anywhere (inside or
+ * outside a task). */
+WEFT_EXTERN int weft_queue_init(weft_queue_t *q, size_t maxsize);
+
+/* asyncio.Queue / LifoQueue / PriorityQueue(maxsize): weft_queue_init() as
+ * opts says. WEFT_EINVAL if q or opts is NULL, the kind is unknown, or a
+ * priority queue has no cmp. Callable from anywhere. */
+WEFT_EXTERN int weft_queue_init_ex(weft_queue_t *q,
+                                   const weft_queue_opts_t *opts);
+
+/* Release what q holds (its store). Items still queued are dropped (the
+ * queue does not own them). WEFT_EBUSY (and nothing is released) if tasks
+ * are waiting on q (in put, get or join), WEFT_EINVAL if q is NULL.
+ * Callable from any thread. */
+WEFT_EXTERN int weft_queue_destroy(weft_queue_t *q);
+
+/* weft_queue_init() on library memory, stored in *out. WEFT_EINVAL if out
+ * is NULL, WEFT_ENOMEM. Callable from anywhere. */
+WEFT_EXTERN int weft_queue_new(size_t maxsize, weft_queue_t **out);
+
+/* weft_queue_init_ex() on library memory, stored in *out. WEFT_EINVAL if
+ * opts or out is NULL or as weft_queue_init_ex(); WEFT_ENOMEM. Callable
+ * from anywhere. */
 WEFT_EXTERN int weft_queue_new_ex(const weft_queue_opts_t *opts,
                                   weft_queue_t **out);
 
-/* asyncio.Queue(maxsize): allocate a queue in *out. WEFT_EINVAL if out is
- * NULL, WEFT_ENOMEM. Callable from anywhere (inside or outside a task). */
-WEFT_EXTERN int weft_queue_new(size_t maxsize, weft_queue_t **out);
-
-/* Free q. Items still queued are dropped (the queue does not own them).
- * WEFT_EBUSY (and nothing is freed) if tasks are waiting on q (in put, get
- * or join); NULL is a no-op returning 0. Callable from any thread. */
+/* weft_queue_destroy() and free a queue from weft_queue_new() or
+ * weft_queue_new_ex(). WEFT_EBUSY (nothing freed) as weft_queue_destroy();
+ * NULL is a no-op returning 0. Callable from any thread. */
 WEFT_EXTERN int weft_queue_free(weft_queue_t *q);
 
 /* await q.put(item): append item, waiting while q is full. Returns 0,

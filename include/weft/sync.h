@@ -20,8 +20,9 @@
  * what it was given, and the cancellation is delivered at the task's next
  * suspension point. Nothing is ever lost to a cancellation.
  *
- * Memory: every type comes in two forms. `_new`/`_free` allocate and release
- * library memory. `_init`/`_destroy` use caller memory: the public structs
+ * Memory: every type comes in two forms, as weft_queue_t (weft/queue.h)
+ * and weft_taskgroup_t do. `_new`/`_free` allocate and release library
+ * memory. `_init`/`_destroy` use caller memory: the public structs
  * below are opaque, padded to a fixed size, and may be embedded in other
  * structs or declared static; Lock, Event and Semaphore also have a static
  * INITIALIZER macro (an object so initialised needs no _init, and _destroy is

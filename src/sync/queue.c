@@ -21,6 +21,11 @@
  * empty, so it has nothing left to drain, and a putter's item is not queued.
  * Afterwards put fails, and get drains what is stored, then fails.
  *
+ * Memory: the queue itself is caller memory (weft_queue_init(), the
+ * opaque weft_queue_t) or library memory (weft_queue_new()); its store is
+ * always library memory, grown under the lock and freed by
+ * weft_queue_destroy().
+ *
  * Cancellation safety: every waker passes by a waiter whose task has a
  * cancellation pending (waitq.h): put() gives the item to the next getter or
  * stores it, get() moves the next putter's item, and join/shutdown leave
@@ -44,7 +49,7 @@ typedef struct pq_entry {
   uint64_t seq;
 } pq_entry_t;
 
-struct weft_queue {
+typedef struct queue {
   weft__spinlock_t lock;  /* guards everything below */
   weft_queue_kind_t kind; /* set at creation */
   weft_queue_cmp_fn cmp;  /* PRIORITY: item order; set at creation */
@@ -61,7 +66,14 @@ struct weft_queue {
   weft__list_t getters;   /* weft__waiter_t waiting for an item */
   weft__list_t putters;   /* weft__waiter_t with an item waiting for room */
   weft__list_t joiners;   /* weft__waiter_t waiting for unfinished == 0 */
-};
+} queue_t;
+
+_Static_assert(sizeof(queue_t) <= sizeof(weft_queue_t),
+               "weft_queue_t too small");
+_Static_assert(_Alignof(queue_t) <= _Alignof(weft_queue_t),
+               "weft_queue_t under-aligned");
+
+static queue_t *impl(const weft_queue_t *q) { return (queue_t *)(uintptr_t)q; }
 
 /* Payload given to getters and putters woken by a shutdown. Its address is
  * private to this file, so it cannot be an item. */
@@ -75,17 +87,17 @@ void weft_queue_opts_init(weft_queue_opts_t *opts) {
   opts->kind = WEFT_QUEUE_FIFO;
 }
 
-int weft_queue_new_ex(const weft_queue_opts_t *opts, weft_queue_t **out) {
-  if (!opts || !out)
+int weft_queue_init_ex(weft_queue_t *pq, const weft_queue_opts_t *opts) {
+  if (!pq || !opts)
     return WEFT_EINVAL;
   if (opts->kind != WEFT_QUEUE_FIFO && opts->kind != WEFT_QUEUE_LIFO &&
       opts->kind != WEFT_QUEUE_PRIORITY)
     return WEFT_EINVAL;
   if (opts->kind == WEFT_QUEUE_PRIORITY && !opts->cmp)
     return WEFT_EINVAL;
-  weft_queue_t *q = weft__calloc(1, sizeof(*q));
-  if (!q)
-    return WEFT_ENOMEM;
+  queue_t *q = impl(pq);
+  memset(q, 0, sizeof(*q));
+  atomic_init(&q->lock.locked, 0);
   q->kind = opts->kind;
   q->cmp = opts->cmp;
   q->cmp_arg = opts->cmp_arg;
@@ -93,6 +105,45 @@ int weft_queue_new_ex(const weft_queue_opts_t *opts, weft_queue_t **out) {
   weft__list_init(&q->getters);
   weft__list_init(&q->putters);
   weft__list_init(&q->joiners);
+  return 0;
+}
+
+int weft_queue_init(weft_queue_t *q, size_t maxsize) {
+  weft_queue_opts_t opts;
+  weft_queue_opts_init(&opts);
+  opts.maxsize = maxsize;
+  return weft_queue_init_ex(q, &opts);
+}
+
+int weft_queue_destroy(weft_queue_t *pq) {
+  queue_t *q = impl(pq);
+  if (!q)
+    return WEFT_EINVAL;
+  weft__spin_lock(&q->lock);
+  int busy = !weft__list_empty(&q->getters) ||
+             !weft__list_empty(&q->putters) || !weft__list_empty(&q->joiners);
+  weft__spin_unlock(&q->lock);
+  if (busy)
+    return WEFT_EBUSY;
+  weft__free(q->buf);
+  weft__free(q->heap);
+  q->buf = NULL;
+  q->heap = NULL;
+  q->cap = q->len = q->head = 0;
+  return 0;
+}
+
+int weft_queue_new_ex(const weft_queue_opts_t *opts, weft_queue_t **out) {
+  if (!opts || !out)
+    return WEFT_EINVAL;
+  weft_queue_t *q = weft__malloc(sizeof(*q));
+  if (!q)
+    return WEFT_ENOMEM;
+  int rc = weft_queue_init_ex(q, opts);
+  if (rc != 0) {
+    weft__free(q);
+    return rc;
+  }
   *out = q;
   return 0;
 }
@@ -107,29 +158,23 @@ int weft_queue_new(size_t maxsize, weft_queue_t **out) {
 int weft_queue_free(weft_queue_t *q) {
   if (!q)
     return 0;
-  weft__spin_lock(&q->lock);
-  int busy = !weft__list_empty(&q->getters) ||
-             !weft__list_empty(&q->putters) || !weft__list_empty(&q->joiners);
-  weft__spin_unlock(&q->lock);
-  if (busy)
-    return WEFT_EBUSY;
-  weft__free(q->buf);
-  weft__free(q->heap);
-  weft__free(q);
-  return 0;
+  int rc = weft_queue_destroy(q);
+  if (rc == 0)
+    weft__free(q);
+  return rc;
 }
 
 /* ---- the store (under the lock) ----------------------------------------- */
 
 /* 1 if a before b in the heap: smaller by cmp, then older. */
-static int pq_before(const weft_queue_t *q, const pq_entry_t *a,
+static int pq_before(const queue_t *q, const pq_entry_t *a,
                      const pq_entry_t *b) {
   int c = q->cmp(a->item, b->item, q->cmp_arg);
   return c < 0 || (c == 0 && a->seq < b->seq);
 }
 
 /* Make room for one more item. WEFT_ENOMEM if the store cannot grow. */
-static int store_reserve(weft_queue_t *q) {
+static int store_reserve(queue_t *q) {
   if (q->len < q->cap)
     return 0;
   size_t cap = q->cap ? q->cap * 2 : 8;
@@ -159,7 +204,7 @@ static int store_reserve(weft_queue_t *q) {
 
 /* Store item; WEFT_ENOMEM if the store cannot grow. Cannot fail right after
  * a store_pop(), which leaves a free slot. */
-static int store_push(weft_queue_t *q, void *item) {
+static int store_push(queue_t *q, void *item) {
   int rc = store_reserve(q);
   if (rc != 0)
     return rc;
@@ -184,7 +229,7 @@ static int store_push(weft_queue_t *q, void *item) {
 }
 
 /* Remove the next item of the kind's order; the store is not empty. */
-static void *store_pop(weft_queue_t *q) {
+static void *store_pop(queue_t *q) {
   void *item;
   q->len--;
   if (q->kind == WEFT_QUEUE_FIFO) {
@@ -214,7 +259,7 @@ static void *store_pop(weft_queue_t *q) {
 }
 
 /* Drop every stored item (immediate shutdown). */
-static void store_clear(weft_queue_t *q) {
+static void store_clear(queue_t *q) {
   q->len = 0;
   q->head = 0;
 }
@@ -230,7 +275,7 @@ static void complete(weft__waiter_t *w) {
 /* Put without waiting. Returns 0, WEFT_EAGAIN (full), WEFT_EQUEUE_SHUTDOWN or
  * WEFT_ENOMEM. On 0, *wake may name a claimed getter for the
  * caller to complete after unlock. */
-static int put_locked(weft_queue_t *q, void *item, weft__waiter_t **wake) {
+static int put_locked(queue_t *q, void *item, weft__waiter_t **wake) {
   if (q->shutdown)
     return WEFT_EQUEUE_SHUTDOWN;
   weft__waiter_t *g = weft__waitq_first(&q->getters);
@@ -252,7 +297,7 @@ static int put_locked(weft_queue_t *q, void *item, weft__waiter_t **wake) {
 /* Get without waiting. Returns 0, WEFT_EAGAIN (empty) or WEFT_EQUEUE_SHUTDOWN
  * (empty and shut down); a putter whose item moved into the freed slot is
  * named in *wake. */
-static int get_locked(weft_queue_t *q, void **item, weft__waiter_t **wake) {
+static int get_locked(queue_t *q, void **item, weft__waiter_t **wake) {
   if (q->len == 0)
     return q->shutdown ? WEFT_EQUEUE_SHUTDOWN : WEFT_EAGAIN;
   *item = store_pop(q);
@@ -271,7 +316,7 @@ static int get_locked(weft_queue_t *q, void **item, weft__waiter_t **wake) {
  * get_locked (the item lands in *slot) under the lock, and, if that would
  * block and `block` (a task's put or get), a waiter on the putters or
  * getters until a partner or the shutdown completes it. */
-static int queue_op(weft_queue_t *q, int put, void **slot, int block) {
+static int queue_op(queue_t *q, int put, void **slot, int block) {
   weft_task_t *self = NULL;
   if (block && !(self = weft__task_current()))
     return WEFT_ENOTTASK;
@@ -299,41 +344,47 @@ static int queue_op(weft_queue_t *q, int put, void **slot, int block) {
   return 0;
 }
 
-int weft_queue_try_put(weft_queue_t *q, void *item) {
+int weft_queue_try_put(weft_queue_t *pq, void *item) {
+  queue_t *q = impl(pq);
   if (!q)
     return WEFT_EINVAL;
   return queue_op(q, 1, &item, 0);
 }
 
-int weft_queue_try_get(weft_queue_t *q, void **item) {
+int weft_queue_try_get(weft_queue_t *pq, void **item) {
+  queue_t *q = impl(pq);
   if (!q || !item)
     return WEFT_EINVAL;
   return queue_op(q, 0, item, 0);
 }
 
-int weft_queue_put(weft_queue_t *q, void *item) {
+int weft_queue_put(weft_queue_t *pq, void *item) {
+  queue_t *q = impl(pq);
   if (!q)
     return WEFT_EINVAL;
   return queue_op(q, 1, &item, 1);
 }
 
-int weft_queue_get(weft_queue_t *q, void **item) {
+int weft_queue_get(weft_queue_t *pq, void **item) {
+  queue_t *q = impl(pq);
   if (!q || !item)
     return WEFT_EINVAL;
   return queue_op(q, 0, item, 1);
 }
 
-int weft_queue_size(const weft_queue_t *q) {
+int weft_queue_size(const weft_queue_t *pq) {
+  queue_t *q = impl(pq);
   if (!q)
     return WEFT_EINVAL;
-  weft_queue_t *m = (weft_queue_t *)q;
+  queue_t *m = q;
   weft__spin_lock(&m->lock);
   size_t n = m->len;
   weft__spin_unlock(&m->lock);
   return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
 }
 
-int weft_queue_task_done(weft_queue_t *q) {
+int weft_queue_task_done(weft_queue_t *pq) {
+  queue_t *q = impl(pq);
   if (!q)
     return WEFT_EINVAL;
   weft__list_t claimed;
@@ -350,7 +401,8 @@ int weft_queue_task_done(weft_queue_t *q) {
   return 0;
 }
 
-int weft_queue_join(weft_queue_t *q) {
+int weft_queue_join(weft_queue_t *pq) {
+  queue_t *q = impl(pq);
   if (!q)
     return WEFT_EINVAL;
   weft_task_t *self = weft__task_current();
@@ -369,17 +421,19 @@ int weft_queue_join(weft_queue_t *q) {
   return weft__wait(&wt, &q->lock, WEFT__NO_DEADLINE, 0);
 }
 
-int weft_queue_unfinished(const weft_queue_t *q) {
+int weft_queue_unfinished(const weft_queue_t *pq) {
+  queue_t *q = impl(pq);
   if (!q)
     return WEFT_EINVAL;
-  weft_queue_t *m = (weft_queue_t *)q;
+  queue_t *m = q;
   weft__spin_lock(&m->lock);
   size_t n = m->unfinished;
   weft__spin_unlock(&m->lock);
   return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
 }
 
-int weft_queue_shutdown(weft_queue_t *q, int immediate) {
+int weft_queue_shutdown(weft_queue_t *pq, int immediate) {
+  queue_t *q = impl(pq);
   if (!q)
     return WEFT_EINVAL;
   weft__list_t claimed;
@@ -399,10 +453,11 @@ int weft_queue_shutdown(weft_queue_t *q, int immediate) {
   return 0;
 }
 
-int weft_queue_is_shutdown(const weft_queue_t *q) {
+int weft_queue_is_shutdown(const weft_queue_t *pq) {
+  queue_t *q = impl(pq);
   if (!q)
     return WEFT_EINVAL;
-  weft_queue_t *m = (weft_queue_t *)q;
+  queue_t *m = q;
   weft__spin_lock(&m->lock);
   int s = m->shutdown;
   weft__spin_unlock(&m->lock);

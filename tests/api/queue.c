@@ -1,9 +1,9 @@
 /*
  * api_queue: weft_queue_* (asyncio.Queue of pointers): errors, the
- * non-suspending forms, FIFO order of items and of waiters, maxsize 0 as
- * unbounded, blocking put and get, free with waiters, wake-ups from a thread
- * that is not a task, and producers and consumers on 4 workers with the sums
- * checked.
+ * non-suspending forms, queues on caller memory (init/destroy), FIFO order of
+ * items and of waiters, maxsize 0 as unbounded, blocking put and get, free with
+ * waiters, wake-ups from a thread that is not a task, and producers and
+ * consumers on 4 workers with the sums checked.
  */
 #include "harness.h"
 
@@ -68,6 +68,72 @@ static void test_basics_and_errors(void **state) {
   assert_int_equal(weft_queue_try_put(q, ITEM(1)), 0);
   assert_int_equal(weft_queue_try_put(q, ITEM(2)), WEFT_EAGAIN);
   assert_int_equal(weft_queue_free(q), 0);
+}
+
+/* ---- caller memory: init, init_ex, destroy
+ * ---------------------------------------- */
+
+static int cmp_uintptr(const void *a, const void *b, void *arg) {
+  (void)arg;
+  return (uintptr_t)a < (uintptr_t)b ? -1 : (uintptr_t)a > (uintptr_t)b;
+}
+
+static weft_queue_t static_q; /* in static storage, as sync objects may be */
+
+static void test_init_and_destroy(void **state) {
+  weft_queue_t q;
+  weft_queue_opts_t o;
+  void *item = NULL;
+  uintptr_t i;
+
+  (void)state;
+  assert_int_equal(weft_queue_init(NULL, 0), WEFT_EINVAL);
+  assert_int_equal(weft_queue_init_ex(NULL, NULL), WEFT_EINVAL);
+  assert_int_equal(weft_queue_init_ex(&q, NULL), WEFT_EINVAL);
+  assert_int_equal(weft_queue_destroy(NULL), WEFT_EINVAL);
+  weft_queue_opts_init(&o);
+  o.kind = WEFT_QUEUE_PRIORITY; /* no cmp */
+  assert_int_equal(weft_queue_init_ex(&q, &o), WEFT_EINVAL);
+  o.kind = (weft_queue_kind_t)7;
+  assert_int_equal(weft_queue_init_ex(&q, &o), WEFT_EINVAL);
+
+  /* FIFO with maxsize, on the stack; destroy drops what is queued and
+   * releases the store (ASan's leak check would see it otherwise). */
+  assert_int_equal(weft_queue_init(&q, 2), 0);
+  assert_int_equal(weft_queue_try_put(&q, ITEM(1)), 0);
+  assert_int_equal(weft_queue_try_put(&q, ITEM(2)), 0);
+  assert_int_equal(weft_queue_try_put(&q, ITEM(3)), WEFT_EAGAIN);
+  assert_int_equal(weft_queue_try_get(&q, &item), 0);
+  assert_ptr_equal(item, ITEM(1));
+  assert_int_equal(weft_queue_destroy(&q), 0);
+
+  /* LIFO, unbounded: the store grows on library memory. */
+  weft_queue_opts_init(&o);
+  o.kind = WEFT_QUEUE_LIFO;
+  assert_int_equal(weft_queue_init_ex(&q, &o), 0);
+  for (i = 1; i <= 1000; i++)
+    assert_int_equal(weft_queue_try_put(&q, ITEM(i)), 0);
+  assert_int_equal(weft_queue_try_get(&q, &item), 0);
+  assert_ptr_equal(item, ITEM(1000));
+  assert_int_equal(weft_queue_destroy(&q), 0);
+  /* The memory of a destroyed queue may be initialised again. */
+  weft_queue_opts_init(&o);
+  o.kind = WEFT_QUEUE_PRIORITY;
+  o.cmp = cmp_uintptr;
+  assert_int_equal(weft_queue_init_ex(&q, &o), 0);
+  assert_int_equal(weft_queue_try_put(&q, ITEM(5)), 0);
+  assert_int_equal(weft_queue_try_put(&q, ITEM(2)), 0);
+  assert_int_equal(weft_queue_try_get(&q, &item), 0);
+  assert_ptr_equal(item, ITEM(2));
+  assert_int_equal(weft_queue_destroy(&q), 0);
+
+  /* Static storage, shut down and destroyed with items queued. */
+  assert_int_equal(weft_queue_init(&static_q, 0), 0);
+  assert_int_equal(weft_queue_try_put(&static_q, ITEM(1)), 0);
+  assert_int_equal(weft_queue_shutdown(&static_q, 0), 0);
+  assert_int_equal(weft_queue_try_put(&static_q, ITEM(2)),
+                   WEFT_EQUEUE_SHUTDOWN);
+  assert_int_equal(weft_queue_destroy(&static_q), 0);
 }
 
 /* ---- blocking put and get ------------------------------------------------------------ */
@@ -273,6 +339,23 @@ static void *free_busy_driver(void *arg) {
   weft_task_unref(t);
   CHECK_EQ(weft_queue_size(q), 1);
   CHECK_OK(weft_queue_free(q));
+
+  /* A queue on caller memory: destroy refuses the same way. */
+  {
+    weft_queue_t sq;
+    CHECK_OK(weft_queue_init(&sq, 0));
+    w.q = &sq;
+    w.item = NULL;
+    atomic_store(&w.ready, 0);
+    CHECK_OK(harness_spawn_pinned(get_one, &w, 0, &t));
+    HARNESS_WAIT_PARKED(w.ready);
+    CHECK_RC(weft_queue_destroy(&sq), WEFT_EBUSY);
+    CHECK_OK(weft_queue_put(&sq, ITEM(4)));
+    CHECK_OK(weft_task_await(t, NULL));
+    CHECK(w.item == ITEM(4));
+    weft_task_unref(t);
+    CHECK_OK(weft_queue_destroy(&sq));
+  }
   return NULL;
 }
 
@@ -536,6 +619,7 @@ static void test_cancelled_waiter_takes_nothing(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basics_and_errors),
+      cmocka_unit_test(test_init_and_destroy),
       cmocka_unit_test(test_blocking_put_and_get),
       cmocka_unit_test(test_waiters_fifo),
       cmocka_unit_test(test_free_with_waiters),
