@@ -4,7 +4,8 @@
 #
 #  1. The headers, libweft.so (with the SONAME of include/weft/version.h's
 #     ABI policy, exporting weft_* symbols only), libweft.a, weft.pc and the
-#     CMake package are installed.
+#     CMake package are installed, and the version installed is the one
+#     the source tree's CMakeLists.txt states (project(weft VERSION ...)).
 #  2. consumer.c builds with `cc $(pkg-config --cflags --libs weft)` and runs,
 #     and links statically with `pkg-config --static --libs weft`.
 #  3. The CMake project beside this script finds the package with
@@ -45,6 +46,13 @@ includedir=$(pkg-config --variable=includedir weft)
   fail "weft.pc: bad version '$version'"
 major=${BASH_REMATCH[1]}
 minor=${BASH_REMATCH[2]}
+# The version this source tree builds, from its CMakeLists.txt.
+want_version=$(sed -n 's/^project(weft VERSION \([0-9.]*\).*/\1/p' \
+  "$here/../../CMakeLists.txt")
+[[ -n $want_version ]] ||
+  fail "no 'project(weft VERSION X.Y.Z' line in $here/../../CMakeLists.txt"
+[[ $version == "$want_version" ]] ||
+  fail "weft.pc says version $version, CMakeLists.txt $want_version"
 for dir in "$libdir" "$includedir"; do
   case $(realpath -m "$dir")/ in
   "$(realpath "$prefix")"/*) ;;

@@ -1,10 +1,16 @@
 /*
  * consumer.c: a program built out of tree against an installed weft, once
  * with pkg-config and once with find_package(weft) (see check.sh). The main
- * task spawns a task, awaits it and checks its result; the program prints
- * "consumer ok weft X.Y.Z" and exits 0 when everything matched.
+ * task spawns a task, awaits it and checks its result, and passes the
+ * result through a queue on its own memory (0.2's weft_queue_init()); the
+ * program prints "consumer ok weft X.Y.Z" and exits 0 when everything
+ * matched.
  */
 #include <weft.h>
+
+#if WEFT_VERSION_HEX < 0x000200
+#error "consumer.c uses the weft 0.2 API"
+#endif
 
 #include <stdint.h>
 #include <stdio.h>
@@ -26,8 +32,20 @@ static void *async_main(void *arg) {
   if (err != 0)
     return weft_task_fail(err);
   void *result = NULL;
-  err = weft_task_await(t, &result);
+  err = weft_task_wait_for(t, WEFT_NO_TIMEOUT, &result);
   weft_task_unref(t);
+  if (err != 0)
+    return weft_task_fail(err);
+  weft_queue_t q; /* caller memory */
+  err = weft_queue_init(&q, 1);
+  if (err != 0)
+    return weft_task_fail(err);
+  err = weft_queue_put(&q, result);
+  if (err == 0)
+    err = weft_queue_get(&q, &result);
+  int derr = weft_queue_destroy(&q);
+  if (err == 0)
+    err = derr;
   if (err != 0)
     return weft_task_fail(err);
   return result;
