@@ -13,10 +13,13 @@
  *  - While MAJOR is 0, a MINOR release may break the ABI; the SONAME is then
  *    libweft.so.0.MINOR so that such a break never loads silently.
  *
- * Opaque handles (weft_task_t, weft_queue_t) never expose their layout.
- * Structs a caller allocates (weft_config_t, weft_spawn_opts_t) must be
- * initialised with their _init function so that fields added by a later
- * minor release get their defaults.
+ * Opaque handles (weft_task_t, weft_runtime_t, weft_stream_t) never expose
+ * their layout; the opaque objects a caller may allocate (weft_queue_t,
+ * weft_lock_t, weft_taskgroup_t, ...) expose only their size, which only a
+ * release that may break the ABI changes. Options structs a caller
+ * allocates (weft_config_t, weft_spawn_opts_t, ...) must be initialised
+ * with their _init function so that fields added by a later minor release
+ * get their defaults.
  */
 #ifndef WEFT_VERSION_H
 #define WEFT_VERSION_H
