@@ -335,8 +335,8 @@ static int collect(const weft_future_t *f, void **result) {
 }
 
 /* In a task: suspend on the future's waiter list (protocol step 5). */
-static int wait_in_task(weft_future_t *f, weft_task_t *self, uint64_t timeout_ms,
-                        void **result) {
+static int wait_in_task(weft_future_t *f, weft_task_t *self,
+                        uint64_t timeout_ms, void **result) {
   pthread_mutex_lock(&f->rt->foreign.mu);
   int own = f->task == self;
   pthread_mutex_unlock(&f->rt->foreign.mu);

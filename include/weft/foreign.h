@@ -18,9 +18,9 @@
  * Submission closes when the runtime's main task finishes (it then fails
  * with WEFT_ERUNTIME_SHUTDOWN, also once weft_run() has returned: the
  * handle outlives the runtime, see weft/runtime.h); every task submitted
- * before that is cancelled with the others at shutdown, and its future completes with
- * WEFT_ECANCELED (or with the task's own outcome if it finished first), so
- * a future never waits for a runtime that is gone.
+ * before that is cancelled with the others at shutdown, and its future
+ * completes with WEFT_ECANCELED (or with the task's own outcome if it finished
+ * first), so a future never waits for a runtime that is gone.
  *
  * Every function here may be called from any thread: a thread of the
  * program's own, a worker, or a task of this or another runtime, while the
@@ -46,8 +46,8 @@ typedef struct weft_future weft_future_t;
  * worker is woken for it. It starts with NULL task-local storage (there is
  * no parent task to inherit from) and is named "foreign".
  *
- * Errors: WEFT_EINVAL (rt or fn NULL), WEFT_ERUNTIME_SHUTDOWN (rt's main task has
- * finished, or weft_run() has returned: nothing was created), WEFT_ENOMEM
+ * Errors: WEFT_EINVAL (rt or fn NULL), WEFT_ERUNTIME_SHUTDOWN (rt's main task
+ * has finished, or weft_run() has returned: nothing was created), WEFT_ENOMEM
  * (no memory, or rt's max_tasks reached). Does not suspend. */
 WEFT_EXTERN int weft_runtime_submit(weft_runtime_t *rt, weft_task_fn fn,
                                     void *arg, weft_future_t **out);

@@ -21,9 +21,9 @@
  *
  * Streams and servers belong to their runtime: whatever the program has not
  * freed when weft_run() returns is closed and freed by it. A function below
- * that needs a task returns WEFT_EOTHER_RUNTIME, doing nothing, when the calling
- * task belongs to another runtime (another weft_run() in the process) than
- * the one the stream or server was created in.
+ * that needs a task returns WEFT_EOTHER_RUNTIME, doing nothing, when the
+ * calling task belongs to another runtime (another weft_run() in the process)
+ * than the one the stream or server was created in.
  *
  * weft ignores SIGPIPE for the whole process (as Python does at start-up)
  * the first time a stream or server is created, if SIGPIPE still has its

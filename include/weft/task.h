@@ -95,9 +95,9 @@ WEFT_EXTERN void weft_spawn_opts_init(weft_spawn_opts_t *opts);
  *
  * Errors: WEFT_EINVAL (fn NULL), WEFT_ENOTTASK (called outside a task),
  * WEFT_ENOMEM (no memory, or the runtime's max_tasks reached),
- * WEFT_ERUNTIME_SHUTDOWN (the runtime is shutting down). Does not suspend: the new
- * task is only queued. Its stack is taken when it first runs; if none can be
- * mapped then, the task ends without running, with status WEFT_ENOMEM. A
+ * WEFT_ERUNTIME_SHUTDOWN (the runtime is shutting down). Does not suspend: the
+ * new task is only queued. Its stack is taken when it first runs; if none can
+ * be mapped then, the task ends without running, with status WEFT_ENOMEM. A
  * task cancelled before it first runs (weft_task_cancel(), a task group, the
  * runtime's shutdown) never runs either, as asyncio never starts such a
  * coroutine: it ends with status WEFT_ECANCELED and gets no stack. A body

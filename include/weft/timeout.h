@@ -64,7 +64,8 @@ WEFT_EXTERN int weft_timeout_enter(weft_timeout_t *scope, uint64_t delay_ms);
 
 /* async with asyncio.timeout_at(when): enter `scope` with the absolute
  * deadline when_ms on weft_time_ms()'s clock (a past one expires at the
- * next suspension point; WEFT_NO_TIMEOUT: none). Errors as weft_timeout_enter(). */
+ * next suspension point; WEFT_NO_TIMEOUT: none). Errors as
+ * weft_timeout_enter(). */
 WEFT_EXTERN int weft_timeout_enter_at(weft_timeout_t *scope, uint64_t when_ms);
 
 /* Leave `scope`, the calling task's innermost one. rc is what the body

@@ -170,8 +170,8 @@ int weft__offload_drain(weft__worker_t *w) {
     offload_op_t *op = weft__container_of(n, offload_op_t, link);
     fprintf(stderr,
             "weft: offloaded function 0x%" PRIxPTR " (arg %p) still running "
-            "%" PRIu64 " ms after the runtime's last task ended; weft_run returns "
-            "without it (its loop is left behind)\n",
+            "%" PRIu64 " ms after the runtime's last task ended; weft_run "
+            "returns without it (its loop is left behind)\n",
             (uintptr_t)op->fn, op->arg, grace);
   }
   return 1;

@@ -4,8 +4,8 @@
  * (asyncio.run_coroutine_threadsafe), and futures: results checked for
  * 8 threads x 1000 submissions, waits that time out (blocking and
  * suspending), cancellation through the future, submissions racing the
- * runtime's shutdown (each one either refused with WEFT_ERUNTIME_SHUTDOWN or its
- * future completes; nothing hangs or leaks), and a handle used after
+ * runtime's shutdown (each one either refused with WEFT_ERUNTIME_SHUTDOWN or
+ * its future completes; nothing hangs or leaks), and a handle used after
  * weft_run() returned.
  */
 #include "harness.h"
@@ -668,7 +668,8 @@ static void *cross_main(void *arg) {
   CHECK_OK(weft_event_set(&o.stop)); /* wakes B's main from A's worker */
   CHECK_OK(weft_to_thread(join_thread, &th, NULL));
   CHECK_OK(o.rc);
-  CHECK_RC(weft_runtime_submit(o.rt, compute, NULL, NULL), WEFT_ERUNTIME_SHUTDOWN);
+  CHECK_RC(weft_runtime_submit(o.rt, compute, NULL, NULL),
+           WEFT_ERUNTIME_SHUTDOWN);
   weft_runtime_unref(o.rt);
   CHECK_OK(weft_event_destroy(&o.stop));
   return NULL;

@@ -1403,8 +1403,8 @@ static void test_cancelled_reader_gets_nothing(void **state) {
 
 /* Defect 3 of issue 11: the hop sent the task into a worker inbox of the
  * other runtime and both weft_run() calls hung. Now every stream and server
- * operation refuses a task of another runtime with WEFT_EOTHER_RUNTIME. Runtime B
- * owns a server and a stream; a task of runtime A (another weft_run() on
+ * operation refuses a task of another runtime with WEFT_EOTHER_RUNTIME. Runtime
+ * B owns a server and a stream; a task of runtime A (another weft_run() on
  * another thread) uses them. The test thread waits a bounded time for both
  * runtimes to end; if one hangs, the process cannot recover its threads, so
  * the test reports and leaves with _exit(1). */
@@ -1451,7 +1451,8 @@ static void *rt_a_main(void *arg) {
   if (s && srv) {
     CHECK_RC(weft_stream_write(s, "x", 1), WEFT_EOTHER_RUNTIME);
     CHECK_RC(weft_stream_read(s, buf, sizeof buf), WEFT_EOTHER_RUNTIME);
-    CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len), WEFT_EOTHER_RUNTIME);
+    CHECK_RC(weft_stream_readline(s, buf, sizeof buf, &len),
+             WEFT_EOTHER_RUNTIME);
     CHECK_RC(weft_stream_drain(s), WEFT_EOTHER_RUNTIME);
     CHECK_RC(weft_stream_at_eof(s), WEFT_EOTHER_RUNTIME);
     CHECK_RC(weft_stream_close(s), WEFT_EOTHER_RUNTIME);
