@@ -539,14 +539,24 @@ static inline int harness_spawn_elsewhere(weft_task_fn fn, void *arg, int i,
                               out);
 }
 
+/* Run fn(arg) as a task pinned to worker 0 and await it (a race driver). */
+static inline void harness_run_on_worker0(weft_task_fn fn, void *arg) {
+  weft_task_t *t;
+  CHECK_OK(harness_spawn_pinned(fn, arg, 0, &t));
+  CHECK_OK(weft_task_await(t, NULL));
+  weft_task_unref(t);
+}
+
 /* Race a cancellation of t against a grant to it (grant(arg): a release, a
  * set, a notify; it checks its own result). The i-th round of a race picks
  * one of four orders, so that both outcomes and the photo finish between
  * them all happen: grant then cancel, cancel then grant, cancel, yield,
  * grant, and cancel, spin 0..15 us, grant. */
+#define HARNESS_RACE_ORDERS 4
+
 static inline void harness_race_cancel(int i, weft_task_t *t,
                                        void (*grant)(void *), void *arg) {
-  switch (i % 4) {
+  switch (i % HARNESS_RACE_ORDERS) {
   case 0:
     grant(arg);
     weft_task_cancel(t);
@@ -568,6 +578,129 @@ static inline void harness_race_cancel(int i, weft_task_t *t,
   }
 }
 
+/* ---- cancellation racing the grant: the shared test ------------------------
+ *
+ * Each primitive's test_cancel_races_* (lock, semaphore, event, condition,
+ * barrier) is one harness_race_t handed to harness_race_test(). A driver
+ * pinned to worker 0 runs `rounds` rounds (a quarter of them on 4 workers,
+ * where cross-worker wake-ups dominate); each round:
+ *
+ *   arm(ctx, i)        make the next wait block (take the lock, clear the
+ *                      event); optional
+ *   the waiter         a task pinned to another worker
+ *                      (harness_spawn_elsewhere) sets a flag and calls
+ *                      wait(ctx), the primitive's suspending call; what that
+ *                      returns is the round's rc
+ *   ready(ctx, i)      after the flag: wait until the waiter is really
+ *                      parked, start other waiters; optional
+ *   the race           harness_race_cancel(i, waiter, grant, ctx): the
+ *                      cancellation and grant(ctx) in one of four orders
+ *   finish(ctx)        let the waiter return (release a lock it needs);
+ *                      optional
+ *   check(ctx, rc)     after awaiting the waiter: nothing was lost (the
+ *                      grant went to another waiter or stayed with the
+ *                      primitive if rc is WEFT_ECANCELED, the waiter kept it
+ *                      otherwise, docs/design.md §4.1 point 4); clean up
+ *
+ * rc == WEFT_ECANCELED counts as "cancelled", any other rc as "granted"
+ * (check() tells right values from wrong ones). The counts, by order, are
+ * printed after each run. When grant_is_sync is set (grant() hands over
+ * before it returns, on the driver's own thread: a release, a set, a
+ * notify), a grant made before the cancellation always wins, whether the
+ * waiter was parked yet or not (an uncontended acquire or a wait on a set
+ * event does not suspend), so the grant-first order must never give
+ * "cancelled", and some cancel-first round must give "cancelled" (the waiter
+ * was parked, or got to its call with the cancellation pending, before the
+ * grant; only a waiter stalled between its flag and its call for the whole
+ * cancel and grant escapes that, never in every round). With an asynchronous
+ * grant (another task's arrival at a barrier) the outcome of each round is a
+ * true race, and only the counts are printed.
+ *
+ * The waiter writes rc on its worker; the driver reads it after awaiting the
+ * waiter, which orders the two. */
+typedef struct harness_race {
+  const char *what; /* names the race in the report */
+  int rounds;       /* rounds on 2 workers */
+  int grant_is_sync;
+  void *ctx; /* passed to every callback */
+  void (*arm)(void *ctx, int i);
+  int (*wait)(void *ctx);
+  void (*ready)(void *ctx, int i);
+  void (*grant)(void *ctx);
+  void (*finish)(void *ctx);
+  void (*check)(void *ctx, int rc);
+  /* the scaffold's own */
+  atomic_int arrived;                      /* the waiter is at its call */
+  int rc;                                  /* what wait() returned */
+  int outcomes[HARNESS_RACE_ORDERS][2];    /* [order][cancelled] */
+} harness_race_t;
+
+#define HARNESS_RACE_NO_RC (-1000000) /* wait() has not returned */
+
+static inline void *harness_race_waiter(void *arg) {
+  harness_race_t *r = arg;
+
+  atomic_store(&r->arrived, 1);
+  r->rc = r->wait(r->ctx);
+  return NULL;
+}
+
+static inline void *harness_race_driver(void *arg) {
+  static const char *const order[HARNESS_RACE_ORDERS] = {
+      "grant-cancel", "cancel-grant", "cancel-yield-grant",
+      "cancel-spin-grant"};
+  harness_race_t *r = arg;
+  int n = weft_worker_count() > 2 ? r->rounds / 4 : r->rounds;
+  int i, k, cancelled = 0;
+  weft_task_t *t;
+
+  memset(r->outcomes, 0, sizeof r->outcomes);
+  for (i = 0; i < n; i++) {
+    atomic_store(&r->arrived, 0);
+    r->rc = HARNESS_RACE_NO_RC;
+    if (r->arm)
+      r->arm(r->ctx, i);
+    CHECK_OK(harness_spawn_elsewhere(harness_race_waiter, r, i, &t));
+    HARNESS_WAIT(atomic_load(&r->arrived));
+    if (r->ready)
+      r->ready(r->ctx, i);
+    harness_race_cancel(i, t, r->grant, r->ctx);
+    if (r->finish)
+      r->finish(r->ctx);
+    weft_task_await(t, NULL);
+    weft_task_unref(t);
+    CHECK(r->rc != HARNESS_RACE_NO_RC);
+    r->outcomes[i % HARNESS_RACE_ORDERS][r->rc == WEFT_ECANCELED]++;
+    r->check(r->ctx, r->rc);
+  }
+  printf("race %s, %d workers, %d rounds (granted/cancelled):", r->what,
+         weft_worker_count(), n);
+  for (k = 0; k < HARNESS_RACE_ORDERS; k++) {
+    printf(" %s %d/%d", order[k], r->outcomes[k][0],
+           r->outcomes[k][1]);
+    cancelled += r->outcomes[k][1];
+  }
+  printf("\n");
+  fflush(stdout);
+  if (r->grant_is_sync) {
+    CHECK_EQ(r->outcomes[0][1], 0); /* a grant made first always wins */
+    CHECK(r->outcomes[0][0] > 0);
+    CHECK(cancelled > 0);
+  }
+  return NULL;
+}
+
+static inline void *harness_race_main(void *arg) {
+  harness_run_on_worker0(harness_race_driver, arg);
+  return NULL;
+}
+
+/* Run the race on 2 workers, then on 4 (see above). */
+static inline void harness_race_test(harness_race_t *r) {
+  run_in_weft(harness_race_main, r, 2);
+  run_in_weft(harness_race_main, r, 4);
+}
+
 /* Spawn fn(arg), whose body sets *started right before its one suspending
  * call, and return its handle once it did, still unfinished. For the
  * deterministic-mode tests (one worker) of a waiter passed by: a task that
@@ -584,14 +717,6 @@ static inline weft_task_t *harness_spawn_waiting(weft_task_fn fn, void *arg,
   CHECK(atomic_load(started));
   CHECK(t != NULL && weft_task_done(t) == 0);
   return t;
-}
-
-/* Run fn(arg) as a task pinned to worker 0 and await it (a race driver). */
-static inline void harness_run_on_worker0(weft_task_fn fn, void *arg) {
-  weft_task_t *t;
-  CHECK_OK(harness_spawn_pinned(fn, arg, 0, &t));
-  CHECK_OK(weft_task_await(t, NULL));
-  weft_task_unref(t);
 }
 
 #endif /* WEFT_TESTS_HARNESS_H */

@@ -305,111 +305,117 @@ static void test_cancel_reacquires(void **state) {
 
 /* ---- cancellation racing notify: no notification is lost ------------------ */
 
-/* The race runs in a driver pinned to worker 0, and each waiter is pinned
- * to another worker, so that the cancellation is processed by the waiter's
- * worker while the driver hands the grant over. */
-#define N_RACE HARNESS_SIZE(2000, 200, 600)
-
+/* harness_race_test: two waiters wait on the condition, the oldest (t[0],
+ * the scaffold's waiter) is cancelled, and the grant is the driver's
+ * notify(1), made holding the lock. Exactly one waiter gets that
+ * notification: if the cancelled one did not take it, the other one did. */
 typedef struct race {
   weft_lock_t lock;
   weft_cond_t c;
   atomic_int waiting;
   int rc[2];
   int held[2];
+  weft_task_t *other; /* t[1] */
 } race_t;
 
-typedef struct race_arg {
-  race_t *r;
-  int i;
-} race_arg_t;
-
-static void *race_waiter(void *arg) {
-  race_arg_t *a = arg;
-  race_t *r = a->r;
-
+static int race_wait_k(race_t *r, int k) {
   CHECK_OK(weft_lock_acquire(&r->lock));
   atomic_fetch_add(&r->waiting, 1);
-  r->rc[a->i] = weft_cond_wait(&r->c);
-  r->held[a->i] = weft_lock_release(&r->lock) == 0;
+  r->rc[k] = weft_cond_wait(&r->c);
+  r->held[k] = weft_lock_release(&r->lock) == 0;
+  return r->rc[k];
+}
+
+static int race_wait(void *ctx) { return race_wait_k(ctx, 0); }
+
+static void *race_other(void *ctx) {
+  race_wait_k(ctx, 1);
   return NULL;
 }
 
-static void race_grant(void *arg) {
-  race_t *r = arg;
+static void race_arm(void *ctx, int i) {
+  race_t *r = ctx;
+
+  (void)i;
+  atomic_store(&r->waiting, 0);
+  for (int k = 0; k < 2; k++) {
+    r->rc[k] = 1;
+    r->held[k] = 0;
+  }
+  CHECK_OK(weft_cond_init(&r->c, &r->lock));
+}
+
+/* Wait until t[k] is waiting: it counted itself and released the lock
+ * (cond_wait links before it releases). Returns holding the lock. */
+static void race_wait_waiting(race_t *r, int k) {
+  for (;;) {
+    CHECK_OK(weft_lock_acquire(&r->lock));
+    if (atomic_load(&r->waiting) == k + 1)
+      break;
+    CHECK_OK(weft_lock_release(&r->lock));
+    CHECK_OK(weft_yield());
+  }
+}
+
+static void race_ready(void *ctx, int i) {
+  race_t *r = ctx;
+
+  race_wait_waiting(r, 0);
+  CHECK_OK(weft_lock_release(&r->lock));
+  /* t[0] is the oldest waiter; t[1] waits behind it. */
+  CHECK_OK(harness_spawn_elsewhere(race_other, r, i + 1, &r->other));
+  race_wait_waiting(r, 1);
+  /* Still holding the lock: the race notifies one and cancels t[0]. */
+}
+
+static void race_grant(void *ctx) {
+  race_t *r = ctx;
   CHECK_EQ(weft_cond_notify(&r->c, 1), 1);
 }
 
-static void *race_driver(void *arg) {
-  /* Cross-worker wake-ups dominate; keep the 4-worker run short on a
-   * loaded machine. */
-  int n_race = weft_worker_count() > 2 ? N_RACE / 4 : N_RACE;
-  race_t r;
-  race_arg_t a[2];
-  weft_task_t *t[2];
-  int i, k, notified_first = 0;
-
-  (void)arg;
-  memset(&r, 0, sizeof r);
-  CHECK_OK(weft_lock_init(&r.lock));
-  CHECK_OK(weft_cond_init(&r.c, &r.lock));
-  for (i = 0; i < n_race; i++) {
-    atomic_store(&r.waiting, 0);
-    for (k = 0; k < 2; k++) {
-      a[k].r = &r;
-      a[k].i = k;
-      r.rc[k] = 1;
-      r.held[k] = 0;
-      CHECK_OK(harness_spawn_elsewhere(race_waiter, &a[k], i + k, &t[k]));
-      /* t[k] is waiting once it counted itself and released the lock
-       * (cond_wait links before it releases): t[0] is the oldest. */
-      for (;;) {
-        CHECK_OK(weft_lock_acquire(&r.lock));
-        if (atomic_load(&r.waiting) == k + 1)
-          break;
-        CHECK_OK(weft_lock_release(&r.lock));
-        CHECK_OK(weft_yield());
-      }
-      if (k == 0)
-        CHECK_OK(weft_lock_release(&r.lock));
-    }
-    /* Still holding the lock: notify one, and cancel the oldest waiter, at
-     * varying distances. */
-    harness_race_cancel(i, t[0], race_grant, &r);
-    CHECK_OK(weft_lock_release(&r.lock));
-    weft_task_await(t[0], NULL);
-    /* Exactly one waiter got that notification. If the cancelled waiter
-     * did not take it, the other one did and finishes on its own. */
-    if (r.rc[0] == 0) {
-      notified_first++;
-      CHECK_OK(weft_lock_acquire(&r.lock));
-      CHECK_EQ(weft_cond_notify(&r.c, 1), 1);
-      CHECK_OK(weft_lock_release(&r.lock));
-    } else {
-      CHECK_RC(r.rc[0], WEFT_ECANCELED);
-    }
-    CHECK_OK(weft_task_await(t[1], NULL));
-    CHECK_OK(r.rc[1]);
-    CHECK_EQ(r.held[0], 1);
-    CHECK_EQ(r.held[1], 1);
-    weft_task_unref(t[0]);
-    weft_task_unref(t[1]);
-    CHECK_EQ(weft_lock_locked(&r.lock), 0);
-    CHECK_OK(weft_cond_destroy(&r.c));
-  }
-  CHECK_LE(notified_first, n_race);
-  CHECK_OK(weft_lock_destroy(&r.lock));
-  return NULL;
+static void race_finish(void *ctx) {
+  race_t *r = ctx;
+  CHECK_OK(weft_lock_release(&r->lock));
 }
 
-static void *race_main(void *arg) {
-  harness_run_on_worker0(race_driver, arg);
-  return NULL;
+static void race_check(void *ctx, int rc) {
+  race_t *r = ctx;
+
+  if (rc == 0) {
+    /* t[0] took the notification: t[1] needs another one. */
+    CHECK_OK(weft_lock_acquire(&r->lock));
+    CHECK_EQ(weft_cond_notify(&r->c, 1), 1);
+    CHECK_OK(weft_lock_release(&r->lock));
+  } else {
+    CHECK_RC(rc, WEFT_ECANCELED);
+  }
+  CHECK_OK(weft_task_await(r->other, NULL));
+  CHECK_OK(r->rc[1]);
+  CHECK_EQ(r->held[0], 1);
+  CHECK_EQ(r->held[1], 1);
+  weft_task_unref(r->other);
+  CHECK_EQ(weft_lock_locked(&r->lock), 0);
+  CHECK_OK(weft_cond_destroy(&r->c));
 }
 
 static void test_cancel_races_notify(void **state) {
+  race_t r;
+  harness_race_t race = {.what = "condition notify",
+                         .rounds = HARNESS_SIZE(2000, 200, 600),
+                         .grant_is_sync = 1,
+                         .ctx = &r,
+                         .arm = race_arm,
+                         .wait = race_wait,
+                         .ready = race_ready,
+                         .grant = race_grant,
+                         .finish = race_finish,
+                         .check = race_check};
+
   (void)state;
-  run_in_weft(race_main, NULL, 2);
-  run_in_weft(race_main, NULL, 4);
+  memset(&r, 0, sizeof r);
+  assert_int_equal(weft_lock_init(&r.lock), 0);
+  harness_race_test(&race);
+  assert_int_equal(weft_lock_destroy(&r.lock), 0);
 }
 
 /* ---- a waiter cancelled before notify() takes no notification ---- */

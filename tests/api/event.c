@@ -171,72 +171,46 @@ static void test_cancel_waiter(void **state) {
   run_in_weft(cancel_main, NULL, 2);
 }
 
-/* The race runs in a driver pinned to worker 0, and each waiter is pinned
- * to another worker, so that the cancellation is processed by the waiter's
- * worker while the driver hands the grant over. */
-#define N_RACE HARNESS_SIZE(2000, 300, 800)
+/* harness_race_test: the waiter waits on a clear event; the grant is the
+ * driver's set(). */
+static void race_arm(void *ctx, int i) {
+  weft_event_t *e = ctx;
 
-typedef struct race {
-  weft_event_t e;
-  atomic_int arrived;
-  int rc;
-} race_t;
-
-static void *race_waiter(void *arg) {
-  race_t *r = arg;
-
-  atomic_store(&r->arrived, 1);
-  r->rc = weft_event_wait(&r->e);
-  return NULL;
+  (void)i;
+  CHECK_OK(weft_event_init(e));
 }
 
-static void race_grant(void *arg) {
-  race_t *r = arg;
-  CHECK_OK(weft_event_set(&r->e));
+static int race_wait(void *ctx) {
+  weft_event_t *e = ctx;
+  return weft_event_wait(e);
 }
 
-static void *race_driver(void *arg) {
-  /* Cross-worker wake-ups dominate; keep the 4-worker run short on a
-   * loaded machine. */
-  int n_race = weft_worker_count() > 2 ? N_RACE / 4 : N_RACE;
-  race_t r;
-  int i, woken = 0, cancelled = 0;
-  weft_task_t *t;
-
-  (void)arg;
-  memset(&r, 0, sizeof r);
-  CHECK_OK(weft_event_init(&r.e));
-  for (i = 0; i < n_race; i++) {
-    atomic_store(&r.arrived, 0);
-    r.rc = 1;
-    CHECK_OK(weft_event_clear(&r.e));
-    CHECK_OK(harness_spawn_elsewhere(race_waiter, &r, i, &t));
-    HARNESS_WAIT(atomic_load(&r.arrived));
-    /* Vary the distance between the cancellation and set(). */
-    harness_race_cancel(i, t, race_grant, &r);
-    weft_task_await(t, NULL);
-    weft_task_unref(t);
-    if (r.rc == 0)
-      woken++;
-    else if (r.rc == WEFT_ECANCELED)
-      cancelled++;
-    CHECK(r.rc == 0 || r.rc == WEFT_ECANCELED);
-    /* Nobody is left behind in the wait queue. */
-    CHECK_OK(weft_event_destroy(&r.e));
-  }
-  CHECK_EQ(woken + cancelled, n_race);
-  return NULL;
+static void race_grant(void *ctx) {
+  weft_event_t *e = ctx;
+  CHECK_OK(weft_event_set(e));
 }
 
-static void *race_main(void *arg) {
-  harness_run_on_worker0(race_driver, arg);
-  return NULL;
+static void race_check(void *ctx, int rc) {
+  weft_event_t *e = ctx;
+
+  CHECK(rc == 0 || rc == WEFT_ECANCELED);
+  /* Nobody is left behind in the wait queue. */
+  CHECK_OK(weft_event_destroy(e));
 }
 
 static void test_cancel_races_set(void **state) {
+  weft_event_t e;
+  harness_race_t race = {.what = "event set",
+                         .rounds = HARNESS_SIZE(2000, 300, 800),
+                         .grant_is_sync = 1,
+                         .ctx = &e,
+                         .arm = race_arm,
+                         .wait = race_wait,
+                         .grant = race_grant,
+                         .check = race_check};
+
   (void)state;
-  run_in_weft(race_main, NULL, 2);
-  run_in_weft(race_main, NULL, 4);
+  harness_race_test(&race);
 }
 
 /* ---- a waiter cancelled before set() is not woken by it ---- */

@@ -284,81 +284,58 @@ static void test_cancel_waiter(void **state) {
 
 /* ---- cancellation racing the hand-over ------------------------------------- */
 
-/* The race runs in a driver pinned to worker 0, and each waiter is pinned
- * to another worker, so that the cancellation is processed by the waiter's
- * worker while the driver hands the grant over. */
-#define N_RACE HARNESS_SIZE(2000, 300, 800)
+/* harness_race_test: the waiter acquires the lock the driver holds; the
+ * grant is the driver's release, handed over to the waiter. */
+static void race_arm(void *ctx, int i) {
+  weft_lock_t *l = ctx;
 
-typedef struct race {
-  weft_lock_t l;
-  atomic_int arrived;
-  int rc;
-} race_t;
+  (void)i;
+  CHECK_OK(weft_lock_acquire(l));
+}
 
-static void *race_waiter(void *arg) {
-  race_t *r = arg;
+static int race_wait(void *ctx) {
+  weft_lock_t *l = ctx;
+  int rc = weft_lock_acquire(l);
 
-  atomic_store(&r->arrived, 1);
-  r->rc = weft_lock_acquire(&r->l);
-  if (r->rc == 0) {
+  if (rc == 0) {
     /* A waiter that was granted the lock holds it, cancelled or not. */
-    CHECK_EQ(weft_lock_locked(&r->l), 1);
-    CHECK_OK(weft_lock_release(&r->l));
+    CHECK_EQ(weft_lock_locked(l), 1);
+    CHECK_OK(weft_lock_release(l));
   } else {
-    CHECK_RC(r->rc, WEFT_ECANCELED);
+    CHECK_RC(rc, WEFT_ECANCELED);
   }
-  return NULL;
+  return rc;
 }
 
-static void race_grant(void *arg) {
-  race_t *r = arg;
-  CHECK_OK(weft_lock_release(&r->l));
+static void race_grant(void *ctx) {
+  weft_lock_t *l = ctx;
+  CHECK_OK(weft_lock_release(l));
 }
 
-static void *race_driver(void *arg) {
-  /* Cross-worker wake-ups dominate; keep the 4-worker run short on a
-   * loaded machine. */
-  int n_race = weft_worker_count() > 2 ? N_RACE / 4 : N_RACE;
-  race_t r;
-  int i, granted = 0, cancelled = 0;
-  weft_task_t *t;
+static void race_check(void *ctx, int rc) {
+  weft_lock_t *l = ctx;
 
-  (void)arg;
-  memset(&r, 0, sizeof r);
-  CHECK_OK(weft_lock_init(&r.l));
-  for (i = 0; i < n_race; i++) {
-    atomic_store(&r.arrived, 0);
-    r.rc = 1;
-    CHECK_OK(weft_lock_acquire(&r.l));
-    CHECK_OK(harness_spawn_elsewhere(race_waiter, &r, i, &t));
-    HARNESS_WAIT(atomic_load(&r.arrived));
-    /* Vary the distance between the cancellation and the hand-over so that
-     * both outcomes, and the photo finish between them, happen. */
-    harness_race_cancel(i, t, race_grant, &r);
-    weft_task_await(t, NULL);
-    weft_task_unref(t);
-    if (r.rc == 0)
-      granted++;
-    else
-      cancelled++;
-    /* Either way the lock is free again: never handed to a waiter that left,
-     * never lost. */
-    CHECK_EQ(weft_lock_locked(&r.l), 0);
-  }
-  CHECK_EQ(granted + cancelled, n_race);
-  CHECK_OK(weft_lock_destroy(&r.l));
-  return NULL;
-}
-
-static void *race_main(void *arg) {
-  harness_run_on_worker0(race_driver, arg);
-  return NULL;
+  (void)rc;
+  /* Either way the lock is free again: never handed to a waiter that left,
+   * never lost. */
+  CHECK_EQ(weft_lock_locked(l), 0);
 }
 
 static void test_cancel_races_grant(void **state) {
+  weft_lock_t l;
+  harness_race_t race = {.what = "lock release",
+                         .rounds = HARNESS_SIZE(2000, 300, 800),
+                         .grant_is_sync = 1,
+                         .ctx = &l,
+                         .arm = race_arm,
+                         .wait = race_wait,
+                         .grant = race_grant,
+                         .check = race_check};
+
   (void)state;
-  run_in_weft(race_main, NULL, 2);
-  run_in_weft(race_main, NULL, 4);
+  assert_int_equal(weft_lock_init(&l), 0);
+  harness_race_test(&race);
+  assert_int_equal(weft_lock_destroy(&l), 0);
 }
 
 /* ---- a waiter cancelled before the release does not get the lock ---- */

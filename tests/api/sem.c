@@ -271,76 +271,55 @@ static void test_cancel_waiter(void **state) {
 
 /* ---- cancellation racing a release: permits are conserved ----------------- */
 
-/* The race runs in a driver pinned to worker 0, and each waiter is pinned
- * to another worker, so that the cancellation is processed by the waiter's
- * worker while the driver hands the grant over. */
-#define N_RACE HARNESS_SIZE(2000, 300, 800)
+/* harness_race_test: the waiter acquires the one permit of a bounded
+ * semaphore, which the driver holds; the grant is the driver's release,
+ * handed over to the waiter. */
+static void race_arm(void *ctx, int i) {
+  weft_semaphore_t *s = ctx;
 
-typedef struct race {
-  weft_semaphore_t s;
-  atomic_int arrived;
-  int rc;
-} race_t;
-
-static void *race_waiter(void *arg) {
-  race_t *r = arg;
-
-  atomic_store(&r->arrived, 1);
-  r->rc = weft_semaphore_acquire(&r->s);
-  return NULL;
+  (void)i;
+  CHECK_OK(weft_semaphore_acquire(s));
 }
 
-static void race_grant(void *arg) {
-  race_t *r = arg;
-  CHECK_OK(weft_semaphore_release(&r->s));
+static int race_wait(void *ctx) {
+  weft_semaphore_t *s = ctx;
+  return weft_semaphore_acquire(s);
 }
 
-static void *race_driver(void *arg) {
-  /* Cross-worker wake-ups dominate; keep the 4-worker run short on a
-   * loaded machine. */
-  int n_race = weft_worker_count() > 2 ? N_RACE / 4 : N_RACE;
-  race_t r;
-  int i, granted = 0;
-  weft_task_t *t;
+static void race_grant(void *ctx) {
+  weft_semaphore_t *s = ctx;
+  CHECK_OK(weft_semaphore_release(s));
+}
 
-  (void)arg;
-  memset(&r, 0, sizeof r);
-  CHECK_OK(weft_bounded_semaphore_init(&r.s, 1));
-  for (i = 0; i < n_race; i++) {
-    atomic_store(&r.arrived, 0);
-    r.rc = 1;
-    CHECK_OK(weft_semaphore_acquire(&r.s));
-    CHECK_OK(harness_spawn_elsewhere(race_waiter, &r, i, &t));
-    HARNESS_WAIT(atomic_load(&r.arrived));
-    /* Vary the distance between the cancellation and the release. */
-    harness_race_cancel(i, t, race_grant, &r);
-    weft_task_await(t, NULL);
-    weft_task_unref(t);
-    if (r.rc == 0) {
-      /* Granted (maybe while being cancelled): it owns the permit. */
-      granted++;
-      CHECK_EQ(weft_semaphore_value(&r.s), 0);
-      CHECK_OK(weft_semaphore_release(&r.s));
-    } else {
-      CHECK_RC(r.rc, WEFT_ECANCELED);
-    }
-    /* One permit in all, never lost, never duplicated. */
-    CHECK_EQ(weft_semaphore_value(&r.s), 1);
+static void race_check(void *ctx, int rc) {
+  weft_semaphore_t *s = ctx;
+
+  if (rc == 0) {
+    /* Granted (maybe while being cancelled): it owns the permit. */
+    CHECK_EQ(weft_semaphore_value(s), 0);
+    CHECK_OK(weft_semaphore_release(s));
+  } else {
+    CHECK_RC(rc, WEFT_ECANCELED);
   }
-  CHECK_LE(granted, n_race);
-  CHECK_OK(weft_semaphore_destroy(&r.s));
-  return NULL;
-}
-
-static void *race_main(void *arg) {
-  harness_run_on_worker0(race_driver, arg);
-  return NULL;
+  /* One permit in all, never lost, never duplicated. */
+  CHECK_EQ(weft_semaphore_value(s), 1);
 }
 
 static void test_cancel_races_release(void **state) {
+  weft_semaphore_t s;
+  harness_race_t race = {.what = "semaphore release",
+                         .rounds = HARNESS_SIZE(2000, 300, 800),
+                         .grant_is_sync = 1,
+                         .ctx = &s,
+                         .arm = race_arm,
+                         .wait = race_wait,
+                         .grant = race_grant,
+                         .check = race_check};
+
   (void)state;
-  run_in_weft(race_main, NULL, 2);
-  run_in_weft(race_main, NULL, 4);
+  assert_int_equal(weft_bounded_semaphore_init(&s, 1), 0);
+  harness_race_test(&race);
+  assert_int_equal(weft_semaphore_destroy(&s), 0);
 }
 
 /* ---- a waiter cancelled before the release gets no permit ---- */
