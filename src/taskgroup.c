@@ -25,6 +25,16 @@
  *     (5) and cancels the owner, so that the owner reaches the wait. These
  *     are its last accesses to the group and the entry, and they happen
  *     before it completes.
+ *  2'. A child that ends without running its body (cancelled before its
+ *     first run, or no stack could be had: WEFT_ENOMEM) runs the entry's
+ *     discard (entry_discard) on its worker, outside any task, after its
+ *     status is final and before it completes. A failure there is handled
+ *     as in (2), at once, so that it shuts the group down like any other.
+ *     If the spawner has not yet stored the child in the entry (1), the
+ *     discard only marks the entry `unrun` under the lock, and the spawner,
+ *     finding the mark when it stores the child, records the failure in
+ *     the same critical section as the push onto `children` and does the
+ *     rest after unlocking.
  *  3. The child completes (task.c). Its entry's join waiter is linked (with
  *     the owner as the task to wake, weft__task_join_link) only by the owner
  *     in (4), when it reaches that entry, so a child finishing while the
@@ -37,8 +47,8 @@
  *     wait: the link's acquire shows its status) and waits on it with
  *     weft__wait() (handshake,
  *     cancellation and timeout scopes are weft__wait's), then unlinks the
- *     entry; a failure the trampoline did not see (a child that never ran
- *     for want of a stack) is appended to `errors` here. With `children`
+ *     entry (its failure, if any, was recorded by (2) or (2') before it
+ *     completed, or with the push of its entry). With `children`
  *     empty but spawns in flight it waits on the group's wait queue (1 wakes
  *     it). With both empty it sets `closed` under the lock, after which no
  *     spawn can add a child: no task outlives its group. An entry is reaped
@@ -77,6 +87,8 @@ typedef struct entry {
   int linked;         /* jw is (or was) linked: written by the spawner
                          before the entry is on children, then owner-only */
   int failed;         /* on errors; guarded by the lock */
+  int unrun;          /* ended unrun before the spawner stored task (2');
+                         guarded by the lock */
   int status;         /* the failure's status once failed */
 } entry_t;
 
@@ -172,9 +184,11 @@ static void shut_down(group_t *g) {
     sweep(g, NULL);
 }
 
-/* Protocol step 2, in the failed child. */
-static void on_failure(group_t *g, entry_t *e, int status) {
-  weft__spin_lock(&g->lock);
+/* Protocol step 2 (in the failed child) and 2', the part under the lock
+ * (held): record e's failure.
+ * Returns what failure_after() must do once the lock is released. */
+enum { FAIL_SWEEP = 1, FAIL_CANCEL_OWNER = 2 };
+static int failure_locked(group_t *g, entry_t *e, int status) {
   e->failed = 1;
   e->status = status;
   weft__list_push_back(&g->errors, &e->elink);
@@ -184,18 +198,40 @@ static void on_failure(group_t *g, entry_t *e, int status) {
   g->aborting = 1;
   if (cancel_owner)
     g->owner_cancelled = 1;
-  weft__spin_unlock(&g->lock);
-  if (first)
+  return (first ? FAIL_SWEEP : 0) | (cancel_owner ? FAIL_CANCEL_OWNER : 0);
+}
+
+static void failure_after(group_t *g, const entry_t *e, int what) {
+  if (what & FAIL_SWEEP)
     sweep(g, e);
-  if (cancel_owner)
+  if (what & FAIL_CANCEL_OWNER)
     weft_task_cancel(g->owner);
 }
 
-/* A child that never ran (weft_spawn_opts_t.discard): the entry outlives
- * the call, as the owner reaps it only after the child completed. */
+static void on_failure(group_t *g, entry_t *e, int status) {
+  weft__spin_lock(&g->lock);
+  int what = failure_locked(g, e, status);
+  weft__spin_unlock(&g->lock);
+  failure_after(g, e, what);
+}
+
+/* A child that ends without running its body (weft_spawn_opts_t.discard,
+ * on its worker, outside any task, before it completes): protocol step 2'.
+ * The entry outlives the call, as the owner reaps it only after the child
+ * completed. */
 static void entry_discard(void *arg) {
   entry_t *e = arg;
-  e->discard(e->arg);
+  group_t *g = e->g;
+  weft__spin_lock(&g->lock);
+  weft_task_t *t = e->task;
+  if (!t)
+    e->unrun = 1; /* not stored yet: the spawner looks at its status */
+  weft__spin_unlock(&g->lock);
+  /* t's status is final: its worker wrote it before calling this. */
+  if (t && is_failure(t->status))
+    on_failure(g, e, t->status);
+  if (e->discard)
+    e->discard(e->arg);
 }
 
 static void *child_main(void *arg) {
@@ -309,6 +345,7 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, weft_task_fn fn, void *arg,
   e->failed = 0;
   e->status = 0;
   e->linked = 0;
+  e->unrun = 0;
   e->task = NULL;
   e->discard = opts ? opts->discard : NULL;
   weft_spawn_opts_t o;
@@ -316,9 +353,9 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, weft_task_fn fn, void *arg,
     o = *opts;
   else
     weft_spawn_opts_init(&o);
-  /* The record's argument is the entry: its discard hands the spawner's
-   * discard the spawner's own argument. */
-  o.discard = e->discard ? entry_discard : NULL;
+  /* The record's argument is the entry: its discard (step 2') hands the
+   * spawner's discard the spawner's own argument. */
+  o.discard = entry_discard;
   weft_task_t *t = NULL;
   int rc = weft_spawn_ex(child_main, e, &o, &t);
   if (rc == 0 && out)
@@ -326,6 +363,7 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, weft_task_fn fn, void *arg,
 
   weft_task_t *cancel = NULL;
   weft__list_t claimed;
+  int unrun_failed = 0;
   weft__list_init(&claimed);
   weft__spin_lock(&g->lock);
   g->pending--;
@@ -335,6 +373,12 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, weft_task_fn fn, void *arg,
     g->nchildren++;
     if (g->aborting)
       cancel = weft_task_ref(t);
+    /* Step 2': it ended unrun before this store (the discard saw no task;
+     * its status was written before the discard took the lock). In the
+     * same critical section as the push, so the owner never reaps it
+     * unfailed. */
+    if (e->unrun && is_failure(t->status))
+      unrun_failed = failure_locked(g, e, t->status);
   }
   weft__waitq_claim_n(&g->waitq, &claimed, 1, NULL);
   weft__spin_unlock(&g->lock);
@@ -343,6 +387,7 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, weft_task_fn fn, void *arg,
     weft_task_cancel(cancel);
     weft_task_unref(cancel);
   }
+  failure_after(g, e, unrun_failed);
   if (rc != 0)
     weft__free(e);
   return rc;
@@ -353,28 +398,15 @@ int weft_taskgroup_spawn(weft_taskgroup_t *g, weft_task_fn fn, void *arg,
   return weft_taskgroup_spawn_ex(g, fn, arg, NULL, out);
 }
 
-/* Reap the head entry of `children`, whose child has completed. */
+/* Reap the head entry of `children`, whose child has completed (so its
+ * failure, if any, was recorded: step 2 or 2' happen before it completes,
+ * or with the push of its entry). */
 static void reap(group_t *g, entry_t *e) {
-  /* The child completed: its status is final and visible (the join
-   * waiter's fired = 2 or the join link's acquire, then the lock). */
-  int status = e->task->status;
-  int newly = 0;
   weft__spin_lock(&g->lock);
   weft__list_remove(&e->link);
   g->nchildren--;
-  if (!e->failed && is_failure(status)) {
-    /* It never ran its body (no stack): fail the group here. */
-    e->failed = 1;
-    e->status = status;
-    weft__list_push_back(&g->errors, &e->elink);
-    g->nerrors++;
-    newly = !g->aborting;
-    g->aborting = 1;
-  }
   int keep = e->failed;
   weft__spin_unlock(&g->lock);
-  if (newly)
-    sweep(g, NULL);
   if (!keep) {
     weft_task_unref(e->task);
     weft__free(e);
