@@ -18,6 +18,15 @@ void *weft__realloc(void *ptr, size_t size);
 void weft__free(void *ptr);
 char *weft__strdup(const char *s);
 
+/* The `_free` of an object that has a `_destroy` (the sync objects): with
+ * destroy_rc the result of destroying obj, frees obj if it is 0 and
+ * returns it (an object that could not be destroyed stays as it was). */
+static inline int weft__free_destroyed(void *obj, int destroy_rc) {
+  if (destroy_rc == 0)
+    weft__free(obj);
+  return destroy_rc;
+}
+
 /* A block of size bytes aligned to align (a power of two no larger than
  * 4096), carved from a weft__malloc'ed one; free it with
  * weft__aligned_free, never weft__free. */

@@ -99,12 +99,7 @@ int weft_barrier_new(unsigned parties, weft_barrier_t **out) {
 }
 
 int weft_barrier_free(weft_barrier_t *b) {
-  if (!b)
-    return 0;
-  int rc = weft_barrier_destroy(b);
-  if (rc == 0)
-    weft__free(b);
-  return rc;
+  return b ? weft__free_destroyed(b, weft_barrier_destroy(b)) : 0;
 }
 
 /* The number of linked waiters that are not passed by as cancelled (step

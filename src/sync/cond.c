@@ -73,12 +73,7 @@ int weft_cond_new(weft_lock_t *lock, weft_cond_t **out) {
 }
 
 int weft_cond_free(weft_cond_t *c) {
-  if (!c)
-    return 0;
-  int rc = weft_cond_destroy(c);
-  if (rc == 0)
-    weft__free(c);
-  return rc;
+  return c ? weft__free_destroyed(c, weft_cond_destroy(c)) : 0;
 }
 
 /* Steps 1, 3 and 4; the caller checked that self holds the lock. */

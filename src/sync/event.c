@@ -69,12 +69,7 @@ int weft_event_new(weft_event_t **out) {
 }
 
 int weft_event_free(weft_event_t *e) {
-  if (!e)
-    return 0;
-  int rc = weft_event_destroy(e);
-  if (rc == 0)
-    weft__free(e);
-  return rc;
+  return e ? weft__free_destroyed(e, weft_event_destroy(e)) : 0;
 }
 
 int weft_event_set(weft_event_t *pe) {

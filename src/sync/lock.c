@@ -95,12 +95,7 @@ int weft_lock_new(weft_lock_t **out) {
 }
 
 int weft_lock_free(weft_lock_t *l) {
-  if (!l)
-    return 0;
-  int rc = weft_lock_destroy(l);
-  if (rc == 0)
-    weft__free(l);
-  return rc;
+  return l ? weft__free_destroyed(l, weft_lock_destroy(l)) : 0;
 }
 
 static void set_owner(lock_t *l, weft_task_t *t) {

@@ -156,12 +156,7 @@ int weft_queue_new(size_t maxsize, weft_queue_t **out) {
 }
 
 int weft_queue_free(weft_queue_t *q) {
-  if (!q)
-    return 0;
-  int rc = weft_queue_destroy(q);
-  if (rc == 0)
-    weft__free(q);
-  return rc;
+  return q ? weft__free_destroyed(q, weft_queue_destroy(q)) : 0;
 }
 
 /* ---- the store (under the lock) ----------------------------------------- */
@@ -344,32 +339,28 @@ static int queue_op(queue_t *q, int put, void **slot, int block) {
   return 0;
 }
 
-int weft_queue_try_put(weft_queue_t *pq, void *item) {
+/* The four entry points: check the arguments, then queue_op. */
+static int queue_call(weft_queue_t *pq, int put, void **slot, int wait) {
   queue_t *q = impl(pq);
-  if (!q)
+  if (!q || !slot)
     return WEFT_EINVAL;
-  return queue_op(q, 1, &item, 0);
+  return queue_op(q, put, slot, wait);
 }
 
-int weft_queue_try_get(weft_queue_t *pq, void **item) {
-  queue_t *q = impl(pq);
-  if (!q || !item)
-    return WEFT_EINVAL;
-  return queue_op(q, 0, item, 0);
+int weft_queue_try_put(weft_queue_t *q, void *item) {
+  return queue_call(q, 1, &item, 0);
 }
 
-int weft_queue_put(weft_queue_t *pq, void *item) {
-  queue_t *q = impl(pq);
-  if (!q)
-    return WEFT_EINVAL;
-  return queue_op(q, 1, &item, 1);
+int weft_queue_try_get(weft_queue_t *q, void **item) {
+  return queue_call(q, 0, item, 0);
 }
 
-int weft_queue_get(weft_queue_t *pq, void **item) {
-  queue_t *q = impl(pq);
-  if (!q || !item)
-    return WEFT_EINVAL;
-  return queue_op(q, 0, item, 1);
+int weft_queue_put(weft_queue_t *q, void *item) {
+  return queue_call(q, 1, &item, 1);
+}
+
+int weft_queue_get(weft_queue_t *q, void **item) {
+  return queue_call(q, 0, item, 1);
 }
 
 int weft_queue_size(const weft_queue_t *pq) {

@@ -115,12 +115,7 @@ int weft_bounded_semaphore_new(unsigned value, weft_semaphore_t **out) {
 }
 
 int weft_semaphore_free(weft_semaphore_t *s) {
-  if (!s)
-    return 0;
-  int rc = weft_semaphore_destroy(s);
-  if (rc == 0)
-    weft__free(s);
-  return rc;
+  return s ? weft__free_destroyed(s, weft_semaphore_destroy(s)) : 0;
 }
 
 /* Step 1 of acquire: 0 if a permit was taken, WEFT_EAGAIN otherwise. */
