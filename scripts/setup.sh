@@ -9,7 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # gcc builds everything, sanitizer trees included: gcc 12's sanitizer
 # runtimes are libasan8, libubsan1 and libtsan2 (normally pulled in by
 # build-essential, listed so that a trimmed system gets them too).
-# binutils gives readelf and nm to tests/install/check.sh.
+# binutils gives readelf and nm to tests/install/check.sh and
+# scripts/check-layers.sh, python3-minimal the latter its graph code.
 # libhttp-parser-dev is the HTTP parser of weft-bench's http_server
 # workload (docs/design.md says why this one).
 # liburiparser-dev and libxml2-dev are the URL library and the HTML parser
@@ -19,6 +20,7 @@ packages=(
   cmake
   pkg-config
   binutils
+  python3-minimal
   libuv1-dev
   libcmocka-dev
   libhttp-parser-dev

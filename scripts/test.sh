@@ -7,18 +7,23 @@
 #              its --self-test (each kind of drift, made on a copy, is
 #              reported). Needs no build.
 #  3. normal:  build/ (RelWithDebInfo, -DWEFT_WERROR=ON), ctest.
-#  4. install: `cmake --install build` into a temporary prefix, then
+#  4. layers:  scripts/check-layers.sh build: the module graph of src/, from
+#              its #include lines and from build/'s library objects (nm),
+#              has no cycle outside sched/; then its --self-test (a made-up
+#              cycle in each graph is reported).
+#  5. install: `cmake --install build` into a temporary prefix, then
 #              tests/install/check.sh on it (pkg-config and find_package
 #              consumers, SONAME, exported symbols).
-#  5. demo:    scripts/demo.sh (the README's main demo command) on that same
+#  6. demo:    scripts/demo.sh (the README's main demo command) on that same
 #              build/: it must exit 0, and the crawl must print its summary.
-#  6. tsan:    build-tsan/ (-DWEFT_SANITIZE=thread, no benchmarks), ctest.
-#  7. asan:    build-asan/ (-DWEFT_SANITIZE=address: ASan+UBSan+LSan), ctest.
+#  7. tsan:    build-tsan/ (-DWEFT_SANITIZE=thread, no benchmarks), ctest.
+#  8. asan:    build-asan/ (-DWEFT_SANITIZE=address: ASan+UBSan+LSan), ctest.
 #
-# Every stage runs even if an earlier one failed (except the install check
-# and the demo, which need the normal build); a summary line per stage and a
-# total follow (each ctest test counts one, and so do the apidoc, install and
-# demo stages), and the exit status is non-zero if anything failed.
+# Every stage runs even if an earlier one failed (except the layers check,
+# the install check and the demo, which need the normal build); a summary
+# line per stage and a total follow (each ctest test counts one, and so do
+# the apidoc, layers, install and demo stages), and the exit status is
+# non-zero if anything failed.
 #
 # Where a sanitizer cannot start with address space randomization on (gcc
 # 12's TSan fails with "unexpected memory mapping" under the high mmap
@@ -197,7 +202,25 @@ else
   record normal FAIL "build failed" $((SECONDS - start))
 fi
 
-# 4. install check
+# 4. the module graph of src/
+start=$SECONDS
+banner "layers: scripts/check-layers.sh build"
+if [[ $normal_built -eq 1 ]]; then
+  if bash scripts/check-layers.sh build &&
+    bash scripts/check-layers.sh --self-test; then
+    total_passed=$((total_passed + 1))
+    record layers PASS "no cycle outside sched/ (includes, objects); self-test" \
+      $((SECONDS - start))
+  else
+    total_failed=$((total_failed + 1))
+    record layers FAIL "see above" $((SECONDS - start))
+  fi
+else
+  total_failed=$((total_failed + 1))
+  record layers FAIL "not run: the normal build failed" 0
+fi
+
+# 5. install check
 start=$SECONDS
 banner "install: cmake --install build + tests/install/check.sh"
 if [[ $normal_built -eq 1 ]]; then
@@ -216,7 +239,7 @@ else
   record install FAIL "not run: the normal build failed" 0
 fi
 
-# 5. the main demo command
+# 6. the main demo command
 start=$SECONDS
 banner "demo: scripts/demo.sh"
 if [[ $normal_built -eq 1 ]]; then
@@ -237,7 +260,7 @@ else
   record demo FAIL "not run: the normal build failed" 0
 fi
 
-# 6, 7. sanitizer trees
+# 7, 8. sanitizer trees
 sanitizer_stage tsan build-tsan "-fsanitize=thread" \
   -DWEFT_SANITIZE=thread -DWEFT_WERROR=OFF -DWEFT_BUILD_BENCH=OFF
 sanitizer_stage asan build-asan "-fsanitize=address,undefined" \

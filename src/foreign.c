@@ -24,12 +24,13 @@
  *     runtime.c store `shutdown`. Submission checks `closed` under mu, so a
  *     task is either submitted before the close (counted, then cancelled by
  *     it) or refused with WEFT_ERUNTIME_SHUTDOWN.
- *  3. The quiescence check (runtime.c) adds foreign.spawned to the spawned
- *     counters after reading `shutdown` with acquire: the count is final
+ *  3. The quiescence check (sched/worker.c) adds foreign.spawned to the
+ *     spawned counters after reading `shutdown` with acquire: the count is final
  *     then (step 2 came first), so the runtime cannot stop while a submitted
  *     task is alive, and no task can be submitted after it stopped.
- *  4. A submitted task that finishes calls weft__foreign_complete (task.c,
- *     after COMPLETE, before its worker counts it finished): under mu it
+ *  4. A submitted task that finishes calls foreign_complete (its record
+ *     kind's completion, after COMPLETE, before its worker counts it
+ *     finished): under mu it
  *     detaches its future, so a weft_future_cancel holding mu either runs
  *     before (the task has not been counted finished, so the runtime cannot
  *     stop and its handles stay open during the wake) or finds no task.
@@ -42,9 +43,10 @@
  *     its wait (let alone let its runtime stop) before the waker stored
  *     fired = 2 after the wake.
  *  6. Records stay on foreign.tasks until their last reference is dropped
- *     (weft__foreign_release, under mu); weft__foreign_destroy frees what a
+ *     (foreign_release, its kind's release hook, under mu);
+ *     weft__foreign_destroy frees what a
  *     program left referenced when weft_run ends, as the slabs are freed.
- *  7. weft_task_cancel from outside (weft__foreign_cancel) posts its request
+ *  7. weft_task_cancel from outside (task.c) posts its request
  *     and wakes the task under mu. The task may then finish and let main
  *     finish, but main's weft__foreign_close (step 2) needs mu, so the
  *     runtime cannot stop, let alone free the queues and handles the wake
@@ -65,7 +67,15 @@
  * runtime handle, whose foreign.mu weft_future_cancel locks.
  */
 #include "alloc.h"
-#include "core.h"
+#include "foreign.h"
+#include "list.h"
+#include "record.h"
+#include "sched/runtime.h"
+#include "sched/worker.h"
+#include "spinlock.h"
+#include "task_int.h"
+#include "timer.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -115,20 +125,6 @@ void weft__foreign_close(weft_runtime_t *rt) {
   pthread_mutex_unlock(&fo->mu);
 }
 
-int weft__foreign_cancel(weft_task_t *t) {
-  weft__foreign_t *fo = &t->rt->foreign;
-  /* Held across the wake (protocol step 7). */
-  pthread_mutex_lock(&fo->mu);
-  int rc = weft__task_cancel_unguarded(t, !fo->closed);
-  pthread_mutex_unlock(&fo->mu);
-  return rc;
-}
-
-uint64_t weft__foreign_spawned(weft_runtime_t *rt) {
-  /* relaxed: the caller acquired `shutdown`, after which it is final. */
-  return atomic_load_explicit(&rt->foreign.spawned, memory_order_relaxed);
-}
-
 static void future_unref(weft_future_t *f);
 
 static void future_complete(weft_future_t *f, int status, void *result) {
@@ -158,7 +154,7 @@ static void future_complete(weft_future_t *f, int status, void *result) {
   }
 }
 
-void weft__foreign_complete(weft_task_t *t) {
+static void foreign_complete(weft_task_t *t) {
   foreign_rec_t *rec = (foreign_rec_t *)t;
   weft__foreign_t *fo = &t->rt->foreign;
   pthread_mutex_lock(&fo->mu);
@@ -173,7 +169,7 @@ void weft__foreign_complete(weft_task_t *t) {
   }
 }
 
-void weft__foreign_release(weft_task_t *t) {
+static void foreign_release(weft_task_t *t) {
   foreign_rec_t *rec = (foreign_rec_t *)t;
   weft__foreign_t *fo = &t->rt->foreign;
   pthread_mutex_lock(&fo->mu);
@@ -181,6 +177,20 @@ void weft__foreign_release(weft_task_t *t) {
   pthread_mutex_unlock(&fo->mu);
   weft__task_free_foreign(t);
 }
+
+/* A submitted task's completion: a spawned task's, with its future
+ * completed before it is counted finished (protocol step 4). */
+static void foreign_task_complete(weft__worker_t *w, weft_task_t *t) {
+  weft__task_publish(t);
+  foreign_complete(t);
+  weft__count_finished(w);
+  weft__task_drop_own_ref(t);
+}
+
+static const weft__task_kind_t foreign_kind = {
+    .complete = foreign_task_complete,
+    .release = foreign_release,
+    .done_via_sched = 0};
 
 void weft__foreign_destroy(weft_runtime_t *rt) {
   weft__foreign_t *fo = &rt->foreign;
@@ -201,7 +211,7 @@ void weft__foreign_destroy(weft_runtime_t *rt) {
 
 weft_runtime_t *weft_runtime_current(void) {
   weft__worker_t *w = weft__worker_current();
-  return w && w->current ? w->rt : NULL;
+  return w && w->own.current ? w->own.rt : NULL;
 }
 
 weft_runtime_t *weft_runtime_ref(weft_runtime_t *rt) {
@@ -277,7 +287,7 @@ int weft_runtime_submit(weft_runtime_t *rt, weft_task_fn fn, void *arg,
     return WEFT_ENOMEM;
   /* The record is allocated before the lock and only published under it. */
   foreign_rec_t *rec = (foreign_rec_t *)weft__task_new_foreign(
-      rt, fn, arg, sizeof(foreign_rec_t));
+      rt, fn, arg, sizeof(foreign_rec_t), &foreign_kind);
   if (!rec) {
     if (f)
       future_destroy(f);
@@ -395,8 +405,8 @@ int weft_future_wait(weft_future_t *f, uint64_t timeout_ms, void **result) {
   if (!f)
     return WEFT_EINVAL;
   weft__worker_t *w = weft__worker_current();
-  if (w && w->current)
-    return wait_in_task(f, w->current, timeout_ms, result);
+  if (w && w->own.current)
+    return wait_in_task(f, w->own.current, timeout_ms, result);
   if (is_done(f))
     return collect(f, result);
   if (timeout_ms == 0)

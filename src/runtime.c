@@ -15,8 +15,9 @@
  *     worker, on seeing it, cancels every task it spawned (task.c); from then
  *     on every suspension point returns WEFT_ECANCELED immediately; spawning
  *     fails with WEFT_ERUNTIME_SHUTDOWN, so the remaining tasks run to their end.
- *  4. A worker about to park during shutdown checks quiescence: it sums every
- *     worker's `finished` counter, then (seq_cst loads, in that order) every
+ *  4. A worker about to park during shutdown checks quiescence
+ *     (sched/worker.c, check_quiescent): it sums every worker's `finished`
+ *     counter, then (seq_cst loads, in that order) every
  *     `spawned` counter. Both only grow and finished <= spawned + 1 (main), so
  *     equality proves that between the two passes no task was alive, and none can be
  *     created afterwards. It then sets `stop` and wakes every worker.
@@ -34,7 +35,18 @@
  *     Also in step 4: submitted tasks count in `spawned` (foreign.c).
  */
 #include "alloc.h"
-#include "core.h"
+#include "foreign.h"
+#include "io/io.h"
+#include "list.h"
+#include "record.h"
+#include "sched/idle.h"
+#include "sched/inject.h"
+#include "sched/runq.h"
+#include "sched/runtime.h"
+#include "sched/worker.h"
+#include "stack.h"
+#include "task_int.h"
+#include "timer.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -97,7 +109,7 @@ static size_t segv_page;
 
 static void on_segv(int sig, siginfo_t *si, void *uctx) {
   weft__worker_t *w = weft__worker_current();
-  weft_task_t *t = w ? w->current : NULL;
+  weft_task_t *t = w ? w->own.current : NULL;
   if (t && t->stack && weft__stack_in_guard(t->stack, segv_page, si->si_addr))
     weft__task_overflow_abort(t, 1);
   /* Not ours: chain to the previous handler, or fault again with it. */
@@ -138,24 +150,24 @@ static void segv_release(void) {
 static void on_async(uv_async_t *h) { (void)h; /* waking is the point */ }
 
 static int worker_open(weft__worker_t *w) {
-  int rc = uv_loop_init(&w->loop);
+  int rc = uv_loop_init(&w->own.loop);
   if (rc)
     return rc;
-  w->loop.data = w;
-  rc = uv_async_init(&w->loop, &w->async, on_async);
+  w->own.loop.data = w;
+  rc = uv_async_init(&w->own.loop, &w->remote.async, on_async);
   if (rc) {
-    uv_loop_close(&w->loop);
+    uv_loop_close(&w->own.loop);
     return rc;
   }
-  w->async.data = w;
-  uv_timer_init(&w->loop, &w->trim_timer); /* cannot fail */
-  w->trim_timer.data = w;
-  w->trim_runs = UINT64_MAX; /* not trimming yet */
-  uv_timer_init(&w->loop, &w->watch_timer); /* cannot fail */
-  w->watch_timer.data = w;
+  w->remote.async.data = w;
+  uv_timer_init(&w->own.loop, &w->own.trim_timer); /* cannot fail */
+  w->own.trim_timer.data = w;
+  w->own.trim_runs = UINT64_MAX; /* not trimming yet */
+  uv_timer_init(&w->own.loop, &w->own.watch_timer); /* cannot fail */
+  w->own.watch_timer.data = w;
   weft__timers_init(w);
 #if defined(WEFT_SANITIZE_THREAD)
-  w->tsan_sched = __tsan_get_current_fiber();
+  w->own.tsan_sched = __tsan_get_current_fiber();
 #endif
 #if defined(WEFT_SANITIZE_ADDRESS)
   pthread_attr_t attr;
@@ -163,25 +175,25 @@ static int worker_open(weft__worker_t *w) {
   size_t size;
   if (pthread_getattr_np(pthread_self(), &attr) == 0) {
     if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-      w->asan_stack_bottom = addr;
-      w->asan_stack_size = size;
+      w->own.asan_stack_bottom = addr;
+      w->own.asan_stack_size = size;
     }
     pthread_attr_destroy(&attr);
   }
 #endif
-  if (w->rt->cfg.overflow_handler) {
+  if (w->own.rt->cfg.overflow_handler) {
     size_t sz = 64 * 1024;
-    w->altstack = weft__malloc(sz);
-    if (w->altstack) {
+    w->own.altstack = weft__malloc(sz);
+    if (w->own.altstack) {
       stack_t ss;
       memset(&ss, 0, sizeof(ss));
-      ss.ss_sp = w->altstack;
+      ss.ss_sp = w->own.altstack;
       ss.ss_size = sz;
       /* Worker 0 is the caller's thread: keep its own alternate stack (if
        * any) to give it back in worker_close. */
-      if (sigaltstack(&ss, &w->prev_altstack) != 0) {
-        weft__free(w->altstack);
-        w->altstack = NULL;
+      if (sigaltstack(&ss, &w->own.prev_altstack) != 0) {
+        weft__free(w->own.altstack);
+        w->own.altstack = NULL;
       }
     }
   }
@@ -191,33 +203,33 @@ static int worker_open(weft__worker_t *w) {
 static void close_cb(uv_handle_t *h) { (void)h; }
 
 static void worker_close(weft__worker_t *w) {
-  if (w->altstack) {
+  if (w->own.altstack) {
     /* Give the thread back the alternate stack it had before (or none:
      * the saved one then carries SS_DISABLE). SS_ONSTACK is a status bit,
      * not a flag sigaltstack() accepts. */
-    stack_t ss = w->prev_altstack;
+    stack_t ss = w->own.prev_altstack;
     ss.ss_flags &= ~SS_ONSTACK;
     if (ss.ss_flags & SS_DISABLE) {
       memset(&ss, 0, sizeof(ss));
       ss.ss_flags = SS_DISABLE;
     }
     sigaltstack(&ss, NULL);
-    weft__free(w->altstack);
-    w->altstack = NULL;
+    weft__free(w->own.altstack);
+    w->own.altstack = NULL;
   }
   weft__io_worker_close(w); /* streams the program did not free */
-  uv_close((uv_handle_t *)&w->timer, close_cb);
-  uv_close((uv_handle_t *)&w->trim_timer, close_cb);
-  uv_close((uv_handle_t *)&w->watch_timer, close_cb);
-  uv_close((uv_handle_t *)&w->async, close_cb);
+  uv_close((uv_handle_t *)&w->timers.uv, close_cb);
+  uv_close((uv_handle_t *)&w->own.trim_timer, close_cb);
+  uv_close((uv_handle_t *)&w->own.watch_timer, close_cb);
+  uv_close((uv_handle_t *)&w->remote.async, close_cb);
   /* Pool work still out (io/offload.c step 5) is waited for, up to the
    * grace period; past it, the loop is left behind, never closed. */
   if (weft__offload_drain(w) != 0) {
-    w->loop_abandoned = 1;
+    w->own.loop_abandoned = 1;
     return;
   }
-  uv_run(&w->loop, UV_RUN_DEFAULT);
-  uv_loop_close(&w->loop);
+  uv_run(&w->own.loop, UV_RUN_DEFAULT);
+  uv_loop_close(&w->own.loop);
 }
 
 /* Report in (lifecycle step 1) and wait until every worker did. Returns 0,
@@ -250,48 +262,43 @@ static void exit_handshake(weft_runtime_t *rt) {
 static void worker_thread(void *arg) {
   weft__worker_t *w = arg;
   int rc = worker_open(w);
-  if (start_handshake(w->rt, rc) == 0)
+  if (start_handshake(w->own.rt, rc) == 0)
     weft__worker_loop(w);
-  exit_handshake(w->rt);
+  exit_handshake(w->own.rt);
   if (rc == 0)
     worker_close(w);
 }
 
-void weft__runtime_on_main_done(weft_runtime_t *rt, weft_task_t *main) {
+/* The main task finished: its outcome is weft_run's, submissions close,
+ * and the shutdown starts. */
+static void on_main_done(weft_runtime_t *rt, weft_task_t *main) {
   rt->main_status = main->status;
   rt->main_result = main->result;
-  weft__foreign_close(rt); /* before `shutdown`: see check_quiescent */
+  weft__foreign_close(rt); /* before `shutdown`: see the quiescence check
+                              (sched/worker.c) */
   /* seq_cst: the flag is ordered before the wake-ups and the quiescence
    * checks that follow it. */
   atomic_store_explicit(&rt->shutdown, 1, memory_order_seq_cst);
   weft__workers_wake_all(rt);
 }
 
-void weft__runtime_check_quiescent(weft_runtime_t *rt) {
-  if (atomic_load_explicit(&rt->stop, memory_order_acquire))
-    return;
-  /* acquire: pairs with the seq_cst store of `shutdown`, which follows the
-   * closing of submissions from outside, so their count read below is
-   * final. Callers have seen it set already; this re-read orders it. */
-  if (!atomic_load_explicit(&rt->shutdown, memory_order_acquire))
-    return;
-  uint64_t finished = 0, spawned = 0;
-  /* seq_cst loads: every `finished` read precedes every `spawned` read in
-   * the single total order (lifecycle step 4); each also acquires the
-   * owner's release increment. */
-  for (unsigned i = 0; i < rt->nworkers; i++)
-    finished += atomic_load_explicit(&rt->workers[i].finished,
-                                     memory_order_seq_cst);
-  for (unsigned i = 0; i < rt->nworkers; i++)
-    spawned += atomic_load_explicit(&rt->workers[i].spawned,
-                                    memory_order_seq_cst);
-  spawned += weft__foreign_spawned(rt);
-  if (finished == spawned + 1) {
-    /* release: workers that see stop see every task's completion. */
-    atomic_store_explicit(&rt->stop, 1, memory_order_release);
-    weft__workers_wake_all(rt);
-  }
+/* The main task's completion: a spawned task's, then the shutdown starts
+ * (after it is counted finished, so that the quiescence checks the wake-ups
+ * lead to can see every task finished). */
+static void main_complete(weft__worker_t *w, weft_task_t *t) {
+  weft__task_publish(t);
+  weft__count_finished(w);
+  on_main_done(t->rt, t);
+  weft__task_drop_own_ref(t);
 }
+
+/* The main record is weft_run's (weft__task_unref_main frees it). */
+static void main_release(weft_task_t *t) { (void)t; }
+
+/* Its end goes through the scheduler: the shutdown it starts wakes the
+ * workers, not a task switched to directly. */
+static const weft__task_kind_t main_kind = {
+    .complete = main_complete, .release = main_release, .done_via_sched = 1};
 
 /* ------------------------------------------------------------------------ */
 /* weft_run                                                                  */
@@ -309,7 +316,7 @@ static abandoned_t *abandoned_list;
 
 static void free_workers(weft_runtime_t *rt) {
   for (unsigned i = 0; i < rt->nworkers; i++) {
-    if (rt->workers[i].loop_abandoned) {
+    if (rt->workers[i].own.loop_abandoned) {
       abandoned_t *a = weft__malloc(sizeof(*a));
       if (a) { /* without memory it is unreachable, but still not freed */
         a->workers = rt->workers;
@@ -327,7 +334,7 @@ static void free_workers(weft_runtime_t *rt) {
 static void runtime_free(weft_runtime_t *rt) {
   for (unsigned i = 0; i < rt->nworkers; i++) {
     weft__worker_t *w = &rt->workers[i];
-    weft__task_free_all(w);
+    weft__record_free_all(&w->records);
     weft__timers_destroy(w);
     weft__stack_cache_flush(&rt->stacks, &w->stacks);
   }
@@ -384,14 +391,15 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
   weft__foreign_init(rt);
   for (unsigned i = 0; i < rt->nworkers; i++) {
     weft__worker_t *w = &rt->workers[i];
-    weft__runq_init(&w->runq);
-    w->rt = rt;
-    w->index = i;
-    w->rng = 0x9E3779B9u * (i + 1);
-    weft__list_init(&w->io_objs);
-    weft__list_init(&w->offloads);
+    weft__runq_init(&w->remote.runq);
+    w->own.rt = rt;
+    w->own.index = i;
+    w->own.rng = 0x9E3779B9u * (i + 1);
+    weft__record_pool_init(&w->records, &w->remote.remote_free);
+    weft__list_init(&w->io.objs);
+    weft__list_init(&w->io.offloads);
   }
-  rt->main = weft__task_new_main(rt, main, arg);
+  rt->main = weft__task_new_main(rt, main, arg, &main_kind);
   if (!rt->main) {
     runtime_free(rt);
     return WEFT_ENOMEM;
@@ -401,7 +409,7 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
 
   unsigned started_threads = 0;
   for (unsigned i = 1; i < rt->nworkers; i++) {
-    rc = uv_thread_create(&rt->workers[i].thread, worker_thread,
+    rc = uv_thread_create(&rt->workers[i].own.thread, worker_thread,
                           &rt->workers[i]);
     if (rc)
       break;
@@ -426,7 +434,7 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
   if (rc0 == 0)
     worker_close(w0);
   for (unsigned i = 1; i <= started_threads; i++)
-    uv_thread_join(&rt->workers[i].thread);
+    uv_thread_join(&rt->workers[i].own.thread);
   if (c.overflow_handler)
     segv_release();
 
@@ -445,25 +453,25 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
 
 int weft_worker_count(void) {
   weft__worker_t *w = weft__worker_current();
-  return w && w->current ? (int)w->rt->nworkers : WEFT_ENOTTASK;
+  return w && w->own.current ? (int)w->own.rt->nworkers : WEFT_ENOTTASK;
 }
 
 int weft_worker_index(void) {
   weft__worker_t *w = weft__worker_current();
-  return w && w->current ? (int)w->index : WEFT_ENOTTASK;
+  return w && w->own.current ? (int)w->own.index : WEFT_ENOTTASK;
 }
 
 int weft_worker_stats(unsigned index, weft_worker_stats_t *out) {
   weft__worker_t *w = weft__worker_current();
-  if (!w || !w->current)
+  if (!w || !w->own.current)
     return WEFT_ENOTTASK;
-  if (!out || index >= w->rt->nworkers)
+  if (!out || index >= w->own.rt->nworkers)
     return WEFT_EINVAL;
-  weft__worker_t *v = &w->rt->workers[index];
+  weft__worker_t *v = &w->own.rt->workers[index];
   uint64_t vals[10];
   for (int i = 0; i < 10; i++)
     /* relaxed: statistics, no consistency promised. */
-    vals[i] = atomic_load_explicit(&v->stats.v[i], memory_order_relaxed);
+    vals[i] = atomic_load_explicit(&v->remote.stats.v[i], memory_order_relaxed);
   _Static_assert(sizeof(weft_worker_stats_t) == sizeof(vals),
                  "stats layout mirrors the counters");
   memcpy(out, vals, sizeof(vals));

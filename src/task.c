@@ -1,35 +1,36 @@
 /*
- * Tasks: records, spawn, the switch into and out of a task, completion,
- * await, cancel, gather, and the small accessors.
+ * Tasks: records, spawn, completion (the outcome published, the joiners
+ * woken: a record kind's steps, record.h), await, cancel, gather, and the
+ * small accessors. The switch into and out of a task is sched/switch.c's.
  *
- * Record lifetime (cross-thread protocol):
- *  1. A record is allocated from the spawning worker's free list (its
- *     "home"), which carves it from a slab of 64, and holds one reference
- *     while the task has not completed plus one per handle. `freed` is 0
- *     while it is a task, 1 while it is free.
- *  2. The last reference dropped frees it: on home, straight back to the
- *     free list; elsewhere, pushed (release CAS) onto home's remote-free
- *     stack, which home takes whole (acquire exchange) when its free list
- *     runs dry or before it parks. Only home reuses a record and slabs are
- *     freed only when the runtime ends, so home can walk its slabs at
- *     shutdown and cancel every record whose `freed` is 0: every task it
- *     spawned. (A registry list did this first, but linking and unlinking a
- *     record touched its neighbours, two cache misses per spawn.)
+ * Task lifetime (cross-thread protocol; the record pool's own is record.c's,
+ * whose steps 1-3 this keeps the numbers of):
+ *  1. A record comes from the spawning worker's pool (record.c step 1) and
+ *     holds one reference while the task has not completed plus one per
+ *     handle.
+ *  2. The last reference dropped gives the record back: to its kind's
+ *     release hook (main, foreign), else to its home's pool (record.c
+ *     step 2), whose shutdown walk cancels every task a worker spawned.
  *  3. COMPLETE is set after result and status are final. An awaiter sets
  *     JOINED (under joinq_lock) before linking and backs off if COMPLETE was
  *     already set; the completer drains the queue under the lock only if it
  *     saw JOINED, so no waiter links after the drain (task_state.h).
- *  4. In ASan builds a free record is poisoned (record_poison), except the
- *     fields that are read while it is free: state, freed and next (the
- *     shutdown walk, the free lists) and refs and cancels (a task the walk
- *     saw alive may complete and be freed elsewhere before its cancel
- *     reads COMPLETE, or bumps cancels). A handle used after its last
- *     reference was dropped then draws an ASan report instead of reading a
- *     recycled record; the public entry points that only read those fields
- *     check `freed` themselves (asan_check_live).
+ *  4. In ASan builds a free record is poisoned (record.c step 3); the
+ *     public entry points that only read the fields left readable check
+ *     `freed` themselves (asan_check_live).
  */
 #include "alloc.h"
-#include "core.h"
+#include "compiler.h"
+#include "list.h"
+#include "record.h"
+#include "sched/runtime.h"
+#include "sched/worker.h"
+#include "spinlock.h"
+#include "stack.h"
+#include "task_int.h"
+#include "task_state.h"
+#include "timer.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -45,48 +46,7 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-#define TASK_SLAB 64
-
-typedef struct task_slab {
-  struct task_slab *next;           /* all slabs of a worker */
-  weft_task_t recs[TASK_SLAB];      /* the records */
-} task_slab_t;
-
-/* ------------------------------------------------------------------------ */
-/* Records                                                                   */
-
-/* ASan: what of a free record stays readable (protocol step 4). The two
- * ranges are whole 8-byte granules, as poisoning needs. */
-#define REC_KEEP0_END 16u /* state, freed, next */
-#define REC_COLD offsetof(weft_task_t, refs)
-#define REC_KEEP1_END (REC_COLD + 8u) /* refs, cancels */
-_Static_assert(offsetof(weft_task_t, state) < REC_KEEP0_END &&
-                   offsetof(weft_task_t, freed) < REC_KEEP0_END &&
-                   offsetof(weft_task_t, next) + sizeof(void *) <=
-                       REC_KEEP0_END,
-               "record fields read while free: first 16 bytes");
-_Static_assert(offsetof(weft_task_t, cancels) + sizeof(atomic_int) <=
-                   REC_KEEP1_END && REC_COLD % 8 == 0,
-               "record fields read while free: refs, cancels");
-
-static void record_poison(weft_task_t *t) {
-#if defined(WEFT_SANITIZE_ADDRESS)
-  char *b = (char *)t;
-  ASAN_POISON_MEMORY_REGION(b + REC_KEEP0_END, REC_COLD - REC_KEEP0_END);
-  ASAN_POISON_MEMORY_REGION(b + REC_KEEP1_END,
-                            sizeof(weft_task_t) - REC_KEEP1_END);
-#else
-  (void)t;
-#endif
-}
-
-static void record_unpoison(weft_task_t *t) {
-#if defined(WEFT_SANITIZE_ADDRESS)
-  ASAN_UNPOISON_MEMORY_REGION(t, sizeof(weft_task_t));
-#else
-  (void)t;
-#endif
-}
+static const weft__task_kind_t weft__task_kind_spawned;
 
 /* A handle used after its record was freed, in a function that touches
  * only fields left readable: read a poisoned one, so that ASan reports the
@@ -102,151 +62,20 @@ static void asan_check_live(const weft_task_t *t) {
 #define asan_check_live(t) ((void)0)
 #endif
 
-
-static void record_once(weft_task_t *t, weft__worker_t *home) {
-  atomic_init(&t->state, 0);
-  atomic_init(&t->refs, 0);
-  atomic_init(&t->cancels, 0);
-  atomic_init(&t->freed, 1);
-  atomic_init(&t->name_state, 0);
-  atomic_init(&t->name_seq, 0);
-  atomic_init(&t->joinq_lock.locked, 0);
-  weft__list_init(&t->joinq);
-  t->home = home;
-#if defined(WEFT_SANITIZE_THREAD)
-  t->tsan_fiber = NULL;
-#endif
-#if defined(WEFT_SANITIZE_ADDRESS)
-  t->asan_fake_stack = NULL;
-#endif
-}
-
-void weft__task_reclaim_remote(weft__worker_t *w) {
-  /* relaxed: cheap emptiness test before the exchange. */
-  if (!atomic_load_explicit(&w->remote_free, memory_order_relaxed))
-    return;
-  /* acquire: pairs with the freeing thread's release CAS. */
-  weft_task_t *t = atomic_exchange_explicit(&w->remote_free, NULL,
-                                            memory_order_acquire);
-  while (t) {
-    weft_task_t *next = t->next;
-    t->next = w->free_tasks;
-    w->free_tasks = t;
-    w->nfree_tasks++;
-    t = next;
-  }
-}
-
-static weft_task_t *record_alloc(weft__worker_t *w) {
-  if (!w->free_tasks)
-    weft__task_reclaim_remote(w);
-  if (!w->free_tasks) {
-    task_slab_t *slab = weft__aligned_alloc(64, sizeof(task_slab_t));
-    if (!slab)
-      return NULL;
-    /* No memset: record_once() initialises what outlives a task, and
-     * task_init() the rest at every spawn (zeroing the slab first doubled
-     * the writes to its fresh pages). */
-    slab->next = w->task_slabs;
-    w->task_slabs = slab;
-    for (int i = TASK_SLAB; i-- > 0;) {
-      weft_task_t *t = &slab->recs[i];
-      record_once(t, w);
-      t->next = w->free_tasks;
-      w->free_tasks = t;
-      record_poison(t);
-    }
-    w->nfree_tasks += TASK_SLAB;
-  }
-  weft_task_t *t = w->free_tasks;
-  w->free_tasks = t->next;
-  w->nfree_tasks--;
-  record_unpoison(t);
-  return t;
-}
-
+/* The last reference was dropped: the record goes back, by its kind's hook
+ * or to its home worker's pool. */
 static void record_release(weft_task_t *t) {
   weft_runtime_t *rt = t->rt;
   if (rt->cfg.max_tasks)
     /* relaxed: a counter; the limit is approximate under races. */
     atomic_fetch_sub_explicit(&rt->live, 1, memory_order_relaxed);
-  if (t->is_main)
-    return; /* weft_run frees it */
-  if (t->is_foreign) {
-    weft__foreign_release(t); /* unlinked and freed (foreign.c) */
+  if (t->kind->release) {
+    t->kind->release(t); /* main, foreign: not pooled */
     return;
   }
   weft__worker_t *home = t->home;
-  /* relaxed: read by home's shutdown walk, which only skips the record. */
-  atomic_store_explicit(&t->freed, 1, memory_order_relaxed);
-  /* Before the push below: home may reuse (and unpoison) it right after. */
-  record_poison(t);
-  if (weft__worker_current() == home) {
-    t->next = home->free_tasks;
-    home->free_tasks = t;
-    home->nfree_tasks++;
-    return;
-  }
-  weft_task_t *head =
-      atomic_load_explicit(&home->remote_free, memory_order_relaxed);
-  do {
-    t->next = head;
-    /* release: everything done to the record happens before its reuse. */
-  } while (!atomic_compare_exchange_weak_explicit(
-      &home->remote_free, &head, t, memory_order_release,
-      memory_order_relaxed));
-}
-
-void weft__task_free_all(weft__worker_t *w) {
-  weft__task_reclaim_remote(w);
-  task_slab_t *s = w->task_slabs;
-  while (s) {
-    task_slab_t *next = s->next;
-#if defined(WEFT_SANITIZE_THREAD)
-    for (int i = 0; i < TASK_SLAB; i++)
-      if (s->recs[i].tsan_fiber)
-        __tsan_destroy_fiber(s->recs[i].tsan_fiber);
-#endif
-    weft__aligned_free(s);
-    s = next;
-  }
-  w->task_slabs = NULL;
-  w->free_tasks = NULL;
-}
-
-void weft__task_cancel_all(weft__worker_t *w) {
-  weft__task_reclaim_remote(w);
-  for (task_slab_t *s = w->task_slabs; s; s = s->next) {
-    for (int i = 0; i < TASK_SLAB; i++) {
-      weft_task_t *t = &s->recs[i];
-      /* relaxed: only home makes a free record a task again (and home is
-       * the caller); a record freed elsewhere meanwhile is a completed task,
-       * on which cancel is a no-op. */
-      if (!atomic_load_explicit(&t->freed, memory_order_relaxed))
-        weft__task_cancel_unguarded(t, 1);
-    }
-  }
-}
-
-/* v in decimal at dst, NUL-terminated (at most 21 bytes); returns the
- * length. No snprintf: async-signal-safe. */
-static size_t put_u64(char *dst, uint64_t v) {
-  char digits[20];
-  size_t n = 0, i = 0;
-  do {
-    digits[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n)
-    dst[i++] = digits[--n];
-  dst[i] = 0;
-  return i;
-}
-
-/* "task-N" without snprintf (async-signal-safe). */
-static void default_name(char *dst, uint64_t id) {
-  memcpy(dst, "task-", 5);
-  put_u64(dst + 5, id);
+  weft__record_free(&home->records, &home->remote.remote_free, t,
+                    weft__worker_current() == home);
 }
 
 static void copy_name(char *dst, const char *src) {
@@ -283,7 +112,7 @@ static const char *name_of(weft_task_t *t) {
   if (st == 0 && atomic_compare_exchange_strong_explicit(
                      &t->name_state, &st, 1, memory_order_acquire,
                      memory_order_acquire)) {
-    default_name(t->name, t->id);
+    weft__task_default_name(t->name, t->id);
     /* release: publishes the name to readers that acquire 2. */
     atomic_store_explicit(&t->name_state, 2, memory_order_release);
     return t->name;
@@ -292,15 +121,6 @@ static const char *name_of(weft_task_t *t) {
   while (atomic_load_explicit(&t->name_state, memory_order_acquire) != 2)
     weft__cpu_relax();
   return t->name;
-}
-
-const char *weft__task_name_peek(const weft_task_t *t,
-                                 char buf[WEFT_TASK_NAME_MAX + 1]) {
-  /* acquire: as in name_of. */
-  if (atomic_load_explicit(&t->name_state, memory_order_acquire) == 2)
-    return t->name;
-  default_name(buf, t->id);
-  return buf;
 }
 
 static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
@@ -324,195 +144,9 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
   t->scope = NULL;
   t->scope_deadline = WEFT__NO_DEADLINE;
   t->rt = rt;
-  t->is_main = 0;
-  t->is_foreign = 0;
+  t->kind = &weft__task_kind_spawned;
   t->always_start = 0;
   t->discard = NULL;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Switching                                                                 */
-
-/* Called on a task's stack right after it was switched to: if the task
- * that switched away did so directly (not through the scheduler), finish
- * its transition here (worker.c). */
-static void resumed(weft_task_t *t) {
-  weft__worker_t *w = t->worker; /* set by whoever switched to t */
-  if (w->prev) {
-    /* The scheduler's state while it finishes: no task is current, so
-     * wakes it performs go to the run queue, not the LIFO slot. */
-    w->current = NULL;
-    weft__sched_finish_switch(w);
-    w->current = t;
-  }
-}
-
-static void task_entry(void *arg) {
-  weft_task_t *t = arg;
-#if defined(WEFT_SANITIZE_ADDRESS)
-  __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
-#endif
-  resumed(t);
-  t->result = t->fn(t->arg);
-  weft__task_switch_out(t, WEFT__AFTER_DONE);
-  abort(); /* a finished task is never resumed */
-}
-
-/* Make t the running task of w (both switch paths). */
-static inline void enter(weft__worker_t *w, weft_task_t *t) {
-  t->budget = WEFT__COOP_BUDGET;
-  t->worker = w;
-  w->current = t;
-  /* errno does not travel with the task: code compiled by others may keep
-   * errno's address across a suspension point whatever weft does
-   * (design.md section 2.6), so weft promises nothing about it there. */
-}
-
-/* Suspend t. When the worker has another task ready that can run at once
- * (weft__sched_pick_direct), switch straight to it: one context switch
- * instead of two, and the scheduler's stack stays untouched. Either way
- * t's transition (`after`) is done by whoever runs next on this worker,
- * once t's registers are saved (task_state.h, two-phase suspension). */
-void weft__task_switch_out(weft_task_t *t, enum weft__after after) {
-  weft__worker_t *w = t->worker; /* t runs: set by enter() */
-  w->after = after;
-  w->prev = t;
-  /* A finished task's stack is shallow (task_entry), so it may also set up
-   * a first run's stack; a suspending one may be deep in its own. The main
-   * task's end starts the shutdown: that goes through the scheduler. */
-  int done = after == WEFT__AFTER_DONE;
-  weft_task_t *n =
-      done && t->is_main ? NULL : weft__sched_pick_direct(w, done);
-  if (n) {
-    enter(w, n);
-#if defined(WEFT_SANITIZE_ADDRESS)
-    __sanitizer_start_switch_fiber(
-        after == WEFT__AFTER_DONE ? NULL : &t->asan_fake_stack, n->stack->lo,
-        n->stack->usable);
-#endif
-#if defined(WEFT_SANITIZE_THREAD)
-    __tsan_switch_to_fiber(n->tsan_fiber, 0);
-#endif
-    weft__ctx_switch(&t->ctx, &n->ctx);
-  } else {
-#if defined(WEFT_SANITIZE_ADDRESS)
-    __sanitizer_start_switch_fiber(
-        after == WEFT__AFTER_DONE ? NULL : &t->asan_fake_stack,
-        w->asan_stack_bottom, w->asan_stack_size);
-#endif
-#if defined(WEFT_SANITIZE_THREAD)
-    __tsan_switch_to_fiber(w->tsan_sched, 0);
-#endif
-    weft__ctx_switch(&t->ctx, &w->sched_ctx);
-  }
-  /* Resumed, perhaps on another worker: `w` is stale from here on. */
-#if defined(WEFT_SANITIZE_ADDRESS)
-  __sanitizer_finish_switch_fiber(t->asan_fake_stack, NULL, NULL);
-#endif
-  resumed(t);
-}
-
-/* A task cancelled before its first run (or caught by the shutdown before
- * it) never starts, as asyncio never starts a coroutine whose task was
- * cancelled first: its body would only run up to its first suspension
- * point, which returns WEFT_ECANCELED anyway. */
-int weft__task_start_cancelled(const weft_task_t *t) {
-  /* acquire: pairs with the canceller's fetch_or (weft__state_cancel). */
-  return (atomic_load_explicit(&t->state, memory_order_acquire) &
-          WEFT__ST_CANCEL) != 0 ||
-         /* relaxed: a flag; once set it stays set (wait.c). */
-         atomic_load_explicit(&t->rt->shutdown, memory_order_relaxed) != 0;
-}
-
-/* Give a first run its stack and context. Fails, leaving t untouched, with
- * WEFT_ECANCELED (cancelled before it ran: it must not start) or
- * WEFT_ENOMEM (no stack; never for an always_start task, whose stack was
- * taken at spawn); weft__task_run() then finishes t without running it,
- * with that status. */
-int weft__task_prepare(weft__worker_t *w, weft_task_t *t) {
-  if (WEFT__UNLIKELY(weft__task_start_cancelled(t)) && !t->always_start)
-    return WEFT_ECANCELED;
-  weft__stack_t *s = t->stack; /* taken at spawn if always_start */
-  if (!s && !(s = weft__stack_alloc(&t->rt->stacks, &w->stacks)))
-    return WEFT_ENOMEM;
-  t->stack = s;
-  t->started = 1;
-  t->check_canary = !s->guarded;
-  weft__ctx_make(&t->ctx, s->lo, s->usable, task_entry, t);
-#if defined(WEFT_SANITIZE_THREAD)
-  if (!t->tsan_fiber)
-    t->tsan_fiber = __tsan_create_fiber(0);
-#endif
-  return 0;
-}
-
-void weft__task_run(weft__worker_t *w, weft_task_t *t) {
-  int err;
-  if (WEFT__UNLIKELY(!t->started) && (err = weft__task_prepare(w, t)) != 0) {
-    /* Cancelled before its first run, or no stack: the task finishes
-     * without running, with that status. */
-    t->status = err;
-    w->after = WEFT__AFTER_DONE;
-    w->prev = t;
-    return;
-  }
-  enter(w, t);
-#if defined(WEFT_SANITIZE_ADDRESS)
-  void *fake = NULL;
-  __sanitizer_start_switch_fiber(&fake, t->stack->lo, t->stack->usable);
-#endif
-#if defined(WEFT_SANITIZE_THREAD)
-  __tsan_switch_to_fiber(t->tsan_fiber, 0);
-#endif
-  weft__ctx_switch(&w->sched_ctx, &t->ctx);
-  /* Back on the scheduler, from t or from a task t switched to directly:
-   * w->prev is the one that switched here. */
-#if defined(WEFT_SANITIZE_ADDRESS)
-  __sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#endif
-  w->current = NULL;
-}
-
-/* Stack overflow reports: the canary check here, the guard page's SIGSEGV
- * handler in runtime.c, one reporter for both. */
-
-static size_t put_str(char *dst, const char *src) {
-  size_t n = strlen(src);
-  memcpy(dst, src, n);
-  return n;
-}
-
-void weft__task_overflow_abort(const weft_task_t *t, int guard_hit) {
-  /* Prefix, name, the longer detail (a 20-digit size) and the tail. */
-  char msg[64 + WEFT_TASK_NAME_MAX], name[WEFT_TASK_NAME_MAX + 1];
-  size_t n = put_str(msg, "weft: stack overflow in task '");
-  n += put_str(msg + n, weft__task_name_peek(t, name));
-  if (guard_hit) {
-    n += put_str(msg + n, "' (guard page hit)\n");
-  } else {
-    n += put_str(msg + n, "' (stack of ");
-    n += put_u64(msg + n, t->stack ? t->stack->usable : 0);
-    n += put_str(msg + n, " bytes)\n");
-  }
-  (void)!write(STDERR_FILENO, msg, n);
-  abort();
-}
-
-void weft__task_check_canary(const weft_task_t *t) {
-#if !defined(WEFT_CTX_ucontext)
-  if (weft__stack_overflowed(t->stack, t->ctx.sp))
-    weft__task_overflow_abort(t, 0);
-#else
-  (void)t;
-#endif
-}
-
-void weft__coop_tick(void) {
-  weft_task_t *t = weft__task_current();
-  if (t && --t->budget == 0) {
-    t->budget = WEFT__COOP_BUDGET;
-    weft__task_switch_out(t, WEFT__AFTER_YIELD);
-  }
 }
 
 /* Wake every waiter of a completed task (wait.c handshake: claim under the
@@ -534,23 +168,7 @@ static void wake_joiners(weft_task_t *t) {
   }
 }
 
-static inline void count_finished(weft__worker_t *w) {
-  /* release: single writer; read by the quiescence check (runtime.c). */
-  atomic_store_explicit(
-      &w->finished,
-      atomic_load_explicit(&w->finished, memory_order_relaxed) + 1,
-      memory_order_release);
-}
-
-/* Called by the worker (scheduler context) after the task's final switch. */
-void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
-  weft_runtime_t *rt = t->rt;
-  if (t->stack) {
-    if (!t->stack->guarded && weft__stack_overflowed(t->stack, NULL))
-      weft__task_overflow_abort(t, 0);
-    weft__stack_release(&rt->stacks, &w->stacks, t->stack);
-    t->stack = NULL;
-  }
+static inline void publish(weft_task_t *t) {
   /* relaxed: cancels is only compared; the task's own writes are ordered
    * by program order on this thread after the switch. */
   if (t->status == 0 &&
@@ -563,19 +181,15 @@ void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
    * outcome visible (weft_spawn_opts_t). */
   if (WEFT__UNLIKELY(!t->started) && t->discard)
     t->discard(t->arg);
-
-
   /* acq_rel: result and status are published with COMPLETE; acquire sees
    * an awaiter's JOINED (task_state.h). */
   unsigned old = atomic_fetch_or_explicit(&t->state, WEFT__ST_COMPLETE,
                                           memory_order_acq_rel);
   if (old & WEFT__ST_JOINED)
     wake_joiners(t);
-  if (t->is_foreign)
-    weft__foreign_complete(t); /* completes its future (foreign.c) */
-  count_finished(w);
-  if (t->is_main)
-    weft__runtime_on_main_done(rt, t);
+}
+
+static inline void drop_own_ref(weft_task_t *t) {
   /* The task's own reference. When it is the only one left (a detached
    * task), nobody can take another (a reference is made from an existing
    * one), so the decrement's read-modify-write is skipped. acquire: pairs
@@ -585,6 +199,21 @@ void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
   else
     weft_task_unref(t);
 }
+
+void weft__task_publish(weft_task_t *t) { publish(t); }
+
+void weft__task_drop_own_ref(weft_task_t *t) { drop_own_ref(t); }
+
+/* A spawned task: publish, count, drop its reference (inline here: this is
+ * every spawned task's completion). */
+static void spawned_complete(weft__worker_t *w, weft_task_t *t) {
+  publish(t);
+  weft__count_finished(w);
+  drop_own_ref(t);
+}
+
+static const weft__task_kind_t weft__task_kind_spawned = {
+    .complete = spawned_complete, .release = NULL, .done_via_sched = 0};
 
 /* ------------------------------------------------------------------------ */
 /* Spawning                                                                  */
@@ -601,9 +230,9 @@ static int spawn(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
   if (!fn)
     return WEFT_EINVAL;
   weft__worker_t *w = weft__worker_current();
-  if (!w || !w->current)
+  if (!w || !w->own.current)
     return WEFT_ENOTTASK;
-  weft_runtime_t *rt = w->rt;
+  weft_runtime_t *rt = w->own.rt;
   if (opts && (opts->pin < -1 || (opts->pin >= 0 &&
                                    (unsigned)opts->pin >= rt->nworkers)))
     return WEFT_EINVAL;
@@ -623,7 +252,8 @@ static int spawn(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
   weft__stack_t *stack = NULL;
   if (always_start)
     stack = weft__stack_alloc(&rt->stacks, &w->stacks);
-  weft_task_t *t = always_start && !stack ? NULL : record_alloc(w);
+  weft_task_t *t =
+      always_start && !stack ? NULL : weft__record_alloc(&w->records, w);
   if (!t) {
     if (stack)
       weft__stack_release(&rt->stacks, &w->stacks, stack);
@@ -635,9 +265,9 @@ static int spawn(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
   t->always_start = (uint8_t)always_start;
   t->stack = stack;
   t->discard = opts ? opts->discard : NULL;
-  t->local = w->current->local; /* contextvars: a copy of the parent's */
-  uint64_t seq = atomic_load_explicit(&w->spawned, memory_order_relaxed);
-  t->id = seq * rt->nworkers + w->index + 1;
+  t->local = w->own.current->local; /* contextvars: a copy of the parent's */
+  uint64_t seq = atomic_load_explicit(&w->remote.spawned, memory_order_relaxed);
+  t->id = seq * rt->nworkers + w->own.index + 1;
   if (opts && opts->name) {
     copy_name(t->name, opts->name);
     /* relaxed: the scheduling push below publishes the record. */
@@ -649,7 +279,7 @@ static int spawn(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
   if (opts && opts->pin >= 0)
     t->route = t->pin = &rt->workers[opts->pin];
   /* release: pairs with the quiescence check's acquire loads. */
-  atomic_store_explicit(&w->spawned, seq + 1, memory_order_release);
+  atomic_store_explicit(&w->remote.spawned, seq + 1, memory_order_release);
   weft__count(w, WEFT__C_SPAWNED);
   if (out)
     *out = t;
@@ -672,14 +302,14 @@ int weft_spawn(weft_task_fn fn, void *arg, weft_task_t **out) {
 }
 
 weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
-                                 void *arg) {
+                                 void *arg, const weft__task_kind_t *kind) {
   weft_task_t *t = weft__aligned_alloc(64, sizeof(weft_task_t));
   if (!t)
     return NULL;
   memset(t, 0, sizeof(*t));
-  record_once(t, NULL);
+  weft__record_once(t, NULL);
   task_init(t, rt, fn, arg, 2u);
-  t->is_main = 1;
+  t->kind = kind;
   copy_name(t->name, "main");
   atomic_store_explicit(&t->name_state, 2, memory_order_relaxed);
   if (rt->cfg.max_tasks)
@@ -829,23 +459,6 @@ int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms, void **result) {
   return await_until(t, deadline, result, 0);
 }
 
-/* weft_task_cancel() without asan_check_live and without foreign.c's
- * guard: the shutdown walk may cancel a record freed elsewhere since it
- * looked (step 4), and foreign.c calls it with its lock held (wake = 0: only
- * record the request, the shutdown wakes every task). */
-int weft__task_cancel_unguarded(weft_task_t *t, int wake) {
-  if (is_complete(t))
-    return 0;
-  /* relaxed: counted before the request is posted; finish reads it after
-   * the task's last switch. */
-  atomic_fetch_add_explicit(&t->cancels, 1, memory_order_relaxed);
-  if (!weft__state_cancel(&t->state))
-    return 0;
-  if (wake)
-    weft__task_wake(t);
-  return 1;
-}
-
 int weft_task_cancel(weft_task_t *t) {
   if (!t)
     return WEFT_EINVAL;
@@ -854,24 +467,15 @@ int weft_task_cancel(weft_task_t *t) {
    * exit handshake waits for (runtime.c step 5). Any other thread's wake
    * could outlive weft_run: it goes through foreign.c's lock (step 1). */
   weft__worker_t *w = weft__worker_current();
-  if (WEFT__LIKELY(w && w->rt == t->rt))
+  if (WEFT__LIKELY(w && w->own.rt == t->rt))
     return weft__task_cancel_unguarded(t, 1);
-  return weft__foreign_cancel(t);
-}
-
-int weft_task_uncancel(void) {
-  weft_task_t *t = weft__task_current();
-  if (!t)
-    return WEFT_ENOTTASK;
-  /* relaxed: the task's own counter; cancellers only increment it. */
-  int c = atomic_load_explicit(&t->cancels, memory_order_relaxed);
-  while (c > 0 && !atomic_compare_exchange_weak_explicit(
-                      &t->cancels, &c, c - 1, memory_order_relaxed,
-                      memory_order_relaxed))
-    ;
-  if (c <= 1)
-    weft__state_take_cancel(&t->state); /* none left: drop an undelivered one */
-  return c > 0 ? c - 1 : 0;
+  weft__foreign_t *fo = &t->rt->foreign;
+  /* Held across the wake (foreign.c protocol step 7); no wake once
+   * submissions are closed. */
+  pthread_mutex_lock(&fo->mu);
+  int rc = weft__task_cancel_unguarded(t, !fo->closed);
+  pthread_mutex_unlock(&fo->mu);
+  return rc;
 }
 
 int weft_task_cancelling(void) {
@@ -1107,14 +711,15 @@ int weft_gather_all(weft_task_t *const *tasks, size_t n, void **results,
 /* Records of tasks submitted from outside (foreign.c)                      */
 
 weft_task_t *weft__task_new_foreign(weft_runtime_t *rt, weft_task_fn fn,
-                                    void *arg, size_t size) {
+                                    void *arg, size_t size,
+                                    const weft__task_kind_t *kind) {
   weft_task_t *t = weft__aligned_alloc(64, size);
   if (!t)
     return NULL;
   memset(t, 0, size);
-  record_once(t, NULL);
+  weft__record_once(t, NULL);
   task_init(t, rt, fn, arg, 1u);
-  t->is_foreign = 1;
+  t->kind = kind;
   copy_name(t->name, "foreign");
   /* relaxed: the scheduling push publishes the record. */
   atomic_store_explicit(&t->name_state, 2, memory_order_relaxed);

@@ -67,8 +67,15 @@
  *     cancellation from outside (asyncio 3.13's TaskGroup.__aexit__).
  */
 #include "alloc.h"
-#include "core.h"
+#include "list.h"
+#include "record.h"
+#include "sched/worker.h"
+#include "spinlock.h"
 #include "sync/waitq.h"
+#include "task_int.h"
+#include "task_state.h"
+#include "timer.h"
+#include "wait.h"
 
 #include <stdlib.h>
 #include <string.h>

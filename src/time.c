@@ -1,14 +1,11 @@
 /*
- * Per-worker timers: a hierarchical timing wheel of 1 ms ticks and one
- * uv_timer_t armed for the tick by which the wheel must next be expired.
- *
- * Owner-only: a timer is added, fired and removed on its worker's thread. A
- * task with a timer pending sets its `route` to that worker, so whoever wakes
- * it (a canceller, a completing task) sends it back there, and it removes its
- * own timer without any cross-thread access (docs/design.md §2.3). When the
- * timer itself fires and enqueues the parked task, nothing is left to remove,
- * so the callback clears the route and the task may run anywhere. The wheel
- * (weft__wheel_*) is a plain structure of its worker's, with no locks.
+ * The clock and the hierarchical timing wheel: a plain structure with no
+ * locks, no worker and no runtime, worked on the way libuv's timer.c works
+ * on its heap. Whoever owns a wheel adds, removes and expires its timers on
+ * one thread; the workers' use of theirs (a uv timer armed for
+ * weft__wheel_next(), expired timers waking their tasks, the route
+ * protocol) is in sched/timers.c. The wheel never touches a timer's task:
+ * weft__wheel_expire() only hands the timer back.
  *
  * The wheel: a timer due at `deadline` (ns) belongs to tick
  * T = ceil(deadline / 1 ms) and fires once the clock has reached T ms, so
@@ -19,7 +16,7 @@
  * were added, except that one moved down from above comes after those added
  * straight to level 0 before it moved); level k >= 1 holds ticks up to
  * 2^(10+6k) ahead in 64 slots, slot (T >> (10+6(k-1))) % 64, each spanning
- * the whole level below (levels in core.h); each level has a bitmap of its
+ * the whole level below (levels in timer.h); each level has a bitmap of its
  * non-empty slots. A timer goes to the lowest level whose reach covers
  * T - cursor, so an upper-level slot's span always lies after the cursor's
  * own span at that level, within 64 spans. When the cursor reaches the start
@@ -39,26 +36,20 @@
  * 100,000 sleepers. A flat wheel with an unsorted list beyond its window,
  * the second version, walked that whole list every 512 ticks, and (a
  * defect) forgot it while a later timer sat in the window.
- *
- * The uv timer is armed for weft__wheel_next(): level 0's earliest tick,
- * or an upper-level span's start if that comes first (the wheel then moves
- * that slot down and is re-armed for the precise tick): never after any
- * timer's tick. Removing a timer leaves the uv timer as it is; an expiry
- * that finds nothing due re-arms it, which is cheaper than re-arming at
- * every removal.
  */
-#include "core.h"
+#include "list.h"
+#include "timer.h"
 
-#include <stdlib.h>
+#include <stdint.h>
+#include <uv.h>
 
-#define NS_PER_TICK 1000000u
 #define MASK0 (WEFT__WHEEL_SLOTS - 1u)
 #define UP_MASK (WEFT__WHEEL_UP_SLOTS - 1u)
 
 uint64_t weft__now_ns(void) { return uv_hrtime(); }
 
 static uint64_t tick_of(uint64_t deadline) {
-  return deadline / NS_PER_TICK + (deadline % NS_PER_TICK != 0);
+  return deadline / WEFT__TICK_NS + (deadline % WEFT__TICK_NS != 0);
 }
 
 /* log2 of the span of one slot of level k >= 1 (in ticks). */
@@ -82,7 +73,7 @@ static void place(weft__wheel_t *wh, weft__timer_t *t) {
   unsigned msb = 63u - (unsigned)__builtin_clzll(delta);
   unsigned k = (msb - WEFT__WHEEL_BITS) / WEFT__WHEEL_UP_BITS + 1;
   if (k > WEFT__WHEEL_UP_LEVELS)
-    k = WEFT__WHEEL_UP_LEVELS; /* cannot happen (core.h); if it did, the
+    k = WEFT__WHEEL_UP_LEVELS; /* cannot happen (timer.h); if it did, the
                                   timer would come down too early and
                                   simply be placed again */
   unsigned s = (unsigned)((t->tick >> up_shift(k)) & UP_MASK);
@@ -244,98 +235,11 @@ void weft__wheel_restart(weft__wheel_t *wh, uint64_t now_tick) {
     wh->tick = now_tick;
 }
 
-/* ------------------------------------------------------------------------ */
-/* The worker's wheel and its uv timer                                       */
-
-static void on_timer(uv_timer_t *h);
-
-static void arm(weft__worker_t *w) {
-  uint64_t tick = weft__wheel_next(&w->wheel);
-  if (tick == w->timer_armed)
-    return;
-  if (tick == UINT64_MAX) {
-    uv_timer_stop(&w->timer);
-    w->timer_armed = UINT64_MAX;
-    return;
-  }
-  uint64_t due =
-      tick <= UINT64_MAX / NS_PER_TICK ? tick * NS_PER_TICK : UINT64_MAX;
-  uint64_t now = weft__now_ns();
-  uint64_t ms = due > now ? (due - now + NS_PER_TICK - 1) / NS_PER_TICK : 0;
-  uv_update_time(&w->loop);
-  uv_timer_start(&w->timer, on_timer, ms, 0); /* libuv saturates the sum */
-  w->timer_armed = tick;
-}
-
-/* Wake t's task; t is out of the wheel. */
-static void fire(weft__timer_t *t) {
-  t->fired = 1;
-  weft_task_t *task = t->task;
-  if (weft__state_wake(&task->state)) {
-    /* We enqueue a parked task: its timer is gone from the wheel, so it
-     * gets back the route it had before the wait (none, its pin, or the
-     * home worker of an I/O operation in progress) and may resume
-     * wherever that allows. The queue push publishes the route and
-     * `fired`. A task already queued (woken by something else) keeps the
-     * timer's route, comes back here, and restores its route itself
-     * (weft__wait_poll). */
-    task->route = t->route_after;
-    weft__sched_schedule(task, 1);
-  }
-}
-
-static void on_timer(uv_timer_t *h) {
-  weft__worker_t *w = h->data;
-  uint64_t now_tick = weft__now_ns() / NS_PER_TICK;
-  int woke = 0;
-  weft__timer_t *t;
-  w->timer_armed = UINT64_MAX;
-  while ((t = weft__wheel_expire(&w->wheel, now_tick))) {
-    fire(t);
-    woke = 1;
-  }
-  arm(w);
-  /* libuv runs due timers at the top of uv_run(UV_RUN_ONCE), before it
-   * computes the poll timeout: without this, a parked worker would block in
-   * the poll with the tasks just woken in its own queue. uv_stop makes that
-   * one poll non-blocking (the flag is cleared when uv_run returns). */
-  if (woke)
-    uv_stop(&w->loop);
-}
-
 void weft__timer_init(weft__timer_t *t, uint64_t deadline, weft_task_t *task) {
   t->deadline = deadline;
   t->task = task;
-  t->route_after = task ? task->pin : NULL;
+  t->route_after = NULL;
   t->tick = 0;
   t->where = WEFT__TIMER_NONE;
   t->fired = 0;
-}
-
-void weft__timer_add(weft__worker_t *w, weft__timer_t *t) {
-  t->fired = 0;
-  if (w->wheel.len == 0) /* the cursor may be far behind: catch it up */
-    weft__wheel_restart(&w->wheel, weft__now_ns() / NS_PER_TICK);
-  weft__wheel_add(&w->wheel, t);
-  if (t->tick < w->timer_armed)
-    arm(w); /* else the uv timer fires first, and re-arms then */
-}
-
-void weft__timer_remove(weft__worker_t *w, weft__timer_t *t) {
-  weft__wheel_remove(&w->wheel, t);
-  /* The uv timer may now fire early for a removed tick; on_timer then finds
-   * nothing due and re-arms, which is cheaper than re-arming here. */
-}
-
-void weft__timers_init(weft__worker_t *w) {
-  uv_timer_init(&w->loop, &w->timer);
-  w->timer.data = w;
-  weft__wheel_init(&w->wheel, weft__now_ns() / NS_PER_TICK);
-  w->timer_armed = UINT64_MAX;
-}
-
-void weft__timers_destroy(weft__worker_t *w) {
-  /* Timers live on task stacks and every task has finished: nothing to
-   * free. */
-  w->wheel.len = 0;
 }

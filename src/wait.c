@@ -13,14 +13,15 @@
  *     unlinked the waiter itself under the lock (cancel, timeout). If it finds
  *     fired == 1 it spins until 2: the waker is between steps 2 and 3.
  * A timer is simpler: it fires on the worker that owns it, and the task is
- * routed back to that worker before it looks (time.c).
+ * routed back to that worker before it looks (sched/timers.c).
  *
  * Deadlines: a wait's own deadline (sleep, wait_for) and the task's timeout
  * scopes share one timer on the current worker (weft__wait_begin/poll/end),
  * armed for the earlier of the two; the task is routed back to that worker
- * while it is armed (time.c). A scope whose deadline passes cancels its task
- * (it adds to `cancels` and posts the CANCEL bit, as weft_task_cancel() does)
- * and weft_timeout_exit() withdraws that request again. Scopes are owner-
+ * while it is armed (sched/timers.c). A scope whose deadline passes cancels
+ * its task (it adds to `cancels` and posts the CANCEL bit, as
+ * weft_task_cancel() does) and weft_timeout_exit() withdraws that request
+ * again. Scopes are owner-
  * only: the task enters, checks, expires and exits them itself, so a timer
  * firing on another thread only wakes it.
  *
@@ -41,7 +42,15 @@
  * point. During shutdown every wait returns WEFT_ECANCELED at once, so
  * shutdown cannot hang.
  */
-#include "core.h"
+#include "compiler.h"
+#include "list.h"
+#include "record.h"
+#include "sched/runtime.h"
+#include "sched/worker.h"
+#include "spinlock.h"
+#include "task_state.h"
+#include "timer.h"
+#include "wait.h"
 
 #include <errno.h>
 
@@ -382,4 +391,21 @@ int weft_yield(void) {
 
 uint64_t weft_time_ms(void) {
   return weft__task_current() ? weft__now_ns() / 1000000u : 0;
+}
+
+/* Withdraw one cancellation request of the calling task (asyncio's
+ * Task.uncancel); with none left, an undelivered one is dropped too. */
+int weft_task_uncancel(void) {
+  weft_task_t *t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  /* relaxed: the task's own counter; cancellers only increment it. */
+  int c = atomic_load_explicit(&t->cancels, memory_order_relaxed);
+  while (c > 0 && !atomic_compare_exchange_weak_explicit(
+                      &t->cancels, &c, c - 1, memory_order_relaxed,
+                      memory_order_relaxed))
+    ;
+  if (c <= 1)
+    weft__state_take_cancel(&t->state); /* none left: drop an undelivered one */
+  return c > 0 ? c - 1 : 0;
 }

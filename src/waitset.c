@@ -29,7 +29,11 @@
  * as_completed).
  */
 #include "alloc.h"
-#include "core.h"
+#include "record.h"
+#include "sched/worker.h"
+#include "task_int.h"
+#include "timer.h"
+#include "wait.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -12,6 +12,8 @@
  */
 #include "alloc.h"
 #include "io/stream_int.h"
+#include "record.h"
+#include "sched/worker.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -13,6 +13,8 @@
  */
 #include "alloc.h"
 #include "io/io.h"
+#include "record.h"
+#include "sched/worker.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -106,7 +108,7 @@ int weft__io_resolve(const char *host, int port, int passive,
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = passive ? AI_PASSIVE : 0;
-  int rc = uv_getaddrinfo(&w->loop, &op->req, on_gai, host, NULL, &hints);
+  int rc = uv_getaddrinfo(&w->own.loop, &op->req, on_gai, host, NULL, &hints);
   if (rc) {
     weft__free(op);
     return rc;

@@ -30,7 +30,7 @@
  *  4. weft__io_leave(t) restores t->route = t->pin. An unpinned task stays
  *     where it is (locality for the next operation); a pinned task is moved
  *     back to its pin before the call returns.
- *  5. Shutdown: objects are linked in home's io_objs while they exist. After
+ *  5. Shutdown: objects are linked in home's io.objs while they exist. After
  *     every task has finished, worker_close (runtime.c) calls
  *     weft__io_worker_close() on home's thread; each object's reap closes
  *     its handles and frees its memory from their close callbacks, which
@@ -42,6 +42,12 @@
  *     count does not know it, and neither runtime could finish.
  */
 #include "io/io.h"
+#include "list.h"
+#include "record.h"
+#include "sched/worker.h"
+#include "task_state.h"
+#include "timer.h"
+#include "wait.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -51,7 +57,7 @@ void weft__io_register(weft__io_obj_t *o, weft__worker_t *home,
                        weft__io_reap_fn reap) {
   o->home = home;
   o->reap = reap;
-  weft__list_push_back(&home->io_objs, &o->link);
+  weft__list_push_back(&home->io.objs, &o->link);
 }
 
 void weft__io_unregister(weft__io_obj_t *o) {
@@ -61,14 +67,14 @@ void weft__io_unregister(weft__io_obj_t *o) {
 
 void weft__io_worker_close(weft__worker_t *w) {
   weft__list_t *n;
-  while ((n = weft__list_pop_front(&w->io_objs))) {
+  while ((n = weft__list_pop_front(&w->io.objs))) {
     weft__io_obj_t *o = weft__container_of(n, weft__io_obj_t, link);
     o->reap(o);
   }
 }
 
 int weft__io_check(const weft_task_t *t, const weft__io_obj_t *o) {
-  return o->home->rt == t->rt ? 0 : WEFT_EOTHER_RUNTIME;
+  return o->home->own.rt == t->rt ? 0 : WEFT_EOTHER_RUNTIME;
 }
 
 void weft__io_hop(weft_task_t *t, weft__worker_t *to) {

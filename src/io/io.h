@@ -13,7 +13,8 @@
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
 
-#include "core.h"
+#include "list.h"
+#include "record.h"
 
 typedef struct weft__io_obj weft__io_obj_t;
 
@@ -23,9 +24,9 @@ typedef struct weft__io_obj weft__io_obj_t;
  * every task has finished. */
 typedef void (*weft__io_reap_fn)(weft__io_obj_t *o);
 
-/* The header of every object on a worker's io_objs list. */
+/* The header of every object on a worker's io.objs list. */
 struct weft__io_obj {
-  weft__list_t link;     /* in home->io_objs; home owner only */
+  weft__list_t link;     /* in home->io.objs; home owner only */
   weft__worker_t *home;  /* the worker whose loop owns the handles */
   weft__io_reap_fn reap; /* teardown (see above) */
 };
@@ -88,5 +89,15 @@ void weft__io_ignore_sigpipe(void);
  * `passive` = the IPv4 wildcard. Suspends; cancellable (dns.c). */
 int weft__io_resolve(const char *host, int port, int passive,
                      struct sockaddr_storage **addrs, size_t *n);
+
+/* Close and free the streams and servers still homed on w (home.c);
+ * runtime.c's worker_close calls it on w's thread before running the loop
+ * out. */
+void weft__io_worker_close(weft__worker_t *w);
+/* Offload (offload.c): run w's loop, after its handles were closed,
+ * until no pool work is out or cfg.offload_grace_ms passed. 0: nothing is
+ * out (run the loop out and close it); 1: work is still running (reported
+ * on stderr): the loop must be left behind, never closed nor freed. */
+int weft__offload_drain(weft__worker_t *w);
 
 #endif /* WEFT_IO_H */

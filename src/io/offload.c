@@ -46,6 +46,11 @@
  */
 #include "alloc.h"
 #include "io/io.h"
+#include "list.h"
+#include "record.h"
+#include "sched/runtime.h"
+#include "sched/worker.h"
+#include "wait.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -114,13 +119,13 @@ int weft_to_thread_ex(weft_thread_fn fn, void *arg,
   op->status = 0;
   weft__worker_t *w = weft__worker_current();
   weft__io_enter(t, w); /* step 1: after_work wakes t on w */
-  int rc = uv_queue_work(&w->loop, &op->req, work_cb, after_work_cb);
+  int rc = uv_queue_work(&w->own.loop, &op->req, work_cb, after_work_cb);
   if (rc) {
     weft__io_leave(t);
     weft__free(op);
     return rc;
   }
-  weft__list_push_back(&w->offloads, &op->link);
+  weft__list_push_back(&w->io.offloads, &op->link);
   rc = weft__io_wait_flag(t, &op->done, 0);
   if (rc) {
     /* Step 4; t still runs on w (the route), the loop's thread. */
@@ -149,24 +154,25 @@ static void grace_cb(uv_timer_t *h) { *(int *)h->data = 1; }
 static void grace_close_cb(uv_handle_t *h) { *(int *)h->data = 2; }
 
 int weft__offload_drain(weft__worker_t *w) {
-  uint64_t grace = w->rt->cfg.offload_grace_ms;
-  if (grace == WEFT_NO_TIMEOUT || weft__list_empty(&w->offloads))
+  uint64_t grace = w->own.rt->cfg.offload_grace_ms;
+  if (grace == WEFT_NO_TIMEOUT || weft__list_empty(&w->io.offloads))
     return 0; /* uv_run(UV_RUN_DEFAULT) waits for whatever is left */
   int expired = 0;
   uv_timer_t tm;
-  uv_timer_init(&w->loop, &tm); /* cannot fail */
+  uv_timer_init(&w->own.loop, &tm); /* cannot fail */
   tm.data = &expired;
   uv_timer_start(&tm, grace_cb, grace, 0);
   uv_unref((uv_handle_t *)&tm); /* the work keeps the loop alive, not it */
-  while (!expired && !weft__list_empty(&w->offloads))
-    uv_run(&w->loop, UV_RUN_ONCE);
+  while (!expired && !weft__list_empty(&w->io.offloads))
+    uv_run(&w->own.loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&tm, grace_close_cb);
   /* The close completes in the next iteration; never block here. */
   while (expired != 2)
-    uv_run(&w->loop, UV_RUN_NOWAIT);
-  if (weft__list_empty(&w->offloads))
+    uv_run(&w->own.loop, UV_RUN_NOWAIT);
+  if (weft__list_empty(&w->io.offloads))
     return 0;
-  for (weft__list_t *n = w->offloads.next; n != &w->offloads; n = n->next) {
+  for (weft__list_t *n = w->io.offloads.next; n != &w->io.offloads;
+       n = n->next) {
     offload_op_t *op = weft__container_of(n, offload_op_t, link);
     fprintf(stderr,
             "weft: offloaded function 0x%" PRIxPTR " (arg %p) still running "

@@ -38,7 +38,13 @@
  * the record (acq_rel, so it sees every other holder's writes).
  */
 #include "alloc.h"
+#include "compiler.h"
 #include "io/stream_int.h"
+#include "list.h"
+#include "record.h"
+#include "sched/runtime.h"
+#include "sched/worker.h"
+#include "task_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -72,7 +78,7 @@ typedef struct weft__server_slot {
 } slot_t;
 
 struct weft_server {
-  weft__io_obj_t obj;             /* home worker, io_objs link, reap */
+  weft__io_obj_t obj;             /* home worker, io.objs link, reap */
   atomic_uint refs;               /* see "Lifetime" */
   atomic_int serving;             /* 1 until closed */
   weft_server_handler_fn handler; /* the program's handler */
@@ -314,7 +320,7 @@ static int slot_open(weft_server_t *srv, slot_t *sl) {
   weft__worker_t *w = sl->w;
   int rc;
   if (srv->is_pipe) {
-    rc = uv_pipe_init(&w->loop, &sl->u.pipe, 0);
+    rc = uv_pipe_init(&w->own.loop, &sl->u.pipe, 0);
     if (rc)
       return rc;
     sl->u.h.data = sl;
@@ -325,7 +331,7 @@ static int slot_open(weft_server_t *srv, slot_t *sl) {
         srv->path_ino = st.st_ino;
     }
   } else {
-    rc = uv_tcp_init(&w->loop, &sl->u.tcp);
+    rc = uv_tcp_init(&w->own.loop, &sl->u.tcp);
     if (rc)
       return rc;
     sl->u.h.data = sl;
@@ -343,7 +349,7 @@ static int slot_open(weft_server_t *srv, slot_t *sl) {
   }
   weft_spawn_opts_t so;
   weft_spawn_opts_init(&so);
-  so.pin = (int)w->index;
+  so.pin = (int)w->own.index;
   so.name = "weft-acceptor";
   server_ref(srv); /* the acceptor, released when it exits */
   sl->acceptor_live = 1;
@@ -408,7 +414,7 @@ int weft_start_server(weft_server_handler_fn handler, void *arg,
   if (!t)
     return WEFT_ENOTTASK;
   weft__worker_t *home = weft__worker_current();
-  weft_runtime_t *rt = home->rt;
+  weft_runtime_t *rt = home->own.rt;
   unsigned nslots = opts && opts->workers ? opts->workers : rt->nworkers;
   if (nslots > rt->nworkers)
     return WEFT_EINVAL;
@@ -612,7 +618,7 @@ long weft_server_accepted(const weft_server_t *srv, unsigned worker) {
   if (!srv)
     return WEFT_EINVAL;
   for (unsigned i = 0; i < srv->nslots; i++)
-    if (srv->slots[i].w && srv->slots[i].w->index == worker)
+    if (srv->slots[i].w && srv->slots[i].w->own.index == worker)
       /* relaxed: a statistic. */
       return atomic_load_explicit(&srv->slots[i].accepted,
                                   memory_order_relaxed);

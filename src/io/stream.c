@@ -52,6 +52,9 @@
  */
 #include "alloc.h"
 #include "io/stream_int.h"
+#include "list.h"
+#include "record.h"
+#include "sched/worker.h"
 
 #include <limits.h>
 #include <netinet/in.h>
@@ -108,8 +111,8 @@ weft_stream_t *weft__stream_alloc(weft__worker_t *home, int is_pipe,
   weft_stream_t *s = weft__calloc(1, sizeof(*s));
   if (!s)
     return NULL;
-  int rc = is_pipe ? uv_pipe_init(&home->loop, &s->u.pipe, 0)
-                   : uv_tcp_init(&home->loop, &s->u.tcp);
+  int rc = is_pipe ? uv_pipe_init(&home->own.loop, &s->u.pipe, 0)
+                   : uv_tcp_init(&home->own.loop, &s->u.tcp);
   if (rc) {
     weft__free(s);
     return NULL;

@@ -10,8 +10,11 @@
 #define WEFT_IO_STREAM_INT_H
 
 #include "io/io.h"
+#include "list.h"
+#include "record.h"
 
 #include <sys/socket.h>
+#include <uv.h>
 
 /* A task inside a reading call (stream.c). Lives on its stack. */
 typedef struct weft__reader {
@@ -27,7 +30,7 @@ typedef struct weft__reader {
 struct weft__server_slot;
 
 struct weft_stream {
-  weft__io_obj_t obj; /* home worker, io_objs link, reap */
+  weft__io_obj_t obj; /* home worker, io.objs link, reap */
   union {
     uv_handle_t h;
     uv_stream_t s;
@@ -85,7 +88,7 @@ struct weft_stream {
 };
 
 /* A new stream with an initialised (unconnected) handle on home's loop,
- * registered in home's io_objs; call on home's thread. NULL on ENOMEM. */
+ * registered in home's io.objs; call on home's thread. NULL on ENOMEM. */
 weft_stream_t *weft__stream_alloc(weft__worker_t *home, int is_pipe,
                                   const weft_stream_opts_t *opts);
 

@@ -5,7 +5,7 @@
  * State: `state` packs SEARCHING (low 16 bits: workers stealing right now)
  * and UNPARKED (high 16 bits: workers not parked). The set of parked workers
  * is a stack under `mu` (`sleepers`), mirrored in an atomic flag per worker
- * (weft__worker_t's `parked`, core.h) so that directed wakes can test it
+ * (weft__worker_t's `parked`, sched/worker.h) so that directed wakes can test it
  * without the lock.
  *
  * Protocol:

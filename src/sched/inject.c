@@ -3,7 +3,7 @@
  */
 #include "sched/inject.h"
 
-#include "core.h"
+#include "record.h"
 
 int weft__inject_init(weft__inject_t *q) {
   q->head = q->tail = NULL;

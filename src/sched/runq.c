@@ -4,7 +4,7 @@
  */
 #include "sched/runq.h"
 
-#include "core.h"
+#include "record.h"
 #include "sched/inject.h"
 
 #include <string.h>

@@ -74,7 +74,15 @@
  * a mark that makes the worker poll before resuming it; DONE completes it
  * and frees its stack (never the stack it runs on: it is the next one's).
  */
-#include "core.h"
+#include "compiler.h"
+#include "record.h"
+#include "sched/idle.h"
+#include "sched/inject.h"
+#include "sched/runq.h"
+#include "sched/runtime.h"
+#include "sched/worker.h"
+#include "stack.h"
+#include "task_state.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -92,7 +100,7 @@ WEFT__NOIPA weft__worker_t *weft__worker_current(void) {
 WEFT__NOIPA weft_task_t *weft__task_current(void) {
   weft__worker_t *w = tls_worker;
   __asm__ __volatile__("" : "+r"(w));
-  return w ? w->current : NULL;
+  return w ? w->own.current : NULL;
 }
 
 #if defined(WEFT_TEST_HOOKS)
@@ -100,7 +108,7 @@ void (*weft__test_hook_foreign_wake)(void);
 
 static void foreign_wake_hook(weft_runtime_t *rt) {
   weft__worker_t *self = weft__worker_current();
-  if ((!self || self->rt != rt) && weft__test_hook_foreign_wake)
+  if ((!self || self->own.rt != rt) && weft__test_hook_foreign_wake)
     weft__test_hook_foreign_wake();
 }
 #else
@@ -114,17 +122,17 @@ static void send_wake(weft__worker_t *w) {
   /* Counted by the waker on the woken worker: several wakers may count at
    * once, so a read-modify-write (weft__count is owner-only). */
   weft__count_shared(w, WEFT__C_WAKEUPS);
-  uv_async_send(&w->async);
+  uv_async_send(&w->remote.async);
 }
 
 void weft__worker_unpark(weft__worker_t *w) {
-  if (weft__idle_claim(&w->rt->idle, w->index))
+  if (weft__idle_claim(&w->own.rt->idle, w->own.index))
     send_wake(w);
 }
 
 void weft__workers_wake_all(weft_runtime_t *rt) {
   for (unsigned i = 0; i < rt->nworkers; i++)
-    uv_async_send(&rt->workers[i].async);
+    uv_async_send(&rt->workers[i].remote.async);
 }
 
 /* Wake a parked worker to help (idle.h step 2). */
@@ -141,16 +149,17 @@ static void notify_one(weft_runtime_t *rt, int force) {
 
 void weft__worker_inbox_push(weft__worker_t *w, weft_task_t *t) {
   /* relaxed: the CAS below publishes. */
-  weft_task_t *head = atomic_load_explicit(&w->inbox, memory_order_relaxed);
+  weft_task_t *head =
+      atomic_load_explicit(&w->remote.inbox, memory_order_relaxed);
   do {
     t->next = head;
     /* seq_cst: publishes t to the owner's exchange (release) and is ordered
      * before the read of `parked` below (Dekker with park). */
   } while (!atomic_compare_exchange_weak_explicit(
-      &w->inbox, &head, t, memory_order_seq_cst, memory_order_relaxed));
-  foreign_wake_hook(w->rt);
+      &w->remote.inbox, &head, t, memory_order_seq_cst, memory_order_relaxed));
+  foreign_wake_hook(w->own.rt);
   /* seq_cst: see above. */
-  if (atomic_load_explicit(&w->parked, memory_order_seq_cst))
+  if (atomic_load_explicit(&w->remote.parked, memory_order_seq_cst))
     weft__worker_unpark(w);
 }
 
@@ -160,12 +169,12 @@ void weft__worker_inbox_push(weft__worker_t *w, weft_task_t *t) {
  * to decide whether to wake a worker (weft__runq_try_push_owner_sc). */
 static void ring_push(weft__worker_t *w, weft_task_t *t, int sc) {
   for (;;) {
-    if (sc ? weft__runq_try_push_owner_sc(&w->runq, t)
-           : weft__runq_try_push_owner(&w->runq, t))
+    if (sc ? weft__runq_try_push_owner_sc(&w->remote.runq, t)
+           : weft__runq_try_push_owner(&w->remote.runq, t))
       return;
     /* -1: a thief claimed tasks since the ring was found full; the retry
      * finds room or that claim in progress. */
-    if (weft__runq_push_overflow(&w->runq, t, &w->rt->inject) == 0)
+    if (weft__runq_push_overflow(&w->remote.runq, t, &w->own.rt->inject) == 0)
       return;
   }
 }
@@ -177,23 +186,23 @@ static void ring_push(weft__worker_t *w, weft_task_t *t, int sc) {
  * a wake-up for nothing). Alone, the ring keeps the exact FIFO order of
  * deterministic mode. */
 static int routed_here(weft__worker_t *w, weft_task_t *t) {
-  return t->route == w && w->rt->nworkers > 1;
+  return t->route == w && w->own.rt->nworkers > 1;
 }
 
 static void own_push(weft__worker_t *w, weft_task_t *t) {
   t->next = NULL;
-  if (w->own_tail)
-    w->own_tail->next = t;
+  if (w->own.own_tail)
+    w->own.own_tail->next = t;
   else
-    w->own_head = t;
-  w->own_tail = t;
+    w->own.own_head = t;
+  w->own.own_tail = t;
 }
 
 static weft_task_t *own_pop(weft__worker_t *w) {
-  weft_task_t *t = w->own_head;
-  w->own_head = t->next;
-  if (!w->own_head)
-    w->own_tail = NULL;
+  weft_task_t *t = w->own.own_head;
+  w->own.own_head = t->next;
+  if (!w->own.own_head)
+    w->own.own_tail = NULL;
   return t;
 }
 
@@ -213,37 +222,37 @@ static void runq_push_notify(weft__worker_t *w, weft_task_t *t) {
     return;
   }
   ring_push(w, t, 1);
-  if (!w->searching)
-    notify_one(w->rt, 0);
+  if (!w->own.searching)
+    notify_one(w->own.rt, 0);
 }
 
 /* Put t in the LIFO slot (protocol above); returns the task it displaced,
  * if any. */
 static weft_task_t *slot_fill(weft__worker_t *w, weft_task_t *t) {
   /* relaxed: only the owner stores a task in the slot. */
-  weft_task_t *prev = atomic_load_explicit(&w->lifo, memory_order_relaxed);
+  weft_task_t *prev = atomic_load_explicit(&w->own.lifo, memory_order_relaxed);
   if (prev)
     /* acq_rel: release publishes t; the exchange decides against a thief's
      * CAS whether prev is still ours. */
-    prev = atomic_exchange_explicit(&w->lifo, t, memory_order_acq_rel);
+    prev = atomic_exchange_explicit(&w->own.lifo, t, memory_order_acq_rel);
   else
     /* release: publishes t's record to a thief's acquire CAS; an empty slot
      * is changed by nobody else. */
-    atomic_store_explicit(&w->lifo, t, memory_order_release);
-  if (!prev && w->rt->nworkers > 1 &&
-      weft__idle_slot_needs_watcher(&w->rt->idle))
-    notify_one(w->rt, 0); /* the woken worker parks again as the watcher */
+    atomic_store_explicit(&w->own.lifo, t, memory_order_release);
+  if (!prev && w->own.rt->nworkers > 1 &&
+      weft__idle_slot_needs_watcher(&w->own.rt->idle))
+    notify_one(w->own.rt, 0); /* the woken worker parks again as the watcher */
   return prev;
 }
 
 /* Take the task in the own LIFO slot, or NULL (protocol above). */
 static inline weft_task_t *slot_take(weft__worker_t *w) {
   /* relaxed: a test before paying for the exchange. */
-  if (!atomic_load_explicit(&w->lifo, memory_order_relaxed))
+  if (!atomic_load_explicit(&w->own.lifo, memory_order_relaxed))
     return NULL;
   /* relaxed: the owner wrote the record itself; the RMW decides against a
    * thief's CAS. */
-  return atomic_exchange_explicit(&w->lifo, NULL, memory_order_relaxed);
+  return atomic_exchange_explicit(&w->own.lifo, NULL, memory_order_relaxed);
 }
 
 void weft__sched_schedule(weft_task_t *t, int from_task) {
@@ -254,13 +263,13 @@ void weft__sched_schedule(weft_task_t *t, int from_task) {
     weft__worker_inbox_push(route, t);
     return;
   }
-  if (!w || w->rt != rt) {
+  if (!w || w->own.rt != rt) {
     weft__inject_push_batch(&rt->inject, t, t, 1);
     foreign_wake_hook(rt);
     notify_one(rt, 1); /* forced: reads the idle state with a seq_cst RMW */
     return;
   }
-  if (from_task && w->current && !rt->cfg.disable_lifo) {
+  if (from_task && w->own.current && !rt->cfg.disable_lifo) {
     weft_task_t *prev = slot_fill(w, t);
     if (!prev)
       return;
@@ -272,11 +281,11 @@ void weft__sched_schedule(weft_task_t *t, int from_task) {
 /* Take the inbox; returns the oldest entry and queues the rest locally. */
 static weft_task_t *inbox_take(weft__worker_t *w) {
   /* relaxed: a cheap emptiness test before the exchange. */
-  if (!atomic_load_explicit(&w->inbox, memory_order_relaxed))
+  if (!atomic_load_explicit(&w->remote.inbox, memory_order_relaxed))
     return NULL;
   /* acquire: pairs with producers' release CAS. */
-  weft_task_t *s = atomic_exchange_explicit(&w->inbox, NULL,
-                                            memory_order_acquire);
+  weft_task_t *s =
+      atomic_exchange_explicit(&w->remote.inbox, NULL, memory_order_acquire);
   weft_task_t *fifo = NULL;
   while (s) { /* reverse: the stack is newest first */
     weft_task_t *next = s->next;
@@ -300,7 +309,7 @@ static weft_task_t *inbox_take(weft__worker_t *w) {
 /* Take a batch from the inject queue (Go's globrunqget): a fair share, at
  * most half a ring. Returns one task and queues the rest. */
 static weft_task_t *inject_take(weft__worker_t *w, size_t max) {
-  weft_runtime_t *rt = w->rt;
+  weft_runtime_t *rt = w->own.rt;
   if (weft__inject_is_empty(&rt->inject))
     return NULL;
   size_t share =
@@ -323,19 +332,20 @@ static weft_task_t *inject_take(weft__worker_t *w, size_t max) {
 }
 
 static weft_task_t *steal(weft__worker_t *w) {
-  weft_runtime_t *rt = w->rt;
+  weft_runtime_t *rt = w->own.rt;
   unsigned n = rt->nworkers;
   /* xorshift32: a random start spreads thieves over victims. */
-  w->rng ^= w->rng << 13;
-  w->rng ^= w->rng >> 17;
-  w->rng ^= w->rng << 5;
-  unsigned start = w->rng % n;
+  w->own.rng ^= w->own.rng << 13;
+  w->own.rng ^= w->own.rng >> 17;
+  w->own.rng ^= w->own.rng << 5;
+  unsigned start = w->own.rng % n;
   for (unsigned i = 0; i < n; i++) {
     weft__worker_t *v = &rt->workers[(start + i) % n];
     if (v == w)
       continue;
     uint32_t moved;
-    weft_task_t *t = weft__runq_steal_into(&v->runq, &w->runq, &moved);
+    weft_task_t *t =
+        weft__runq_steal_into(&v->remote.runq, &w->remote.runq, &moved);
     if (t) {
       weft__count(w, WEFT__C_STEALS);
       for (uint32_t k = 0; k < moved; k++)
@@ -349,27 +359,28 @@ static weft_task_t *steal(weft__worker_t *w) {
 /* Take the task in the LIFO slot of a worker stuck in one task (protocol
  * above). Called by a searcher that found nothing else. */
 static weft_task_t *steal_slot(weft__worker_t *w) {
-  weft_runtime_t *rt = w->rt;
+  weft_runtime_t *rt = w->own.rt;
   if (rt->cfg.disable_lifo)
     return NULL;
   uint64_t now = uv_hrtime() / 1000u;
-  if (now - w->slot_check_us < WEFT__SLOT_CHECK_US)
+  if (now - w->own.slot_check_us < WEFT__SLOT_CHECK_US)
     return NULL;
-  w->slot_check_us = now;
+  w->own.slot_check_us = now;
   for (unsigned i = 1; i < rt->nworkers; i++) {
-    weft__worker_t *v = &rt->workers[(w->index + i) % rt->nworkers];
+    weft__worker_t *v = &rt->workers[(w->own.index + i) % rt->nworkers];
     /* relaxed: a hint; the CAS below decides. */
-    weft_task_t *t = atomic_load_explicit(&v->lifo, memory_order_relaxed);
+    weft_task_t *t = atomic_load_explicit(&v->own.lifo, memory_order_relaxed);
     if (!t)
       continue;
     /* relaxed: the owner's progress, a hint. */
     uint32_t runs = (uint32_t)atomic_load_explicit(
-        &v->stats.v[WEFT__C_RUN], memory_order_relaxed);
+        &v->remote.stats.v[WEFT__C_RUN], memory_order_relaxed);
     /* relaxed: a heuristic shared by thieves (protocol above). */
-    uint64_t seen = atomic_load_explicit(&v->slot_seen, memory_order_relaxed);
+    uint64_t seen =
+        atomic_load_explicit(&v->remote.slot_seen, memory_order_relaxed);
     if ((uint32_t)(seen >> 32) != runs) {
       /* relaxed: as above. */
-      atomic_store_explicit(&v->slot_seen,
+      atomic_store_explicit(&v->remote.slot_seen,
                             (uint64_t)runs << 32 | (uint32_t)now,
                             memory_order_relaxed);
       continue;
@@ -377,7 +388,7 @@ static weft_task_t *steal_slot(weft__worker_t *w) {
     if ((uint32_t)now - (uint32_t)seen < WEFT__SLOT_STUCK_US)
       continue;
     /* acquire: pairs with the owner's release fill: t's record is seen. */
-    if (atomic_compare_exchange_strong_explicit(&v->lifo, &t, NULL,
+    if (atomic_compare_exchange_strong_explicit(&v->own.lifo, &t, NULL,
                                                 memory_order_acquire,
                                                 memory_order_relaxed)) {
       weft__count(w, WEFT__C_STEALS);
@@ -396,18 +407,43 @@ static int runtime_stopping(weft_runtime_t *rt) {
   return atomic_load_explicit(&rt->stop, memory_order_acquire);
 }
 
+/* weft_task_cancel() without task.c's asan_check_live and without
+ * foreign.c's guard: the shutdown walk below may cancel a record freed
+ * elsewhere since it looked (record.c step 3), and foreign.c calls it with
+ * its lock held (wake = 0: only record the request, the shutdown wakes
+ * every task). */
+int weft__task_cancel_unguarded(weft_task_t *t, int wake) {
+  /* acquire: pairs with the release that set COMPLETE. */
+  if (atomic_load_explicit(&t->state, memory_order_acquire) &
+      WEFT__ST_COMPLETE)
+    return 0;
+  /* relaxed: counted before the request is posted; finish reads it after
+   * the task's last switch. */
+  atomic_fetch_add_explicit(&t->cancels, 1, memory_order_relaxed);
+  if (!weft__state_cancel(&t->state))
+    return 0;
+  if (wake)
+    weft__task_wake(t);
+  return 1;
+}
+
+static void cancel_for_shutdown(weft_task_t *t) {
+  weft__task_cancel_unguarded(t, 1);
+}
+
 static void check_shutdown(weft__worker_t *w) {
   /* relaxed: a flag; cancellation itself is ordered by the task state word. */
-  if (!w->shutdown_seen &&
-      atomic_load_explicit(&w->rt->shutdown, memory_order_relaxed)) {
-    w->shutdown_seen = 1;
-    weft__task_cancel_all(w);
+  if (!w->own.shutdown_seen &&
+      atomic_load_explicit(&w->own.rt->shutdown, memory_order_relaxed)) {
+    w->own.shutdown_seen = 1;
+    /* Every task this worker spawned (record.c step 2). */
+    weft__record_each_live(&w->records, cancel_for_shutdown);
   }
 }
 
 static void fair_poll(weft__worker_t *w) {
-  weft_runtime_t *rt = w->rt;
-  w->poll_epoch += w->rt->nworkers; /* see yield_mark() */
+  weft_runtime_t *rt = w->own.rt;
+  w->own.poll_epoch += w->own.rt->nworkers; /* see yield_mark() */
   weft__count(w, WEFT__C_POLLS);
   weft_task_t *t = inbox_take(w);
   if (t)
@@ -415,12 +451,12 @@ static void fair_poll(weft__worker_t *w) {
   t = inject_take(w, 1);
   if (t)
     runq_push(w, t);
-  uv_run(&w->loop, UV_RUN_NOWAIT);
+  uv_run(&w->own.loop, UV_RUN_NOWAIT);
   check_shutdown(w);
   if (rt->cfg.deterministic)
-    w->round_left = weft__runq_len(&w->runq);
+    w->own.round_left = weft__runq_len(&w->remote.runq);
   else
-    w->round_left = WEFT__FAIR_TICKS;
+    w->own.round_left = WEFT__FAIR_TICKS;
 }
 
 /* A mark no other worker's epoch can equal: epochs start at index + 1 and
@@ -428,7 +464,7 @@ static void fair_poll(weft__worker_t *w) {
  * hot line has room for no more): once an epoch wraps, a rare collision
  * costs one extra poll, and a mark of 0 skips one; neither loses a task. */
 static uint32_t yield_mark(weft__worker_t *w) {
-  return (uint32_t)w->poll_epoch;
+  return (uint32_t)w->own.poll_epoch;
 }
 
 /* t must resume on another worker (a pin, a timer or I/O homed there). */
@@ -443,31 +479,31 @@ static inline int needs_poll(weft__worker_t *w, weft_task_t *t) {
 
 /* One tick of the run loop: a resumption, counted towards the next poll. */
 static inline void tick(weft__worker_t *w) {
-  if (w->round_left)
-    w->round_left--;
+  if (w->own.round_left)
+    w->own.round_left--;
   weft__count(w, WEFT__C_RUN);
 }
 
 static inline __attribute__((always_inline)) weft_task_t *
 next_local(weft__worker_t *w) {
-  if (w->round_left == 0)
+  if (w->own.round_left == 0)
     fair_poll(w);
   weft_task_t *t = slot_take(w);
   if (t) {
-    if (w->lifo_streak < WEFT__LIFO_MAX ||
-        (!w->own_head && weft__runq_is_empty(&w->runq))) {
-      w->lifo_streak++;
+    if (w->own.lifo_streak < WEFT__LIFO_MAX ||
+        (!w->own.own_head && weft__runq_is_empty(&w->remote.runq))) {
+      w->own.lifo_streak++;
       weft__count(w, WEFT__C_LIFO);
       return t;
     }
     runq_push(w, t); /* cap reached: queued tasks get their turn */
   }
-  w->lifo_streak = 0;
+  w->own.lifo_streak = 0;
   /* Both queues non-empty: take turns, so neither can starve the other. */
-  if (w->own_head && (w->own_turn ^= 1u))
+  if (w->own.own_head && (w->own.own_turn ^= 1u))
     return own_pop(w);
-  t = weft__runq_pop_owner(&w->runq);
-  if (!t && w->own_head)
+  t = weft__runq_pop_owner(&w->remote.runq);
+  if (!t && w->own.own_head)
     t = own_pop(w);
   return t;
 }
@@ -476,12 +512,12 @@ static weft_task_t *search(weft__worker_t *w) {
   weft_task_t *t = inbox_take(w);
   if (!t)
     t = inject_take(w, WEFT_RUNQ_CAPACITY / 2);
-  if (t || w->rt->nworkers < 2)
+  if (t || w->own.rt->nworkers < 2)
     return t;
-  if (!w->searching) {
-    if (!weft__idle_try_search(&w->rt->idle))
+  if (!w->own.searching) {
+    if (!weft__idle_try_search(&w->own.rt->idle))
       return NULL;
-    w->searching = 1;
+    w->own.searching = 1;
   }
   t = steal(w);
   if (!t)
@@ -494,9 +530,9 @@ static weft_task_t *search(weft__worker_t *w) {
 /* Found work while counted as searching (idle.h step 3): stop searching, and
  * if this was the last searcher, wake one more to continue the search. */
 static void leave_search(weft__worker_t *w) {
-  w->searching = 0;
-  if (weft__idle_end_search(&w->rt->idle))
-    notify_one(w->rt, 0);
+  w->own.searching = 0;
+  if (weft__idle_end_search(&w->own.rt->idle))
+    notify_one(w->own.rt, 0);
 }
 
 /* The last searcher's re-check before it parks (idle.h step 4). The rings
@@ -505,7 +541,7 @@ static int work_anywhere(weft_runtime_t *rt) {
   if (!weft__inject_is_empty(&rt->inject))
     return 1;
   for (unsigned i = 0; i < rt->nworkers; i++)
-    if (!weft__runq_is_empty_sc(&rt->workers[i].runq))
+    if (!weft__runq_is_empty_sc(&rt->workers[i].remote.runq))
       return 1;
   return 0;
 }
@@ -521,76 +557,110 @@ static int work_anywhere(weft_runtime_t *rt) {
 
 static uint64_t runs_of(weft__worker_t *w) {
   /* relaxed: only this worker writes its counters. */
-  return atomic_load_explicit(&w->stats.v[WEFT__C_RUN], memory_order_relaxed);
+  return atomic_load_explicit(&w->remote.stats.v[WEFT__C_RUN],
+                              memory_order_relaxed);
 }
 
 static void on_trim_timer(uv_timer_t *h) {
   weft__worker_t *w = h->data;
-  weft__stack_trim(&w->rt->stacks, TRIM_BATCH);
-  w->trim_runs = runs_of(w);
+  weft__stack_trim(&w->own.rt->stacks, TRIM_BATCH);
+  w->own.trim_runs = runs_of(w);
 }
 
 static void trim_arm(weft__worker_t *w) {
-  if (!weft__stack_trim_wanted(&w->rt->stacks))
+  if (!weft__stack_trim_wanted(&w->own.rt->stacks))
     return;
   /* Trimmed at the previous park and ran nothing since: keep going. */
-  uint64_t delay = w->trim_runs == runs_of(w) ? TRIM_NEXT_MS : TRIM_IDLE_MS;
-  uv_timer_start(&w->trim_timer, on_trim_timer, delay, 0);
+  uint64_t delay = w->own.trim_runs == runs_of(w) ? TRIM_NEXT_MS : TRIM_IDLE_MS;
+  uv_timer_start(&w->own.trim_timer, on_trim_timer, delay, 0);
 }
 
 static void on_watch_timer(uv_timer_t *h) {
   (void)h; /* waking is the point: the loop searches, looking at slots */
 }
 
+/* The runtime's quiescence check (runtime.c lifecycle step 4): once the
+ * main task finished, the runtime stops when every task spawned (and
+ * submitted from outside) has finished. */
+static void check_quiescent(weft_runtime_t *rt) {
+  if (atomic_load_explicit(&rt->stop, memory_order_acquire))
+    return;
+  /* acquire: pairs with the seq_cst store of `shutdown`, which follows the
+   * closing of submissions from outside, so their count read below is
+   * final. Callers have seen it set already; this re-read orders it. */
+  if (!atomic_load_explicit(&rt->shutdown, memory_order_acquire))
+    return;
+  uint64_t finished = 0, spawned = 0;
+  /* seq_cst loads: every `finished` read precedes every `spawned` read in
+   * the single total order (runtime.c lifecycle step 4); each also acquires the
+   * owner's release increment. */
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    finished += atomic_load_explicit(&rt->workers[i].remote.finished,
+                                     memory_order_seq_cst);
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    spawned += atomic_load_explicit(&rt->workers[i].remote.spawned,
+                                    memory_order_seq_cst);
+  /* relaxed: `shutdown` was acquired above, after which the count of
+   * tasks submitted from outside is final (foreign.c protocol step 3). */
+  spawned += atomic_load_explicit(&rt->foreign.spawned, memory_order_relaxed);
+  if (finished == spawned + 1) {
+    /* release: workers that see stop see every task's completion. */
+    atomic_store_explicit(&rt->stop, 1, memory_order_release);
+    weft__workers_wake_all(rt);
+  }
+}
+
 static void park(weft__worker_t *w) {
-  weft_runtime_t *rt = w->rt;
+  weft_runtime_t *rt = w->own.rt;
   if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
-    weft__runtime_check_quiescent(rt);
-  weft__task_reclaim_remote(w);
+    check_quiescent(rt);
+  weft__record_reclaim(&w->records);
   /* seq_cst: `parked` is set before the inbox re-check below (Dekker with
    * weft__worker_inbox_push). */
-  atomic_store_explicit(&w->parked, 1, memory_order_seq_cst);
-  int last = weft__idle_park(&rt->idle, w->index, w->searching);
-  w->searching = 0;
+  atomic_store_explicit(&w->remote.parked, 1, memory_order_seq_cst);
+  int last = weft__idle_park(&rt->idle, w->own.index, w->own.searching);
+  w->own.searching = 0;
   if (last && work_anywhere(rt))
     notify_one(rt, 0);
   /* idle.h step 7: parking while another worker runs, watch its slot. */
   int watch = rt->nworkers > 1 && !rt->cfg.disable_lifo &&
               weft__idle_try_watch(&rt->idle);
   /* seq_cst: ordered after the store of `parked` (Dekker with inbox push). */
-  int skip = atomic_load_explicit(&w->inbox, memory_order_seq_cst) != NULL ||
-             !weft__inject_is_empty(&rt->inject) || runtime_stopping(rt) ||
-             (!w->shutdown_seen &&
-              atomic_load_explicit(&rt->shutdown, memory_order_relaxed));
+  int skip =
+      atomic_load_explicit(&w->remote.inbox, memory_order_seq_cst) != NULL ||
+      !weft__inject_is_empty(&rt->inject) || runtime_stopping(rt) ||
+      (!w->own.shutdown_seen &&
+       atomic_load_explicit(&rt->shutdown, memory_order_relaxed));
   if (!skip) {
     weft__count(w, WEFT__C_PARKS);
     /* The loop's clock was last read at its last run, perhaps long ago: a
      * timer started from it could be due already, fire at the start of
      * uv_run and leave it blocking with no timer at all (libuv runs due
      * timers before it polls). */
-    uv_update_time(&w->loop);
+    uv_update_time(&w->own.loop);
     trim_arm(w);
     if (watch)
-      uv_timer_start(&w->watch_timer, on_watch_timer, WEFT__SLOT_WATCH_MS, 0);
-    uv_run(&w->loop, UV_RUN_ONCE);
-    uv_timer_stop(&w->trim_timer);
-    uv_timer_stop(&w->watch_timer);
+      uv_timer_start(&w->own.watch_timer, on_watch_timer, WEFT__SLOT_WATCH_MS,
+                     0);
+    uv_run(&w->own.loop, UV_RUN_ONCE);
+    uv_timer_stop(&w->own.trim_timer);
+    uv_timer_stop(&w->own.watch_timer);
   }
   if (watch)
     weft__idle_unwatch(&rt->idle);
-  w->searching = weft__idle_unpark_self(&rt->idle, w->index);
-  atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
-  w->poll_epoch += w->rt->nworkers; /* see yield_mark() */
+  w->own.searching = weft__idle_unpark_self(&rt->idle, w->own.index);
+  atomic_store_explicit(&w->remote.parked, 0, memory_order_relaxed);
+  w->own.poll_epoch += w->own.rt->nworkers; /* see yield_mark() */
   check_shutdown(w);
   if (rt->cfg.deterministic)
-    w->round_left = weft__runq_len(&w->runq);
+    w->own.round_left = weft__runq_len(&w->remote.runq);
   else
-    w->round_left = WEFT__FAIR_TICKS;
+    w->own.round_left = WEFT__FAIR_TICKS;
 }
 
 static inline __attribute__((always_inline)) void
 after_switch(weft__worker_t *w, weft_task_t *t) {
-  switch (w->after) {
+  switch (w->own.after) {
   case WEFT__AFTER_PARK:
     if (!weft__state_park(&t->state))
       runq_push_notify(w, t); /* woken while switching: run it again */
@@ -613,12 +683,12 @@ after_switch(weft__worker_t *w, weft_task_t *t) {
 
 /* The task that just switched away (w->prev) has its registers saved:
  * complete its transition. Runs on the scheduler's stack or, after a
- * direct switch, on the next task's (task.c). */
+ * direct switch, on the next task's (sched/switch.c). */
 static inline __attribute__((always_inline)) void
 finish_switch(weft__worker_t *w) {
-  weft_task_t *t = w->prev;
-  w->prev = NULL;
-  if (WEFT__UNLIKELY(t->check_canary) && w->after != WEFT__AFTER_DONE)
+  weft_task_t *t = w->own.prev;
+  w->own.prev = NULL;
+  if (WEFT__UNLIKELY(t->check_canary) && w->own.after != WEFT__AFTER_DONE)
     weft__task_check_canary(t);
   after_switch(w, t);
 }
@@ -646,7 +716,7 @@ static void run(weft__worker_t *w, weft_task_t *t) {
  * for the loop. Never when a fairness poll is due: polls run on the
  * scheduler's stack. */
 weft_task_t *weft__sched_pick_direct(weft__worker_t *w, int may_start) {
-  if (w->round_left == 0 || w->next_run)
+  if (w->own.round_left == 0 || w->own.next_run)
     return NULL;
   weft_task_t *t = next_local(w); /* round_left != 0: does not poll */
   if (!t)
@@ -654,7 +724,7 @@ weft_task_t *weft__sched_pick_direct(weft__worker_t *w, int may_start) {
   if (WEFT__UNLIKELY(routed_elsewhere(w, t) || needs_poll(w, t) ||
                      (!t->started &&
                       (!may_start || weft__task_prepare(w, t) != 0)))) {
-    w->next_run = t; /* run() handles each of these */
+    w->own.next_run = t; /* run() handles each of these */
     return NULL;
   }
   t->yield_mark = 0;
@@ -663,29 +733,29 @@ weft_task_t *weft__sched_pick_direct(weft__worker_t *w, int may_start) {
 }
 
 void weft__worker_loop(weft__worker_t *w) {
-  weft_runtime_t *rt = w->rt;
+  weft_runtime_t *rt = w->own.rt;
   tls_worker = w;
-  w->poll_epoch = w->index + 1u; /* never 0: 0 means "no mark" */
-  w->round_left = rt->cfg.deterministic ? 0 : WEFT__FAIR_TICKS;
+  w->own.poll_epoch = w->own.index + 1u; /* never 0: 0 means "no mark" */
+  w->own.round_left = rt->cfg.deterministic ? 0 : WEFT__FAIR_TICKS;
   while (!runtime_stopping(rt)) {
-    weft_task_t *t = w->next_run;
+    weft_task_t *t = w->own.next_run;
     if (t)
-      w->next_run = NULL;
+      w->own.next_run = NULL;
     else
       t = next_local(w);
     if (!t)
       t = search(w);
     if (t) {
-      if (w->searching)
+      if (w->own.searching)
         leave_search(w);
       run(w, t);
     } else {
       park(w);
     }
   }
-  if (w->searching) {
+  if (w->own.searching) {
     weft__idle_end_search(&rt->idle);
-    w->searching = 0;
+    w->own.searching = 0;
   }
   tls_worker = NULL;
 }

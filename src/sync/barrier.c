@@ -39,7 +39,12 @@
  * a negative error code.
  */
 #include "alloc.h"
-#include "core.h"
+#include "list.h"
+#include "record.h"
+#include "sched/worker.h"
+#include "spinlock.h"
+#include "timer.h"
+#include "wait.h"
 #include "waitq.h"
 
 #include <stdlib.h>

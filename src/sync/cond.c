@@ -23,8 +23,13 @@
  *     notification wins, the request stays pending).
  */
 #include "alloc.h"
-#include "core.h"
+#include "list.h"
 #include "lock.h"
+#include "record.h"
+#include "sched/worker.h"
+#include "spinlock.h"
+#include "timer.h"
+#include "wait.h"
 #include "waitq.h"
 
 #include <stdlib.h>

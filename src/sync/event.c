@@ -17,7 +17,12 @@
  *     (weft__wait lets the claim win; the request stays pending).
  */
 #include "alloc.h"
-#include "core.h"
+#include "list.h"
+#include "record.h"
+#include "sched/worker.h"
+#include "spinlock.h"
+#include "timer.h"
+#include "wait.h"
 #include "waitq.h"
 
 #include <stdlib.h>

@@ -39,8 +39,14 @@
  * (coherence), so it sees itself only while it holds the lock.
  */
 #include "alloc.h"
-#include "core.h"
+#include "compiler.h"
+#include "list.h"
 #include "lock.h"
+#include "record.h"
+#include "sched/worker.h"
+#include "spinlock.h"
+#include "timer.h"
+#include "wait.h"
 #include "waitq.h"
 
 #include <stdlib.h>

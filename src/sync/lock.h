@@ -5,7 +5,7 @@
 #ifndef WEFT_SYNC_LOCK_H
 #define WEFT_SYNC_LOCK_H
 
-#include "core.h"
+#include "record.h"
 
 /* 1 if task t holds l (exact for t == the calling task; see lock.c). */
 int weft__lock_held_by(const weft_lock_t *l, weft_task_t *t);

@@ -36,7 +36,12 @@
  * pending for the next suspension point.
  */
 #include "alloc.h"
-#include "core.h"
+#include "list.h"
+#include "record.h"
+#include "sched/worker.h"
+#include "spinlock.h"
+#include "timer.h"
+#include "wait.h"
 #include "waitq.h"
 
 #include <stdlib.h>

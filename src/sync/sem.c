@@ -34,7 +34,13 @@
  * hand-over (which is a release immediately followed by an acquire).
  */
 #include "alloc.h"
-#include "core.h"
+#include "compiler.h"
+#include "list.h"
+#include "record.h"
+#include "sched/worker.h"
+#include "spinlock.h"
+#include "timer.h"
+#include "wait.h"
 #include "waitq.h"
 
 #include <stdlib.h>

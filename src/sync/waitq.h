@@ -23,7 +23,10 @@
 #ifndef WEFT_SYNC_WAITQ_H
 #define WEFT_SYNC_WAITQ_H
 
-#include "core.h"
+#include "list.h"
+#include "record.h"
+#include "sched/worker.h"
+#include "wait.h"
 
 /* Make a zero-initialised queue head usable. Under the queue's lock. */
 static inline void weft__waitq_ready(weft__list_t *q) {

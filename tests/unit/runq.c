@@ -15,7 +15,10 @@
  */
 #include "harness.h"
 
-#include "core.h"
+#include "record.h"
+#include "sched/inject.h"
+#include "sched/runq.h"
+#include "sched/worker.h"
 
 #include <sched.h>
 
@@ -746,7 +749,7 @@ static void test_shared_counter(void **state) {
     assert_int_equal(pthread_create(&th[k], NULL, count_thread, NULL), 0);
   for (k = 0; k < COUNT_THREADS; k++)
     assert_int_equal(pthread_join(th[k], NULL), 0);
-  assert_int_equal(atomic_load(&count_worker.stats.v[WEFT__C_WAKEUPS]),
+  assert_int_equal(atomic_load(&count_worker.remote.stats.v[WEFT__C_WAKEUPS]),
                    (uint64_t)COUNT_THREADS * COUNT_EACH);
 }
 

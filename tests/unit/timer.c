@@ -1,25 +1,24 @@
 /*
- * White-box tests of the per-worker timing wheel (src/time.c).
+ * White-box tests of the timing wheel alone (src/time.c, weft__wheel_*):
+ * no runtime, no worker, no task; the test builds time.c into itself and
+ * links nothing of the library (tests/unit/CMakeLists.txt).
  *
- * One worker record with a real libuv loop and a minimal runtime stand in
- * for a running runtime. Timers are added for parked task records; when one
- * fires, the wheel wakes its task, and as the test thread is no worker the
- * task lands in the runtime's inject queue, in firing order. So the inject
- * queue tells the order the wheel fired in, and each task's index tells which
- * timer it was.
+ * First on the real clock: the test owns a wheel as a worker does
+ * (sched/timers.c), waiting until weft__wheel_next() and expiring what is
+ * due, and records the order the timers come back in. Each timer's index
+ * tells which it was.
  *
  * Checked: timers fire in tick order and FIFO within a tick; never before
  * their deadline; removed timers never fire; deadlines already past fire at
  * the next expiry; timers past level 0's window (> 1024 ms) wait in an upper
  * level and still fire on time, alone (the wheel skips ahead) and beside
  * near ones, also when a later near one is added after the wheel turned
- * (issue 11's reproduction, on the real clock). Then the wheel alone
- * (weft__wheel_*) under a simulated clock: random deadlines from 1 ms to
- * 10 s, renewed and removed at random, fire at most 1 ms (plus the uv
- * timer's jitter) late, and deadlines up to 2^43 ms fire on time after a
- * bounded number of expiries.
+ * (issue 11's reproduction, on the real clock). Then under a simulated
+ * clock: random deadlines from 1 ms to 10 s, renewed and removed at random,
+ * fire at most 1 ms (plus the uv timer's jitter) late, and deadlines up to
+ * 2^43 ms fire on time after a bounded number of expiries.
  */
-#include "core.h"
+#include "timer.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,7 +33,7 @@
 #define MS 1000000ull
 
 /* How late a timer may fire, measured on the wall clock by this test after
- * uv_run() returns: the wheel promises at most 1 ms, the rest is slack for a
+ * the expiry that returned it: the wheel promises at most 1 ms, the rest is slack for a
  * loaded 2-core machine (and more for the sanitizer builds). Each defect
  * these tests catch made timers hundreds of milliseconds late. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -49,10 +48,8 @@
 #endif
 
 typedef struct fixture {
-  weft_runtime_t rt;
-  weft__worker_t w;
+  weft__wheel_t wh;
   size_t n;
-  weft_task_t *tasks;   /* n parked task records; index = position */
   weft__timer_t *timers;
   uint64_t *fired_at;   /* clock read right after the expiry that fired it */
   size_t *order;        /* indices in firing order */
@@ -63,65 +60,71 @@ static fixture_t *fixture_new(size_t n) {
   fixture_t *f = calloc(1, sizeof(*f));
   assert_non_null(f);
   f->n = n;
-  f->rt.nworkers = 1;
-  assert_int_equal(weft__inject_init(&f->rt.inject), 0);
-  assert_int_equal(weft__idle_init(&f->rt.idle, 1), 0);
-  f->w.rt = &f->rt;
-  assert_int_equal(uv_loop_init(&f->w.loop), 0);
-  weft__timers_init(&f->w);
-  f->tasks = calloc(n, sizeof(*f->tasks));
+  weft__wheel_init(&f->wh, weft__now_ns() / MS);
   f->timers = calloc(n, sizeof(*f->timers));
   f->fired_at = calloc(n, sizeof(*f->fired_at));
   f->order = calloc(n, sizeof(*f->order));
-  assert_true(f->tasks && f->timers && f->fired_at && f->order);
-  for (size_t i = 0; i < n; i++) {
-    atomic_init(&f->tasks[i].state, 0); /* parked: a wake enqueues it */
-    f->tasks[i].rt = &f->rt;
-  }
+  assert_true(f->timers && f->fired_at && f->order);
   return f;
 }
 
 static void fixture_free(fixture_t *f) {
-  uv_close((uv_handle_t *)&f->w.timer, NULL);
-  uv_run(&f->w.loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&f->w.loop), 0);
-  weft__timers_destroy(&f->w);
-  weft__idle_destroy(&f->rt.idle);
-  weft__inject_destroy(&f->rt.inject);
-  free(f->tasks);
   free(f->timers);
   free(f->fired_at);
   free(f->order);
   free(f);
 }
 
+/* Add timer i as a worker does: an empty wheel's cursor first catches up
+ * with the clock (it only moves in an expiry). */
 static void add(fixture_t *f, size_t i, uint64_t deadline) {
-  weft__timer_init(&f->timers[i], deadline, &f->tasks[i]);
-  weft__timer_add(&f->w, &f->timers[i]);
+  weft__timer_init(&f->timers[i], deadline, NULL);
+  if (f->wh.len == 0)
+    weft__wheel_restart(&f->wh, weft__now_ns() / MS);
+  weft__wheel_add(&f->wh, &f->timers[i]);
 }
 
-/* Collect what the last expiry woke. */
-static void collect(fixture_t *f) {
-  uint64_t now = weft__now_ns();
-  size_t k;
-  weft_task_t *t = weft__inject_pop_batch(&f->rt.inject, f->n, &k);
-  while (t) {
-    size_t i = (size_t)(t - f->tasks);
+static void remove_timer(fixture_t *f, size_t i) {
+  weft__wheel_remove(&f->wh, &f->timers[i]);
+}
+
+/* Expire what is due now; the test is the timers' owner, so it marks them
+ * fired as the worker does. */
+static void expire(fixture_t *f) {
+  weft__timer_t *t;
+  size_t first = f->nfired;
+  while ((t = weft__wheel_expire(&f->wh, weft__now_ns() / MS))) {
+    size_t i = (size_t)(t - f->timers);
     assert_true(i < f->n);
-    assert_int_equal(f->timers[i].fired, 1);
-    f->fired_at[i] = now;
+    assert_int_equal(t->fired, 0);
+    t->fired = 1;
     f->order[f->nfired++] = i;
-    atomic_store(&t->state, 0); /* parked again, for reuse */
-    t = t->next;
   }
+  uint64_t now = weft__now_ns();
+  for (size_t k = first; k < f->nfired; k++)
+    f->fired_at[f->order[k]] = now;
 }
 
-/* Run the loop until `want` timers fired or the wall clock passes limit. */
+/* Until `want` timers fired or the wall clock passes limit: wait for the
+ * tick weft__wheel_next() names (what the worker arms its uv timer for),
+ * then expire. The waits are for the wheel's own deadlines, the thing
+ * under test. */
 static void run_until(fixture_t *f, size_t want, uint64_t limit_ms) {
   uint64_t end = weft__now_ns() + limit_ms * MS;
-  while (f->nfired < want && weft__now_ns() < end) {
-    uv_run(&f->w.loop, UV_RUN_ONCE);
-    collect(f);
+  for (;;) {
+    expire(f);
+    uint64_t now = weft__now_ns();
+    if (f->nfired >= want || now >= end)
+      break;
+    uint64_t next = weft__wheel_next(&f->wh);
+    uint64_t due = next <= (end - 1) / MS ? next * MS : end;
+    if (due > end)
+      due = end;
+    if (due > now) {
+      struct timespec d = {(time_t)((due - now) / 1000000000u),
+                           (long)((due - now) % 1000000000u)};
+      nanosleep(&d, NULL);
+    }
   }
   assert_int_equal(f->nfired, want);
 }
@@ -169,19 +172,18 @@ static void test_remove(void **state) {
   for (size_t i = 0; i < n; i++)
     add(f, i, now + (5 + i % 20) * MS);
   for (size_t i = 0; i < n; i += 2)
-    weft__timer_remove(&f->w, &f->timers[i]);
-  weft__timer_remove(&f->w, &f->timers[0]); /* twice: a no-op */
+    remove_timer(f, i);
+  remove_timer(f, 0); /* twice: a no-op */
   run_until(f, n / 2, 5000);
   for (size_t k = 0; k < f->nfired; k++)
     assert_int_equal(f->order[k] % 2, 1);
   for (size_t i = 0; i < n; i += 2)
     assert_int_equal(f->timers[i].fired, 0);
   /* A fired timer is no longer in the wheel: removing it is a no-op. */
-  weft__timer_remove(&f->w, &f->timers[1]);
-  assert_int_equal(f->w.wheel.len, 0);
+  remove_timer(f, 1);
+  assert_int_equal(f->wh.len, 0);
   /* Nothing else fires later. */
-  uv_run(&f->w.loop, UV_RUN_NOWAIT);
-  collect(f);
+  expire(f);
   assert_int_equal(f->nfired, n / 2);
   check_order_and_lateness(f, f->nfired);
   fixture_free(f);
@@ -211,7 +213,7 @@ static void test_far_timers(void **state) {
   assert_true(f->timers[0].where > WEFT__TIMER_LEVEL0);
   /* One far timer removed before it is due. */
   add(f, 1, now + 1400 * MS);
-  weft__timer_remove(&f->w, &f->timers[1]);
+  remove_timer(f, 1);
   /* Near and far together; the far ones enter the wheel as it turns. */
   add(f, 2, now + 10 * MS);
   add(f, 3, now + 2100 * MS);
@@ -229,7 +231,7 @@ static void test_far_timers(void **state) {
     /* On time (see LATE_MAX_MS). */
     assert_true(f->fired_at[i] - f->timers[i].deadline < LATE_MAX_MS * MS);
   }
-  assert_int_equal(f->w.wheel.len, 0);
+  assert_int_equal(f->wh.len, 0);
   fixture_free(f);
 }
 
@@ -259,7 +261,7 @@ static void test_far_before_later_near(void **state) {
   uint64_t now = weft__now_ns();
   add(f, B, now + 1020 * MS);
   add(f, D, now + 50 * MS);
-  weft__timer_remove(&f->w, &f->timers[G]);
+  remove_timer(f, G);
   run_until(f, 2, 5000);
   assert_int_equal(f->order[1], D);
   run_until(f, 4, 5000);
@@ -277,7 +279,7 @@ static void test_far_before_later_near(void **state) {
 /* ------------------------------------------------------------------------ */
 /* The wheel under a simulated clock                                         */
 
-/* The wheel (weft__wheel_*) driven as time.c's worker drives it, by a
+/* The wheel driven as a worker drives it (sched/timers.c), by a
  * simulated clock: the uv timer is "armed" for weft__wheel_next() after
  * every expiry and whenever an added timer's tick comes before the armed
  * one (never at a removal), and it "fires" up to JITTER_NS after the armed
