@@ -75,7 +75,7 @@
 #include "spinlock.h"
 #include "task_int.h"
 #include "timer.h"
-#include "wait.h"
+#include "wait_int.h"
 
 #include <errno.h>
 #include <stdlib.h>

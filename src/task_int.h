@@ -9,7 +9,7 @@
 #include "weft.h"
 
 #include "record.h"
-#include "wait.h"
+#include "wait_int.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -75,7 +75,7 @@
 #include "task_int.h"
 #include "task_state.h"
 #include "timer.h"
-#include "wait.h"
+#include "wait_int.h"
 
 #include <stdlib.h>
 #include <string.h>

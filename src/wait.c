@@ -50,7 +50,7 @@
 #include "spinlock.h"
 #include "task_state.h"
 #include "timer.h"
-#include "wait.h"
+#include "wait_int.h"
 
 #include <errno.h>
 

@@ -33,7 +33,7 @@
 #include "sched/worker.h"
 #include "task_int.h"
 #include "timer.h"
-#include "wait.h"
+#include "wait_int.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -47,7 +47,7 @@
 #include "sched/worker.h"
 #include "task_state.h"
 #include "timer.h"
-#include "wait.h"
+#include "wait_int.h"
 
 #include <pthread.h>
 #include <signal.h>

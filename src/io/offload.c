@@ -50,7 +50,7 @@
 #include "record.h"
 #include "sched/runtime.h"
 #include "sched/worker.h"
-#include "wait.h"
+#include "wait_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>

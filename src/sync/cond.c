@@ -29,7 +29,7 @@
 #include "sched/worker.h"
 #include "spinlock.h"
 #include "timer.h"
-#include "wait.h"
+#include "wait_int.h"
 #include "waitq.h"
 
 #include <stdlib.h>

@@ -26,7 +26,7 @@
 #include "list.h"
 #include "record.h"
 #include "sched/worker.h"
-#include "wait.h"
+#include "wait_int.h"
 
 /* Make a zero-initialised queue head usable. Under the queue's lock. */
 static inline void weft__waitq_ready(weft__list_t *q) {
