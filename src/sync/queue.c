@@ -368,16 +368,19 @@ int weft_queue_get(weft_queue_t *q, void **item) {
   return queue_call(q, 0, item, 1);
 }
 
-int weft_queue_size(const weft_queue_t *pq) {
+/* q's item count (unfinished 0) or unfinished count (1), read under its
+ * lock, as an int (INT32_MAX at most); WEFT_EINVAL if q is NULL. */
+static int count_of(const weft_queue_t *pq, int unfinished) {
   queue_t *q = impl(pq);
   if (!q)
     return WEFT_EINVAL;
-  queue_t *m = q;
-  weft__spin_lock(&m->lock);
-  size_t n = m->len;
-  weft__spin_unlock(&m->lock);
+  weft__spin_lock(&q->lock);
+  size_t n = unfinished ? q->unfinished : q->len;
+  weft__spin_unlock(&q->lock);
   return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
 }
+
+int weft_queue_size(const weft_queue_t *q) { return count_of(q, 0); }
 
 int weft_queue_task_done(weft_queue_t *pq) {
   queue_t *q = impl(pq);
@@ -417,16 +420,7 @@ int weft_queue_join(weft_queue_t *pq) {
   return weft__wait(&wt, &q->lock, WEFT__NO_DEADLINE, 0);
 }
 
-int weft_queue_unfinished(const weft_queue_t *pq) {
-  queue_t *q = impl(pq);
-  if (!q)
-    return WEFT_EINVAL;
-  queue_t *m = q;
-  weft__spin_lock(&m->lock);
-  size_t n = m->unfinished;
-  weft__spin_unlock(&m->lock);
-  return n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
-}
+int weft_queue_unfinished(const weft_queue_t *q) { return count_of(q, 1); }
 
 int weft_queue_shutdown(weft_queue_t *pq, int immediate) {
   queue_t *q = impl(pq);
