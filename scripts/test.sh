@@ -54,6 +54,24 @@ status=0
 
 banner() { printf '\n======== %s ========\n' "$*"; }
 
+# verdict STAGE RC PASS_DETAIL [FAIL_DETAIL]: count a stage that is one
+# result (apidoc, layers, install, demo) and record it, timed from $start.
+verdict() {
+  if [[ $2 -eq 0 ]]; then
+    total_passed=$((total_passed + 1))
+    record "$1" PASS "$3" $((SECONDS - start))
+  else
+    total_failed=$((total_failed + 1))
+    record "$1" FAIL "${4:-see above}" $((SECONDS - start))
+  fi
+}
+
+# not_built STAGE: a stage that needs the normal build, which failed.
+not_built() {
+  total_failed=$((total_failed + 1))
+  record "$1" FAIL "not run: the normal build failed" 0
+}
+
 # record STAGE RESULT DETAIL SECONDS
 record() {
   summary+=("$(printf '%-8s %-8s %s (%ss)' "$1" "$2" "$3" "$4")")
@@ -177,14 +195,9 @@ echo "$(cmake --version | head -n 1), $("$cc" --version | head -n 1), $jobs core
 # 2. docs/api.md against the headers
 start=$SECONDS
 banner "apidoc: scripts/check-api-doc.sh"
-if bash scripts/check-api-doc.sh && bash scripts/check-api-doc.sh --self-test; then
-  total_passed=$((total_passed + 1))
-  record apidoc PASS "docs/api.md in step with include/; self-test" \
-    $((SECONDS - start))
-else
-  total_failed=$((total_failed + 1))
-  record apidoc FAIL "see above" $((SECONDS - start))
-fi
+rc=0
+bash scripts/check-api-doc.sh && bash scripts/check-api-doc.sh --self-test || rc=1
+verdict apidoc $rc "docs/api.md in step with include/; self-test"
 
 # 3. normal tree
 start=$SECONDS
@@ -206,37 +219,25 @@ fi
 start=$SECONDS
 banner "layers: scripts/check-layers.sh build"
 if [[ $normal_built -eq 1 ]]; then
-  if bash scripts/check-layers.sh build &&
-    bash scripts/check-layers.sh --self-test; then
-    total_passed=$((total_passed + 1))
-    record layers PASS "no cycle outside sched/ (includes, objects); self-test" \
-      $((SECONDS - start))
-  else
-    total_failed=$((total_failed + 1))
-    record layers FAIL "see above" $((SECONDS - start))
-  fi
+  rc=0
+  bash scripts/check-layers.sh build &&
+    bash scripts/check-layers.sh --self-test || rc=1
+  verdict layers $rc "no cycle outside sched/ (includes, objects); self-test"
 else
-  total_failed=$((total_failed + 1))
-  record layers FAIL "not run: the normal build failed" 0
+  not_built layers
 fi
 
 # 5. install check
 start=$SECONDS
 banner "install: cmake --install build + tests/install/check.sh"
 if [[ $normal_built -eq 1 ]]; then
-  if cmake --install build --prefix "$tmp/prefix" >"$tmp/install.log" 2>&1 &&
-    bash tests/install/check.sh "$tmp/prefix"; then
-    total_passed=$((total_passed + 1))
-    record install PASS "check.sh: pkg-config and find_package consumers" \
-      $((SECONDS - start))
-  else
-    cat "$tmp/install.log"
-    total_failed=$((total_failed + 1))
-    record install FAIL "see above" $((SECONDS - start))
-  fi
+  rc=0
+  cmake --install build --prefix "$tmp/prefix" >"$tmp/install.log" 2>&1 &&
+    bash tests/install/check.sh "$tmp/prefix" || rc=1
+  [[ $rc -eq 0 ]] || cat "$tmp/install.log"
+  verdict install $rc "check.sh: pkg-config and find_package consumers"
 else
-  total_failed=$((total_failed + 1))
-  record install FAIL "not run: the normal build failed" 0
+  not_built install
 fi
 
 # 6. the main demo command
@@ -246,18 +247,13 @@ if [[ $normal_built -eq 1 ]]; then
   demo_rc=0
   bash scripts/demo.sh >"$tmp/demo.log" 2>&1 || demo_rc=$?
   cat "$tmp/demo.log"
-  if [[ $demo_rc -eq 0 ]] && grep -q '^Crawled: ' "$tmp/demo.log" &&
-    grep -q '^demo: all [0-9]* examples ran$' "$tmp/demo.log"; then
-    total_passed=$((total_passed + 1))
-    record demo PASS "every example ran, the crawl printed its summary" \
-      $((SECONDS - start))
-  else
-    total_failed=$((total_failed + 1))
-    record demo FAIL "exit status $demo_rc, see above" $((SECONDS - start))
-  fi
+  rc=0
+  [[ $demo_rc -eq 0 ]] && grep -q '^Crawled: ' "$tmp/demo.log" &&
+    grep -q '^demo: all [0-9]* examples ran$' "$tmp/demo.log" || rc=1
+  verdict demo $rc "every example ran, the crawl printed its summary" \
+    "exit status $demo_rc, see above"
 else
-  total_failed=$((total_failed + 1))
-  record demo FAIL "not run: the normal build failed" 0
+  not_built demo
 fi
 
 # 7, 8. sanitizer trees
