@@ -95,6 +95,14 @@ install(FILES
 # pkg-config. The prefix is only known when installing (`cmake --install
 # --prefix DIR` overrides CMAKE_INSTALL_PREFIX then), so weft.pc is written
 # by the install script itself, right before it is copied.
+# A build with TLS links OpenSSL: libssl and libcrypto join libuv in
+# Requires.private (the static library needs them; the shared one carries
+# them as its own dependencies).
+if(WEFT_HAVE_TLS)
+  set(_weft_pc_tls ", libssl >= 3, libcrypto >= 3")
+else()
+  set(_weft_pc_tls "")
+endif()
 foreach(_weft_dir LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${_weft_dir}}")
     set(_weft_pc_${_weft_dir} "${CMAKE_INSTALL_${_weft_dir}}")
@@ -108,6 +116,7 @@ install(CODE "
   set(WEFT_PC_INCLUDEDIR [[${_weft_pc_INCLUDEDIR}]])
   set(WEFT_PC_VERSION [[${PROJECT_VERSION}]])
   set(WEFT_PC_LIBUV_MIN [[${WEFT_LIBUV_MIN_VERSION}]])
+  set(WEFT_PC_TLS_REQUIRES [[${_weft_pc_tls}]])
   configure_file([[${CMAKE_CURRENT_LIST_DIR}/weft.pc.in]]
     [[${PROJECT_BINARY_DIR}/weft.pc]] @ONLY)
   " COMPONENT Development)
@@ -115,5 +124,6 @@ install(FILES "${PROJECT_BINARY_DIR}/weft.pc"
   DESTINATION "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
   COMPONENT Development)
 unset(_weft_dir)
+unset(_weft_pc_tls)
 unset(_weft_pc_LIBDIR)
 unset(_weft_pc_INCLUDEDIR)

@@ -19,6 +19,7 @@
 #include "weft/waitset.h"
 #include "weft/sync.h"
 #include "weft/stream.h"
+#include "weft/tls.h"
 #include "weft/offload.h"
 #include "weft/foreign.h"
 

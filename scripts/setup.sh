@@ -11,6 +11,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # build-essential, listed so that a trimmed system gets them too).
 # binutils gives readelf and nm to tests/install/check.sh and
 # scripts/check-layers.sh, python3-minimal the latter its graph code.
+# libssl-dev is OpenSSL 3, the library's TLS (weft/tls.h, docs/design.md
+# section 6); the openssl command line tool and python3 are the peers of the
+# TLS interoperability tests (openssl s_server/s_client, Python's ssl through
+# asyncio, which python3-minimal lacks).
 # libhttp-parser-dev is the HTTP parser of weft-bench's http_server
 # workload (docs/design.md says why this one).
 # liburiparser-dev and libxml2-dev are the URL library and the HTML parser
@@ -21,7 +25,10 @@ packages=(
   pkg-config
   binutils
   python3-minimal
+  python3
   libuv1-dev
+  libssl-dev
+  openssl
   libcmocka-dev
   libhttp-parser-dev
   liburiparser-dev

@@ -102,6 +102,8 @@ struct weft_task {
    * 0 = not yet, 1 = being written, 2 = name valid (task.c). */
   atomic_int name_state;
   void *local;            /* task-local storage slot */
+  char *tls_err;          /* reason of its last TLS failure (io/tls_ctx.c),
+                             the task's own; freed when its body returns */
   weft_timeout_t *scope;  /* innermost entered timeout scope (wait.c) */
   weft__worker_t *pin;    /* pinned worker or NULL */
   weft__worker_t *home;   /* worker whose pool holds the record */

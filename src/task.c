@@ -141,6 +141,7 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
   t->status = 0;
   t->yield_mark = 0;
   t->local = NULL;
+  t->tls_err = NULL;
   t->scope = NULL;
   t->scope_deadline = WEFT__NO_DEADLINE;
   t->rt = rt;

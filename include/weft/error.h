@@ -74,7 +74,19 @@
   XX(ESTATE, (-11007), "not valid in the object's current state")              \
   XX(EINCOMPLETE, (-11010), "end of stream before the requested data")         \
   XX(ELIMIT, (-11011), "separator not found within the stream limit")          \
-  XX(EOTHER_RUNTIME, (-11012), "object belongs to another runtime")
+  XX(EOTHER_RUNTIME, (-11012), "object belongs to another runtime")          \
+  XX(ETLS, (-11100), "TLS protocol error")                                     \
+  XX(ETLS_PEER_ALERT, (-11101), "TLS peer sent a fatal alert")                 \
+  XX(ETLS_CERT_UNTRUSTED, (-11102), "TLS certificate from an unknown CA")      \
+  XX(ETLS_CERT_SELF_SIGNED, (-11103), "TLS certificate is self-signed")        \
+  XX(ETLS_CERT_EXPIRED, (-11104), "TLS certificate has expired")               \
+  XX(ETLS_CERT_HOSTNAME, (-11105), "TLS certificate is for another name")      \
+  XX(ETLS_CERT_INVALID, (-11106), "TLS certificate is not valid")              \
+  XX(ETLS_CERT_REQUIRED, (-11107), "TLS peer certificate required")            \
+  XX(ETLS_TRUNCATED, (-11108), "TLS peer closed without close_notify")         \
+  XX(ETLS_VERSION, (-11109), "TLS protocol version not supported by peer")     \
+  XX(ETLS_CONFIG, (-11110), "bad TLS configuration")                           \
+  XX(ETLS_ALPN, (-11111), "TLS: no application protocol in common")
 
 WEFT_BEGIN_DECLS
 

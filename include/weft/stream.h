@@ -64,6 +64,34 @@ typedef struct weft_iovec {
 #define WEFT_STREAM_HIGH_WATER_DEFAULT ((size_t)64 * 1024)
 #define WEFT_STREAM_LOW_WATER_DEFAULT ((size_t)16 * 1024)
 
+/* A TLS context (weft/tls.h). */
+typedef struct weft_tls_ctx weft_tls_ctx_t;
+
+/* asyncio's ssl=, server_hostname=, ssl_handshake_timeout= and
+ * ssl_shutdown_timeout= (weft/tls.h). */
+typedef struct weft_stream_tls_opts {
+  /* The TLS context; NULL = plaintext (the default). A client context on
+   * weft_open_connection(), a server context on weft_start_server(). */
+  weft_tls_ctx_t *ctx;
+  /* Client: the name sent in SNI and checked against the server's
+   * certificate; NULL = the host given to weft_open_connection(). An IP
+   * literal is checked against the certificate's IP addresses and not sent
+   * in SNI. Ignored by servers. */
+  const char *server_hostname;
+  /* How long the handshake may take (asyncio: 60 s); 0 = the default,
+   * WEFT_NO_TIMEOUT = no limit. The connect call (or, on a server, the
+   * handshake before the handler runs) fails with WEFT_ETIMEDOUT. */
+  uint64_t handshake_timeout_ms;
+  /* How long closing may wait for the queued data and the peer's
+   * close_notify before the connection is aborted (asyncio: 30 s); 0 = the
+   * default, WEFT_NO_TIMEOUT = no limit. */
+  uint64_t shutdown_timeout_ms;
+} weft_stream_tls_opts_t;
+
+/* The defaults of weft_stream_tls_opts_t (asyncio's). */
+#define WEFT_TLS_HANDSHAKE_TIMEOUT_DEFAULT ((uint64_t)60000)
+#define WEFT_TLS_SHUTDOWN_TIMEOUT_DEFAULT ((uint64_t)30000)
+
 /* Options of a stream. Initialise with weft_stream_opts_init(). */
 typedef struct weft_stream_opts {
   /* Read-buffer limit (asyncio: limit=); 0 = WEFT_STREAM_LIMIT_DEFAULT. */
@@ -71,6 +99,8 @@ typedef struct weft_stream_opts {
   /* 1 (the default) sets TCP_NODELAY, as asyncio does; 0 leaves Nagle's
    * algorithm on. Ignored for Unix sockets. */
   int tcp_nodelay;
+  /* TLS over the stream (weft/tls.h); tls.ctx NULL = plaintext. */
+  weft_stream_tls_opts_t tls;
 } weft_stream_opts_t;
 
 /* Options of a server. Initialise with weft_server_opts_init(). */

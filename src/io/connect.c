@@ -12,6 +12,7 @@
  */
 #include "alloc.h"
 #include "io/stream_int.h"
+#include "io/tls_int.h"
 #include "record.h"
 #include "sched/worker.h"
 
@@ -36,7 +37,8 @@ static void abandon(weft_stream_t *s) {
 /* Connect one stream on home (the calling task's current worker). */
 static int connect_one(weft_task_t *t, weft__worker_t *home,
                        const struct sockaddr *sa, const char *path,
-                       const weft_stream_opts_t *opts, weft_stream_t **out) {
+                       const char *host, const weft_stream_opts_t *opts,
+                       int *connected, weft_stream_t **out) {
   weft_stream_t *s = weft__stream_alloc(home, path != NULL, opts);
   if (!s)
     return WEFT_ENOMEM;
@@ -54,6 +56,12 @@ static int connect_one(weft_task_t *t, weft__worker_t *home,
     rc = s->connect_status;
   if (rc == 0)
     rc = weft__stream_start(s, opts);
+  if (rc == 0 && opts && opts->tls.ctx) {
+    *connected = 1; /* a TLS failure is not retried on another address */
+    rc = weft__tls_attach(s, &opts->tls, host);
+    if (rc == 0)
+      rc = weft__tls_handshake(s, t);
+  }
   if (rc) {
     abandon(s);
     return rc;
@@ -80,15 +88,17 @@ static int open_connection(const char *host, int port, const char *path,
     size_t n;
     rc = weft__io_resolve(host, port, 0, &addrs, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-      rc = connect_one(t, home, (const struct sockaddr *)&addrs[i], NULL, opts,
-                       out);
-      if (rc == 0 || rc == WEFT_ECANCELED || i + 1 == n)
+      int connected = 0;
+      rc = connect_one(t, home, (const struct sockaddr *)&addrs[i], NULL, host,
+                       opts, &connected, out);
+      if (rc == 0 || rc == WEFT_ECANCELED || connected || i + 1 == n)
         break;
       rc = 0;
     }
     weft__free(addrs);
   } else {
-    rc = connect_one(t, home, NULL, path, opts, out);
+    int connected = 0;
+    rc = connect_one(t, home, NULL, path, NULL, opts, &connected, out);
   }
   weft__io_leave(t);
   return rc;
@@ -100,6 +110,8 @@ int weft_open_connection(const char *host, int port,
     *out = NULL;
   if (!host || !out || port < 0 || port > 65535)
     return WEFT_EINVAL;
+  if (opts && opts->tls.ctx && weft__tls_ctx_is_server(opts->tls.ctx))
+    return WEFT_EINVAL; /* a server context on a client */
   return open_connection(host, port, NULL, opts, out);
 }
 
@@ -109,6 +121,9 @@ int weft_open_unix_connection(const char *path, const weft_stream_opts_t *opts,
     *out = NULL;
   if (!path || !out || !*path)
     return WEFT_EINVAL;
+  if (opts && opts->tls.ctx &&
+      (weft__tls_ctx_is_server(opts->tls.ctx) || !opts->tls.server_hostname))
+    return WEFT_EINVAL; /* a server context, or no name to verify */
   if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
     return WEFT_ENAMETOOLONG;
   return open_connection(NULL, 0, path, opts, out);

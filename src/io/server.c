@@ -40,6 +40,7 @@
 #include "alloc.h"
 #include "compiler.h"
 #include "io/stream_int.h"
+#include "io/tls_int.h"
 #include "list.h"
 #include "record.h"
 #include "sched/runtime.h"
@@ -75,6 +76,7 @@ typedef struct weft__server_slot {
   weft__list_t conns;    /* streams with a handler, not yet closed */
   weft__list_t waiters;  /* wait_closed() on this slot */
   atomic_long accepted;  /* connections accepted (statistic) */
+  atomic_long tls_failures; /* handshakes that failed (statistic) */
 } slot_t;
 
 struct weft_server {
@@ -118,6 +120,8 @@ static void server_unref(weft_server_t *srv) {
   if (atomic_fetch_sub_explicit(&srv->refs, 1, memory_order_acq_rel) != 1)
     return;
   weft__free(srv->path);
+  if (srv->sopts.tls.ctx)
+    weft__tls_ctx_unref(srv->sopts.tls.ctx);
   weft__free(srv);
 }
 
@@ -166,8 +170,16 @@ static void on_connection(uv_stream_t *listener, int status) {
     }
     return;
   }
-  if (uv_accept(listener, &s->u.s) != 0 ||
+  if ((srv->sopts.tls.ctx &&
+       weft__tls_attach(s, &srv->sopts.tls, NULL) != 0) ||
+      uv_accept(listener, &s->u.s) != 0 ||
       weft__stream_start(s, &srv->sopts) != 0) {
+    /* A failed attach (no memory) must still take the connection off the
+     * listener, or it would stop accepting (see above). */
+    if (listener->accepted_fd >= 0) {
+      close(listener->accepted_fd);
+      listener->accepted_fd = -1;
+    }
     s->free_on_close = 1;
     weft__stream_close(s, 1);
     return;
@@ -187,9 +199,21 @@ static void *conn_main(void *arg) {
   weft_task_t *t = weft__task_current();
   /* Cancelled before it ran (the shutdown): the program's handler never
    * starts, as for any task (task.h); the stream is still released. */
-  if (!weft__task_start_cancelled(t))
+  int rc = 0;
+  if (s->tls) { /* asyncio calls the handler once the handshake is done */
+    weft__io_enter(t, s->obj.home);
+    rc = weft__tls_handshake(s, t);
+    weft__io_leave(t);
+  }
+  if (rc == 0 && !weft__task_start_cancelled(t))
     srv->handler(s, srv->arg);
   weft__io_enter(t, s->obj.home);
+  if (rc) {
+    /* Counted for weft_server_tls_failures(); the handler never saw it. */
+    atomic_fetch_add_explicit(&s->slot->tls_failures, 1,
+                              memory_order_relaxed); /* a statistic */
+    weft__stream_close(s, 1);
+  }
   weft__stream_release(s);
   weft__io_leave(t);
   return NULL;
@@ -284,6 +308,9 @@ static weft_server_t *server_new(unsigned nslots, weft_server_handler_fn fn,
     weft_stream_opts_init(&srv->sopts);
     srv->backlog = BACKLOG_DEFAULT;
   }
+  srv->sopts.tls.server_hostname = NULL; /* a server's streams verify no name */
+  if (srv->sopts.tls.ctx)
+    weft__tls_ctx_ref(srv->sopts.tls.ctx); /* until the server is freed */
   srv->port = -1;
   srv->nslots = nslots;
   weft__list_init(&srv->forever);
@@ -296,6 +323,7 @@ static weft_server_t *server_new(unsigned nslots, weft_server_handler_fn fn,
     weft__list_init(&sl->conns);
     weft__list_init(&sl->waiters);
     atomic_init(&sl->accepted, 0);
+    atomic_init(&sl->tls_failures, 0);
   }
   return srv;
 }
@@ -410,6 +438,9 @@ int weft_start_server(weft_server_handler_fn handler, void *arg,
     *out = NULL;
   if (!handler || !out || port < 0 || port > 65535)
     return WEFT_EINVAL;
+  if (opts && opts->stream.tls.ctx &&
+      !weft__tls_ctx_is_server(opts->stream.tls.ctx))
+    return WEFT_EINVAL; /* a client context on a server */
   weft_task_t *t = weft__task_current();
   if (!t)
     return WEFT_ENOTTASK;
@@ -473,6 +504,9 @@ int weft_start_unix_server(weft_server_handler_fn handler, void *arg,
     *out = NULL;
   if (!handler || !out || !path || !*path)
     return WEFT_EINVAL;
+  if (opts && opts->stream.tls.ctx &&
+      !weft__tls_ctx_is_server(opts->stream.tls.ctx))
+    return WEFT_EINVAL; /* a client context on a server */
   if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
     return WEFT_ENAMETOOLONG;
   weft_task_t *t = weft__task_current();
@@ -612,6 +646,17 @@ int weft_server_sockname(const weft_server_t *srv,
   if (len)
     *len = srv->addrlen;
   return 0;
+}
+
+long weft_server_tls_failures(const weft_server_t *srv) {
+  if (!srv)
+    return WEFT_EINVAL;
+  long n = 0;
+  for (unsigned i = 0; i < srv->nslots; i++)
+    /* relaxed: a statistic. */
+    n += atomic_load_explicit(&srv->slots[i].tls_failures,
+                              memory_order_relaxed);
+  return n;
 }
 
 long weft_server_accepted(const weft_server_t *srv, unsigned worker) {

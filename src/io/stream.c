@@ -52,6 +52,7 @@
  */
 #include "alloc.h"
 #include "io/stream_int.h"
+#include "io/tls_int.h"
 #include "list.h"
 #include "record.h"
 #include "sched/worker.h"
@@ -93,6 +94,7 @@ void weft_stream_opts_init(weft_stream_opts_t *opts) {
 
 static void stream_destroy(weft_stream_t *s) {
   weft__io_unregister(&s->obj);
+  weft__tls_free(s);
   weft__free(s->rbuf);
   weft__free(s);
 }
@@ -119,6 +121,8 @@ weft_stream_t *weft__stream_alloc(weft__worker_t *home, int is_pipe,
   }
   s->u.h.data = s;
   s->is_pipe = is_pipe;
+  s->handles_open = 1;
+  atomic_init(&s->tls_ready, 0);
   atomic_init(&s->closing_flag, 0);
   atomic_init(&s->fd, -1);
   s->limit = opts && opts->limit ? opts->limit : WEFT_STREAM_LIMIT_DEFAULT;
@@ -165,6 +169,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
 
 static void start_reading(weft_stream_t *s) {
+  /* TLS: first decrypt what OpenSSL and the ciphertext buffer hold; 1 means
+   * the socket is not to be read (its end came, or the buffer is full). */
+  if (s->tls && weft__tls_pump(s))
+    return;
   if (s->reading || s->eof || s->closing || s->rlen >= s->rmax)
     return;
   int rc = uv_read_start(&s->u.s, on_alloc, on_read);
@@ -182,6 +190,8 @@ static void stop_reading(weft_stream_t *s) {
   uv_read_stop(&s->u.s);
   s->reading = 0;
 }
+
+void weft__stream_stop_reading(weft_stream_t *s) { stop_reading(s); }
 
 int weft__stream_start(weft_stream_t *s, const weft_stream_opts_t *opts) {
   uv_os_fd_t fd;
@@ -204,8 +214,10 @@ static void wake_reader(weft_stream_t *s) {
   }
 }
 
-static void on_close(uv_handle_t *h) {
-  weft_stream_t *s = h->data;
+/* Every handle of s is closed (the socket, and a TLS timer if it had one). */
+void weft__stream_handle_closed(weft_stream_t *s) {
+  if (--s->handles_open > 0)
+    return;
   s->closed = 1;
   wake_reader(s);
   weft__io_wake_all(&s->drainers);
@@ -216,6 +228,8 @@ static void on_close(uv_handle_t *h) {
     stream_destroy(s);
 }
 
+static void on_close(uv_handle_t *h) { weft__stream_handle_closed(h->data); }
+
 static void start_handle_close(weft_stream_t *s) {
   if (s->handle_closing)
     return;
@@ -225,7 +239,13 @@ static void start_handle_close(weft_stream_t *s) {
   if (s->wqueued && !s->werr)
     s->werr = WEFT_EPIPE; /* queued data is discarded */
   s->reading = 0;
+  if (s->tls)
+    weft__tls_close_handles(s);
   uv_close(&s->u.h, on_close);
+}
+
+void weft__stream_close_now(weft_stream_t *s) {
+  weft__stream_close(s, 1);
 }
 
 void weft__stream_close(weft_stream_t *s, int abort) {
@@ -235,13 +255,18 @@ void weft__stream_close(weft_stream_t *s, int abort) {
     atomic_store_explicit(&s->closing_flag, 1, memory_order_relaxed);
     stop_reading(s);
     wake_reader(s);
+    if (s->tls)
+      weft__tls_on_close(s, abort); /* close_notify behind the data */
   }
   if (s->handle_closing)
     return;
-  if (abort || s->wqueued == 0 || s->werr)
+  if (abort || s->wqueued == 0 || s->werr) {
     start_handle_close(s);
-  else
+  } else {
     s->flush_close = 1;
+    if (s->tls)
+      weft__tls_arm_shutdown(s); /* the flush ends at the shutdown timeout */
+  }
 }
 
 void weft__stream_release(weft_stream_t *s) {
@@ -263,14 +288,13 @@ static int reader_ready(const weft_stream_t *s, const weft__reader_t *r) {
   return 0;
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  weft_stream_t *s = h->data;
+/* Where the next bytes of the stream go: reading steps 1 and 2. */
+void weft__stream_space(weft_stream_t *s, char **base, size_t *len) {
   weft__reader_t *r = s->reader;
-  (void)suggested;
   if (r && r->dbuf && s->rlen == 0 && r->dgot < r->dlen && !s->skip_line &&
       (r->exact || r->dgot == 0) && !weft__io_task_cancelled(r->task)) {
-    buf->base = r->dbuf + r->dgot;
-    buf->len = r->dlen - r->dgot;
+    *base = r->dbuf + r->dgot;
+    *len = r->dlen - r->dgot;
     return;
   }
   if (s->rlen == 0)
@@ -294,8 +318,21 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   }
   if (tail > s->rmax - s->rlen)
     tail = s->rmax - s->rlen;
-  buf->base = tail ? s->rbuf + s->rpos + s->rlen : NULL;
-  buf->len = tail; /* 0 makes libuv report UV_ENOBUFS */
+  *base = tail ? s->rbuf + s->rpos + s->rlen : NULL;
+  *len = tail;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  weft_stream_t *s = h->data;
+  char *base;
+  size_t len;
+  (void)suggested;
+  if (s->tls)
+    weft__tls_cipher_space(s, &base, &len);
+  else
+    weft__stream_space(s, &base, &len);
+  buf->base = base;
+  buf->len = len; /* 0 makes libuv report UV_ENOBUFS */
 }
 
 static void consume(weft_stream_t *s, size_t k);
@@ -313,19 +350,34 @@ static void skip_line(weft_stream_t *s) {
   }
 }
 
+void weft__stream_landed(weft_stream_t *s, const char *base, size_t n) {
+  weft__reader_t *r = s->reader;
+  if (r && r->dbuf && base == r->dbuf + r->dgot) {
+    r->dgot += n;
+  } else {
+    s->rlen += n;
+    if (s->skip_line)
+      skip_line(s);
+  }
+  if (s->rlen >= s->rmax)
+    stop_reading(s); /* flow control: the reader must consume first */
+}
+
+void weft__stream_wake_reader(weft_stream_t *s) {
+  weft__reader_t *r = s->reader;
+  if (r && reader_ready(s, r))
+    wake_reader(s);
+}
+
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   weft_stream_t *s = h->data;
   weft__reader_t *r = s->reader;
+  if (s->tls) {
+    weft__tls_on_read(s, nread);
+    return;
+  }
   if (nread > 0) {
-    if (r && r->dbuf && buf->base == r->dbuf + r->dgot) {
-      r->dgot += (size_t)nread;
-    } else {
-      s->rlen += (size_t)nread;
-      if (s->skip_line)
-        skip_line(s);
-    }
-    if (s->rlen >= s->rmax)
-      stop_reading(s); /* flow control: the reader must consume first */
+    weft__stream_landed(s, buf->base, (size_t)nread);
   } else if (nread == UV_ENOBUFS) {
     stop_reading(s);
     if (s->rlen == 0) { /* no memory for even one read */
@@ -384,8 +436,16 @@ static int reader_wait(weft_stream_t *s, weft__reader_t *r, weft_task_t *t) {
   return rc;
 }
 
+/* Common epilogue: a TLS failure's reason becomes the task's, and the task
+ * leaves home. */
+static void stream_leave(weft_stream_t *s, weft_task_t *t, int rc) {
+  if (s->tls && rc < 0)
+    weft__tls_note(s, rc);
+  weft__io_leave(t);
+}
+
 /* Common prologue: validate, find the task, move it home. */
-static int begin(weft_stream_t *s, weft_task_t **tp) {
+int weft__stream_begin(weft_stream_t *s, weft_task_t **tp) {
   if (!s)
     return WEFT_EINVAL;
   weft_task_t *t = weft__task_current();
@@ -403,7 +463,7 @@ int weft_stream_read(weft_stream_t *s, void *buf, size_t n) {
   weft_task_t *t;
   if (s && !buf && n)
     return WEFT_EINVAL;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   if (n > INT_MAX)
@@ -433,7 +493,7 @@ int weft_stream_read(weft_stream_t *s, void *buf, size_t n) {
       if (rc)
         break;
     }
-  weft__io_leave(t);
+  stream_leave(s, t, rc);
   if (!waited && rc > 0)
     weft__coop_tick();
   return rc;
@@ -447,7 +507,7 @@ int weft_stream_readexactly(weft_stream_t *s, void *buf, size_t n,
     *nread = 0;
   if (s && !buf && n)
     return WEFT_EINVAL;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   int waited = 0;
@@ -477,7 +537,7 @@ int weft_stream_readexactly(weft_stream_t *s, void *buf, size_t n,
     }
   if (nread)
     *nread = got;
-  weft__io_leave(t);
+  stream_leave(s, t, rc);
   if (!waited && rc == 0)
     weft__coop_tick();
   return rc;
@@ -541,13 +601,13 @@ int weft_stream_readuntil(weft_stream_t *s, const void *sep, size_t seplen,
   *len = 0;
   if (s && (!sep || seplen == 0 || (!buf && cap)))
     return WEFT_EINVAL;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   int waited = 0;
   rc = s->reader ? WEFT_EBUSY
                  : readuntil_home(s, t, sep, seplen, buf, cap, len, &waited);
-  weft__io_leave(t);
+  stream_leave(s, t, rc);
   if (!waited && rc == 0)
     weft__coop_tick();
   return rc;
@@ -561,7 +621,7 @@ int weft_stream_readline(weft_stream_t *s, void *buf, size_t cap, size_t *len) {
   *len = 0;
   if (s && !buf && cap)
     return WEFT_EINVAL;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   int waited = 0;
@@ -583,7 +643,7 @@ int weft_stream_readline(weft_stream_t *s, void *buf, size_t cap, size_t *len) {
       }
     }
   }
-  weft__io_leave(t);
+  stream_leave(s, t, rc);
   if (!waited && rc == 0)
     weft__coop_tick();
   return rc;
@@ -591,7 +651,7 @@ int weft_stream_readline(weft_stream_t *s, void *buf, size_t cap, size_t *len) {
 
 int weft_stream_at_eof(weft_stream_t *s) {
   weft_task_t *t;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   rc = (s->eof || s->closing) && s->rlen == 0;
@@ -614,6 +674,8 @@ static void write_progress(weft_stream_t *s) {
     start_handle_close(s);
 }
 
+void weft__stream_write_progress(weft_stream_t *s) { write_progress(s); }
+
 static void on_write(uv_write_t *req, int status) {
   wreq_t *wr = weft__container_of(req, wreq_t, req);
   weft_stream_t *s = wr->s;
@@ -625,11 +687,11 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 /* Queue bufs (total bytes): a direct write first, then a copy of the rest. */
-static int write_home(weft_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
-                      size_t total) {
+int weft__stream_raw_write(weft_stream_t *s, const uv_buf_t *bufs,
+                           unsigned nbufs, size_t total) {
   if (s->werr)
     return s->werr;
-  if (s->closing || s->shut)
+  if (s->handle_closing)
     return WEFT_EPIPE;
   if (total == 0)
     return 0;
@@ -682,18 +744,32 @@ static int write_home(weft_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
   return 0;
 }
 
+/* A write() or writev() on home: plaintext to the socket, or through TLS. */
+static int write_home(weft_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
+                      size_t total) {
+  if (s->werr)
+    return s->werr;
+  if (s->closing || s->shut)
+    return WEFT_EPIPE;
+  if (total == 0)
+    return 0;
+  if (s->tls)
+    return weft__tls_write(s, bufs, nbufs, total);
+  return weft__stream_raw_write(s, bufs, nbufs, total);
+}
+
 int weft_stream_write(weft_stream_t *s, const void *data, size_t n) {
   weft_task_t *t;
   if (s && !data && n)
     return WEFT_EINVAL;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   uv_buf_t b;
   b.base = (char *)(uintptr_t)data;
   b.len = n;
   rc = write_home(s, &b, 1, n);
-  weft__io_leave(t);
+  stream_leave(s, t, rc);
   return rc;
 }
 
@@ -721,10 +797,10 @@ int weft_stream_writev(weft_stream_t *s, const weft_iovec_t *iov, size_t n) {
     bufs[i].len = iov[i].len;
     total += iov[i].len;
   }
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc == 0) {
     rc = write_home(s, bufs, (unsigned)n, total);
-    weft__io_leave(t);
+    stream_leave(s, t, rc);
   }
   if (bufs != stackbufs)
     weft__free(bufs);
@@ -733,7 +809,7 @@ int weft_stream_writev(weft_stream_t *s, const weft_iovec_t *iov, size_t n) {
 
 int weft_stream_drain(weft_stream_t *s) {
   weft_task_t *t;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   for (;;) {
@@ -749,7 +825,7 @@ int weft_stream_drain(weft_stream_t *s) {
     if (rc)
       break; /* cancelled: the queued data stays queued */
   }
-  weft__io_leave(t);
+  stream_leave(s, t, rc);
   return rc;
 }
 
@@ -758,7 +834,7 @@ int weft_stream_set_write_buffer_limits(weft_stream_t *s, size_t high,
   weft_task_t *t;
   if (s && low > high)
     return WEFT_EINVAL;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   s->high = high;
@@ -774,7 +850,7 @@ int weft_stream_get_write_buffer_size(weft_stream_t *s, size_t *size) {
   weft_task_t *t;
   if (s && !size)
     return WEFT_EINVAL;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   *size = s->wqueued;
@@ -792,7 +868,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 int weft_stream_write_eof(weft_stream_t *s) {
   weft_task_t *t;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   if (s->closing)
@@ -800,6 +876,8 @@ int weft_stream_write_eof(weft_stream_t *s) {
   else if (s->werr)
     rc = s->werr;
   else if (!s->shut) {
+    if (s->tls)
+      weft__tls_close_notify(s); /* TLS's end of data, then TCP's */
     s->shutdown_req.data = s;
     rc = uv_shutdown(&s->shutdown_req, &s->u.s, on_shutdown);
     if (rc == 0)
@@ -816,7 +894,7 @@ int weft_stream_can_write_eof(weft_stream_t *s) { return s ? 1 : WEFT_EINVAL; }
 
 static int close_op(weft_stream_t *s, int abort) {
   weft_task_t *t;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   weft__stream_close(s, abort);
@@ -837,7 +915,7 @@ int weft_stream_is_closing(const weft_stream_t *s) {
 
 int weft_stream_wait_closed(weft_stream_t *s) {
   weft_task_t *t;
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   while (!s->closed) {
@@ -855,7 +933,7 @@ int weft_stream_free(weft_stream_t *s) {
     return 0;
   if (s->slot)
     return WEFT_EPERM; /* the server owns and frees its connections */
-  int rc = begin(s, &t);
+  int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;
   weft__stream_release(s);

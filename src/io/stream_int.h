@@ -28,6 +28,7 @@ typedef struct weft__reader {
 } weft__reader_t;
 
 struct weft__server_slot;
+struct weft__tls;
 
 struct weft_stream {
   weft__io_obj_t obj; /* home worker, io.objs link, reap */
@@ -82,6 +83,14 @@ struct weft_stream {
   int free_on_close;    /* nobody holds the stream: free it when closed */
   weft__list_t closers; /* weft__io_waiter_t in wait_closed() */
 
+  /* --- TLS (tls.c): NULL for plaintext; set on home before the stream is
+   * handed out, or by start_tls; `tls_ready` is published (release) once
+   * the handshake completed and read (acquire) by the anywhere-callable
+   * accessors. --- */
+  struct weft__tls *tls;
+  atomic_int tls_ready;
+  int handles_open; /* libuv handles of the stream not yet closed */
+
   /* --- owner: server connections (server.c) --- */
   weft__list_t conn_link;              /* in the slot's connection list */
   void (*on_closed)(weft_stream_t *s); /* run by the close callback */
@@ -102,5 +111,31 @@ void weft__stream_close(weft_stream_t *s, int abort);
 /* Nobody will use s again: close it gracefully if still open and free it
  * once closed. Home's thread. */
 void weft__stream_release(weft_stream_t *s);
+
+/* For tls.c (home's thread). The plaintext side: where the next decrypted
+ * bytes go (the waiting reader's own buffer when stream.c's reading step 2
+ * allows, else the read buffer's free tail; len 0 = the buffer is full),
+ * and the bookkeeping once n bytes landed there. */
+void weft__stream_space(weft_stream_t *s, char **base, size_t *len);
+void weft__stream_landed(weft_stream_t *s, const char *base, size_t n);
+/* Wake the stream's reader if its condition holds (callback context). */
+void weft__stream_wake_reader(weft_stream_t *s);
+/* Stop reading the socket. */
+void weft__stream_stop_reading(weft_stream_t *s);
+/* Queue ciphertext (or any bytes) on the socket as write() does: a direct
+ * write first, then a copy of the rest. 0 or the (sticky) write error. */
+int weft__stream_raw_write(weft_stream_t *s, const uv_buf_t *bufs,
+                           unsigned nbufs, size_t total);
+/* After a write error was recorded in werr: wake drain() and let a pending
+ * close go on. */
+void weft__stream_write_progress(weft_stream_t *s);
+/* Close the socket now (abort), discarding what is queued. */
+void weft__stream_close_now(weft_stream_t *s);
+/* One more libuv handle of s (a TLS timer) closes with it: call from its
+ * close callback. */
+void weft__stream_handle_closed(weft_stream_t *s);
+/* The common prologue of a stream call: validate, find the task, move it
+ * home (weft__io_leave ends it). */
+int weft__stream_begin(weft_stream_t *s, weft_task_t **tp);
 
 #endif /* WEFT_IO_STREAM_INT_H */

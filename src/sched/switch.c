@@ -7,6 +7,7 @@
  * two-phase suspension it implements is task_state.h's; the policy of
  * what runs next is worker.c's.
  */
+#include "alloc.h"
 #include "compiler.h"
 #include "ctx/ctx.h"
 #include "record.h"
@@ -48,6 +49,10 @@ static void task_entry(void *arg) {
 #endif
   resumed(t);
   t->result = t->fn(t->arg);
+  if (t->tls_err) { /* weft_tls_error_string()'s, for the body only */
+    weft__free(t->tls_err);
+    t->tls_err = NULL;
+  }
   weft__task_switch_out(t, WEFT__AFTER_DONE);
   abort(); /* a finished task is never resumed */
 }

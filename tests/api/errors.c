@@ -188,7 +188,7 @@ static void *strerror_thread_main(void *p) {
 
 static void test_unknown_message_per_thread(void **state) {
   pthread_t th[2];
-  strerror_thread_t arg[2] = {{-11100, 0}, {-11700, 0}};
+  strerror_thread_t arg[2] = {{-11500, 0}, {-11700, 0}};
   int i;
 
   (void)state;

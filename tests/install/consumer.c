@@ -2,14 +2,15 @@
  * consumer.c: a program built out of tree against an installed weft, once
  * with pkg-config and once with find_package(weft) (see check.sh). The main
  * task spawns a task, awaits it and checks its result, and passes the
- * result through a queue on its own memory (0.2's weft_queue_init()); the
- * program prints "consumer ok weft X.Y.Z" and exits 0 when everything
- * matched.
+ * result through a queue on its own memory (0.2's weft_queue_init()), and
+ * a build with TLS makes a default client context (0.3's weft/tls.h: its
+ * OpenSSL dependency must link, statically too); the program prints
+ * "consumer ok weft X.Y.Z" and exits 0 when everything matched.
  */
 #include <weft.h>
 
-#if WEFT_VERSION_HEX < 0x000200
-#error "consumer.c uses the weft 0.2 API"
+#if WEFT_VERSION_HEX < 0x000300
+#error "consumer.c uses the weft 0.3 API"
 #endif
 
 #include <stdint.h>
@@ -57,6 +58,16 @@ int main(void) {
     fprintf(stderr, "consumer: header version %#x, library version %#x\n",
             (unsigned)WEFT_VERSION_HEX, weft_version());
     return EXIT_FAILURE;
+  }
+
+  if (weft_tls_available()) {
+    weft_tls_ctx_t *ctx;
+    int terr = weft_tls_ctx_new(NULL, &ctx);
+    if (terr != 0) {
+      fprintf(stderr, "consumer: weft_tls_ctx_new: %s\n", weft_strerror(terr));
+      return EXIT_FAILURE;
+    }
+    weft_tls_ctx_free(ctx);
   }
 
   void *result = NULL;
