@@ -33,18 +33,18 @@
  * second signal ends the process at once. 2 for a usage error (including a
  * URL that is not an absolute http:// URL), 1 for any other failure.
  *
- * Signals reach the runtime as in echo_server.c: SIGINT and SIGTERM are
- * blocked in every thread, and a plain thread takes them with sigwait() and
- * sets a weft_event_t, which may be set from any thread; the crawl's stop
- * watcher task is waiting on it.
+ * Signals: the main task installs a handler for SIGINT and SIGTERM
+ * (weft_signal_add_handler(), asyncio's loop.add_signal_handler()) before
+ * the crawl starts. The handler runs as a task: on the first signal it sets
+ * the crawl's stop event, on which the crawl's stop watcher task waits; on
+ * the second it exits.
  */
-#define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask, isatty */
+#define _POSIX_C_SOURCE 200809L /* isatty */
 
 #include "crawl.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -93,10 +93,34 @@ typedef struct job {
   options_t *o;        /* the options */
   crawl_stats_t stats; /* what the crawl did */
   int rc;              /* crawl_run()'s result */
+  struct stopper *st;  /* the signal handlers' state */
 } job_t;
+
+/* The stop signals' handler state. */
+typedef struct stopper {
+  weft_event_t *stop; /* set on the first signal */
+  atomic_int signal;  /* the first signal's number, 0 if none */
+} stopper_t;
+
+/* SIGINT and SIGTERM: runs as a task of its own for each signal. */
+static void on_stop_signal(int sig, void *arg) {
+  stopper_t *st = arg;
+  int none = 0;
+  if (atomic_compare_exchange_strong(&st->signal, &none, sig)) {
+    weft_event_set(st->stop);
+  } else {
+    static const char msg[] = "\ncrawler: second signal, exiting now\n";
+    ssize_t ignored = write(2, msg, sizeof(msg) - 1);
+    (void)ignored;
+    _exit(128 + sig);
+  }
+}
 
 static void *crawler_main(void *arg) {
   job_t *j = arg;
+  if ((j->rc = weft_signal_add_handler(SIGINT, on_stop_signal, j->st)) != 0 ||
+      (j->rc = weft_signal_add_handler(SIGTERM, on_stop_signal, j->st)) != 0)
+    return NULL;
   j->rc = crawl_run(&j->o->crawl, &j->stats);
   return NULL;
 }
@@ -129,30 +153,6 @@ static void print_summary(const crawl_stats_t *s) {
            " spawned, %" PRIu64 " stolen\n",
            w, s->worker[w].fetches, s->worker[w].tasks_run,
            s->worker[w].spawned, s->worker[w].stolen);
-}
-
-typedef struct sigthread {
-  sigset_t set;       /* the signals it waits for */
-  weft_event_t *stop; /* set on the first */
-  atomic_int signal;  /* the first signal's number, 0 if none */
-  atomic_int done;    /* the crawl is over: the next signal is ours */
-} sigthread_t;
-
-static void *signal_thread(void *arg) {
-  sigthread_t *st = arg;
-  int sig = 0;
-  while (sigwait(&st->set, &sig) == 0 && !atomic_load(&st->done)) {
-    if (atomic_load(&st->signal) == 0) {
-      atomic_store(&st->signal, sig);
-      weft_event_set(st->stop);
-    } else {
-      static const char msg[] = "\ncrawler: second signal, exiting now\n";
-      ssize_t ignored = write(2, msg, sizeof(msg) - 1);
-      (void)ignored;
-      _exit(128 + sig);
-    }
-  }
-  return NULL;
 }
 
 static int usage(void) {
@@ -240,30 +240,15 @@ int main(int argc, char **argv) {
   }
 
   static weft_event_t stop = WEFT_EVENT_INITIALIZER;
-  static sigthread_t st;
-  sigemptyset(&st.set);
-  sigaddset(&st.set, SIGINT);
-  sigaddset(&st.set, SIGTERM);
+  static stopper_t st;
   st.stop = &stop;
-  /* Blocked here, so in every thread created from now on, workers too. */
-  pthread_sigmask(SIG_BLOCK, &st.set, NULL);
-  pthread_t th;
-  if (pthread_create(&th, NULL, signal_thread, &st) != 0) {
-    free(seeds);
-    return 1;
-  }
   o.crawl.stop = &stop;
 
   weft_config_t cfg;
   weft_config_init(&cfg);
   cfg.workers = o.workers;
-  job_t job = {.o = &o};
+  job_t job = {.o = &o, .st = &st};
   int rc = weft_run(crawler_main, &job, &cfg, NULL);
-
-  /* Release the signal thread with a signal of its own. */
-  atomic_store(&st.done, 1);
-  pthread_kill(th, SIGTERM);
-  pthread_join(th, NULL);
 
   if (prog.tty && prog.shown)
     printf("\n");
@@ -278,7 +263,7 @@ int main(int argc, char **argv) {
     if (job.rc != 0)
       fprintf(stderr, "crawler: %s\n", weft_strerror(job.rc));
     print_summary(&job.stats);
-    /* Only the signal thread sets the stop event. */
+    /* Only the signal handler sets the stop event. */
     int sig = atomic_load(&st.signal);
     status = job.rc != 0 ? 1 : job.stats.interrupted && sig ? 128 + sig : 0;
   }

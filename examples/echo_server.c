@@ -36,17 +36,12 @@
  * handlers read end of stream and finish), waits for them, prints how many
  * connections each worker accepted, frees everything and exits 0.
  *
- * Signals reach the runtime through a weft_queue: the process blocks SIGINT
- * and SIGTERM in every thread, and a plain thread waits for them with
- * sigwait() and hands the signal number to the main task with
- * weft_queue_try_put(), which works from any thread.
+ * The main task waits for SIGINT and SIGTERM with a signal watcher
+ * (weft/signal.h), created before "Serving on" is printed, so that a signal
+ * sent as soon as the line shows is counted.
  */
-#define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask */
-
 #include <weft.h>
-#include "signal_thread.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +52,6 @@ typedef struct options {
   int port;
   unsigned workers;
   int quiet;
-  weft_queue_t *signals; /* signal numbers from the signal thread */
 } options_t;
 
 /* Python's repr() of a short str, close enough for ASCII and UTF-8. */
@@ -130,14 +124,23 @@ static void handle_echo(weft_stream_t *stream, void *arg) {
 
 static void *server_main(void *arg) {
   options_t *o = arg;
+  static const int stop_signals[] = {SIGINT, SIGTERM};
+  weft_signal_t *signals;
+  int rc = weft_signal_new(stop_signals, 2, &signals);
+  if (rc != 0) {
+    fprintf(stderr, "echo_server: cannot watch signals: %s\n",
+            weft_strerror(rc));
+    return weft_task_fail(rc);
+  }
   weft_server_opts_t so;
   weft_server_opts_init(&so);
   so.workers = o->workers;
   weft_server_t *server;
-  int rc = weft_start_server(handle_echo, o, o->host, o->port, &so, &server);
+  rc = weft_start_server(handle_echo, o, o->host, o->port, &so, &server);
   if (rc != 0) {
     fprintf(stderr, "echo_server: cannot listen on %s:%d: %s\n", o->host,
             o->port, weft_strerror(rc));
+    weft_signal_free(signals);
     return weft_task_fail(rc);
   }
   struct sockaddr_storage ss;
@@ -147,10 +150,11 @@ static void *server_main(void *arg) {
   weft_addr_format((struct sockaddr *)&ss, host, sizeof(host), &port);
   printf("Serving on %s:%d\n", host, port);
 
-  void *sig = NULL;
-  rc = weft_queue_get(o->signals, &sig); /* serve until a signal */
+  int sig = 0;
+  rc = weft_signal_wait(signals, WEFT_NO_TIMEOUT, &sig); /* serve until one */
   if (!o->quiet && rc == 0)
-    printf("Signal %d: shutting down\n", (int)(intptr_t)sig);
+    printf("Signal %d: shutting down\n", sig);
+  weft_signal_free(signals);
   weft_server_close(server);
   weft_server_close_clients(server);
   weft_server_wait_closed(server);
@@ -186,17 +190,9 @@ int main(int argc, char **argv) {
   }
   setvbuf(stdout, NULL, _IOLBF, 0); /* "Serving on" must show at once */
 
-  signal_thread_t st;
-  if (weft_queue_new(0, &o.signals) != 0)
-    return 1;
-  if (signal_thread_start(&st, o.signals) != 0)
-    return 1;
-
   weft_config_t cfg;
   weft_config_init(&cfg);
   cfg.workers = o.workers;
   int rc = weft_run(server_main, &o, &cfg, NULL);
-  signal_thread_join(&st, rc == 0); /* rc != 0: no signal came */
-  weft_queue_free(o.signals);
   return rc == 0 ? 0 : 1;
 }

@@ -36,21 +36,18 @@
  * the client gives up (or the server shuts down); a hung page whose client
  * fills the whole buffer with further requests is closed instead.
  *
- * Signals reach the runtime as in echo_server.c: SIGINT and SIGTERM are
- * blocked in every thread, and a plain thread waits for them with sigwait()
- * and hands the signal number to the main task through a weft_queue.
+ * Signals reach the runtime as in echo_server.c: the main task waits for
+ * SIGINT and SIGTERM with a signal watcher (weft/signal.h) created before
+ * "Serving on" is printed.
  */
-#define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask */
 
 #include "site_model.h"
 
 #include <weft.h>
-#include "signal_thread.h"
 
 #include <http_parser.h>
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -76,7 +73,6 @@ typedef struct site {
   int quiet;                    /* --quiet */
   size_t body_max;              /* largest body, for the connection buffers */
   char base[SITE_BASE_MAX + 1]; /* "http://H:P" of the full-URL links */
-  weft_queue_t *signals;        /* signal numbers from the signal thread */
   int nworkers;                 /* the runtime's worker count */
   counter_t *requests;          /* responses written, per worker */
   atomic_long live;             /* handlers running */
@@ -439,20 +435,30 @@ static void make_base(site_t *site, int port) {
 
 static void *site_main(void *arg) {
   site_t *site = arg;
+  static const int stop_signals[] = {SIGINT, SIGTERM};
+  weft_signal_t *signals;
+  int rc = weft_signal_new(stop_signals, 2, &signals);
+  if (rc != 0) {
+    fprintf(stderr, "site: cannot watch signals: %s\n", weft_strerror(rc));
+    return weft_task_fail(rc);
+  }
   site->nworkers = weft_worker_count();
   site->requests = calloc((size_t)site->nworkers, sizeof(*site->requests));
-  if (!site->requests)
+  if (!site->requests) {
+    weft_signal_free(signals);
     return weft_task_fail(WEFT_ENOMEM);
+  }
   weft_server_opts_t so;
   weft_server_opts_init(&so);
   so.workers = site->workers;
   so.backlog = 1024;
   weft_server_t *server;
-  int rc = weft_start_server(handle_conn, site, site->host, site->port, &so,
-                             &server);
+  rc = weft_start_server(handle_conn, site, site->host, site->port, &so,
+                         &server);
   if (rc != 0) {
     fprintf(stderr, "site: cannot listen on %s:%d: %s\n", site->host,
             site->port, weft_strerror(rc));
+    weft_signal_free(signals);
     return weft_task_fail(rc);
   }
   struct sockaddr_storage ss;
@@ -466,10 +472,11 @@ static void *site_main(void *arg) {
     print_summary(site);
   printf("Serving on %s:%d\n", host, port);
 
-  void *sig = NULL;
-  rc = weft_queue_get(site->signals, &sig); /* serve until a signal */
+  int sig = 0;
+  rc = weft_signal_wait(signals, WEFT_NO_TIMEOUT, &sig); /* serve until one */
   if (!site->quiet && rc == 0)
-    printf("Signal %d: shutting down\n", (int)(intptr_t)sig);
+    printf("Signal %d: shutting down\n", sig);
+  weft_signal_free(signals);
   weft_server_close(server);
   atomic_store(&site->stopping, 1);
   weft_server_close_clients(server);
@@ -600,18 +607,10 @@ int main(int argc, char **argv) {
   weft_event_init(&site.ready);
   setvbuf(stdout, NULL, _IOLBF, 0); /* "Serving on" must show at once */
 
-  signal_thread_t st;
-  if (weft_queue_new(0, &site.signals) != 0)
-    return 1;
-  if (signal_thread_start(&st, site.signals) != 0)
-    return 1;
-
   weft_config_t cfg;
   weft_config_init(&cfg);
   cfg.workers = site.workers;
   int rc = weft_run(site_main, &site, &cfg, NULL);
-  signal_thread_join(&st, rc == 0); /* rc != 0: no signal came */
-  weft_queue_free(site.signals);
   weft_event_destroy(&site.idle);
   weft_event_destroy(&site.ready);
   free(site.requests);

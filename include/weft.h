@@ -22,5 +22,6 @@
 #include "weft/tls.h"
 #include "weft/offload.h"
 #include "weft/foreign.h"
+#include "weft/signal.h"
 
 #endif /* WEFT_H */

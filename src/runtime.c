@@ -8,6 +8,9 @@
  *     Every worker initialises its own loop, async and timer handles (loop
  *     affinity), then reports in; nothing is scheduled until all have, so no
  *     uv_async_send can reach an uninitialised handle.
+ *     Worker 0 also installs weft_run's SIGINT handler if asked
+ *     (cfg.sigint_cancels_main, io/signal.c), and removes it in step 5
+ *     once every worker has left its loop, before it closes its handles.
  *  2. The main task is pushed to the inject queue; workers run.
  *  3. When main finishes, submissions from other threads are closed and the
  *     tasks they created cancelled (foreign.c: they are not in any worker's
@@ -425,14 +428,19 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
   }
   weft__worker_t *w0 = &rt->workers[0];
   int rc0 = worker_open(w0);
+  int opened0 = rc0 == 0;
+  if (opened0)
+    rc0 = weft__sigint_install(rt); /* on worker 0's loop */
   rc = start_handshake(rt, rc0 ? rc0 : rc);
   if (rc == 0) {
     weft__sched_schedule(rt->main, 0); /* from this (not yet worker) thread */
     weft__worker_loop(w0);
   }
   exit_handshake(rt);
-  if (rc0 == 0)
+  if (opened0) {
+    weft__sigint_uninstall(rt); /* before its async handle's loop closes */
     worker_close(w0);
+  }
   for (unsigned i = 1; i <= started_threads; i++)
     uv_thread_join(&rt->workers[i].own.thread);
   if (c.overflow_handler)
@@ -443,6 +451,7 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
     if (result)
       *result = rt->main_result;
   }
+  rc = weft__sigint_finish(rt, rc); /* WEFT_EINTR: main ended by SIGINT */
   weft__task_unref_main(rt->main);
   runtime_free(rt);
   return rc;

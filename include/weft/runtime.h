@@ -64,6 +64,20 @@ typedef struct weft_config {
    * it running and returns as usual (main's status): see weft/offload.h
    * for what is left behind. */
   uint64_t offload_grace_ms;
+  /* asyncio.run()'s SIGINT handling (Python 3.11+), default 0 (off). When
+   * set, and SIGINT still has its default disposition when weft_run()
+   * starts (and no other runtime of the process has taken it), the first
+   * SIGINT cancels the main task: it sees WEFT_ECANCELED at its current or
+   * next suspension point and may clean up; if it then ends cancelled (it
+   * did not weft_task_uncancel() that request and no other cancellation is
+   * pending), weft_run() returns WEFT_EINTR. A SIGINT that comes once main
+   * has finished, and the second SIGINT, get the default disposition at
+   * once: the process is killed by SIGINT (asyncio raises
+   * KeyboardInterrupt). The signal reaches main through worker 0's loop
+   * (weft/signal.h: the same latency); the second one needs no worker.
+   * SIGINT is restored to its default disposition when weft_run() returns.
+   * While a runtime owns SIGINT, weft/signal.h refuses it (WEFT_EBUSY). */
+  int sigint_cancels_main;
 } weft_config_t;
 
 /* Fill cfg with the defaults. Never fails; callable from anywhere. */
@@ -77,9 +91,10 @@ WEFT_EXTERN void weft_config_init(weft_config_t *cfg);
  * loops are freed.
  *
  * Returns main's status (0, or the error it failed with: see
- * weft_task_fail()); main's return value is stored in *result if result is
- * not NULL. Errors of its own: WEFT_EINVAL (main NULL, or a bad cfg field),
- * WEFT_ENOMEM, WEFT_EBUSY (called from inside a task: nest runtimes by
+ * weft_task_fail()), or WEFT_EINTR when main ended cancelled by a SIGINT
+ * (cfg.sigint_cancels_main); main's return value is stored in *result if
+ * result is not NULL. Errors of its own: WEFT_EINVAL (main NULL, or a bad
+ * cfg field), WEFT_ENOMEM, WEFT_EBUSY (called from inside a task: nest runtimes by
  * spawning, not by blocking a worker), or a thread/loop creation error.
  *
  * Blocks the calling thread; must be called outside any task. Several threads

@@ -100,4 +100,15 @@ void weft__io_worker_close(weft__worker_t *w);
  * on stderr): the loop must be left behind, never closed nor freed. */
 int weft__offload_drain(weft__worker_t *w);
 
+/* weft_run()'s SIGINT (signal.c, cfg.sigint_cancels_main), all on worker
+ * 0's thread. install: after worker 0's loop is open and before it runs
+ * (0, or WEFT_ENOMEM / libuv's error; not owning SIGINT is no error);
+ * uninstall: after every worker left its run loop, before worker 0 closes
+ * its handles; finish: after worker 0's loop was run out, maps main's
+ * status (WEFT_EINTR for a main cancelled by SIGINT) and frees the state.
+ * Each is a no-op when the option is off. */
+int weft__sigint_install(weft_runtime_t *rt);
+void weft__sigint_uninstall(weft_runtime_t *rt);
+int weft__sigint_finish(weft_runtime_t *rt, int status);
+
 #endif /* WEFT_IO_H */

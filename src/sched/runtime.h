@@ -56,6 +56,8 @@ struct weft_runtime {
   atomic_uint refs;           /* handles (foreign.h) + 1 for weft_run; the
                                  last one frees this struct (foreign.c) */
   weft__foreign_t foreign;    /* submissions from any thread (foreign.c) */
+  struct weft__sigint *sigint; /* SIGINT cancels main (io/signal.c), or
+                                  NULL when cfg.sigint_cancels_main is 0 */
 };
 
 #endif /* WEFT_SCHED_RUNTIME_H */

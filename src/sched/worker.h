@@ -163,6 +163,10 @@ typedef struct weft__worker_io {
   weft__list_t offloads;              /* offload requests queued on this
                                          loop whose after_work has not run
                                          (io/offload.c) */
+  struct weft__signals *sig;          /* worker 0 only: the runtime's
+                                         signal handles, watchers and
+                                         handlers (io/signal.c); NULL
+                                         until first used */
 } weft__worker_io_t;
 
 /* A worker: the parts above, each with its rule. `remote` and `own` start
