@@ -21,6 +21,7 @@
 #include "weft/stream.h"
 #include "weft/tls.h"
 #include "weft/offload.h"
+#include "weft/file.h"
 #include "weft/foreign.h"
 #include "weft/signal.h"
 

@@ -24,6 +24,8 @@ _Static_assert((int)WEFT_EADDRINUSE == (int)UV_EADDRINUSE, "libuv EADDRINUSE");
 _Static_assert((int)WEFT_ENOTSUP == (int)UV_ENOTSUP, "libuv ENOTSUP");
 _Static_assert((int)WEFT_ESHUTDOWN == (int)UV_ESHUTDOWN, "libuv ESHUTDOWN");
 _Static_assert((int)WEFT_EOVERFLOW == (int)UV_EOVERFLOW, "libuv EOVERFLOW");
+_Static_assert((int)WEFT_EISDIR == (int)UV_EISDIR, "libuv EISDIR");
+_Static_assert((int)WEFT_EFBIG == (int)UV_EFBIG, "libuv EFBIG");
 
 /* 1 if err is one of libuv's codes (asking libuv about another code makes
  * it allocate a message it never frees). */

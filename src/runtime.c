@@ -401,6 +401,7 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
     weft__record_pool_init(&w->records, &w->remote.remote_free);
     weft__list_init(&w->io.objs);
     weft__list_init(&w->io.offloads);
+    weft__list_init(&w->io.fsreqs);
   }
   rt->main = weft__task_new_main(rt, main, arg, &main_kind);
   if (!rt->main) {

@@ -41,11 +41,14 @@
   XX(ECONNRESET, (-ECONNRESET), "connection reset by peer")                    \
   XX(EDEADLK, (-EDEADLK), "resource deadlock avoided")                         \
   XX(EEXIST, (-EEXIST), "file already exists")                                 \
+  XX(EFBIG, (-EFBIG), "file too large")                                        \
   XX(EHOSTUNREACH, (-EHOSTUNREACH), "host is unreachable")                     \
   XX(EINTR, (-EINTR), "interrupted system call")                               \
   XX(EINVAL, (-EINVAL), "invalid argument")                                    \
   XX(EIO, (-EIO), "i/o error")                                                 \
+  XX(EISDIR, (-EISDIR), "illegal operation on a directory")                    \
   XX(EISCONN, (-EISCONN), "socket is already connected")                       \
+  XX(ELOOP, (-ELOOP), "too many symbolic links encountered")                   \
   XX(EMFILE, (-EMFILE), "too many open files")                                 \
   XX(EMSGSIZE, (-EMSGSIZE), "message too long")                                \
   XX(ENAMETOOLONG, (-ENAMETOOLONG), "name too long")                           \
@@ -56,14 +59,19 @@
   XX(ENOSPC, (-ENOSPC), "no space left on device")                             \
   XX(ENOSYS, (-ENOSYS), "function not implemented")                            \
   XX(ENOTCONN, (-ENOTCONN), "socket is not connected")                         \
+  XX(ENOTDIR, (-ENOTDIR), "not a directory")                                   \
+  XX(ENOTEMPTY, (-ENOTEMPTY), "directory not empty")                           \
   XX(ENOTSUP, (-ENOTSUP), "operation not supported on socket")                 \
   XX(EOVERFLOW, (-EOVERFLOW), "value too large for defined data type")         \
   XX(EPERM, (-EPERM), "operation not permitted")                               \
   XX(EPIPE, (-EPIPE), "broken pipe")                                           \
   XX(ERANGE, (-ERANGE), "result too large")                                    \
+  XX(EROFS, (-EROFS), "read-only file system")                                 \
   XX(ESHUTDOWN, (-ESHUTDOWN), "cannot send after transport endpoint shutdown") \
+  XX(ESPIPE, (-ESPIPE), "invalid seek")                                        \
   XX(ESRCH, (-ESRCH), "no such process")                                       \
   XX(ETIMEDOUT, (-ETIMEDOUT), "connection timed out")                          \
+  XX(EXDEV, (-EXDEV), "cross-device link not permitted")                       \
   XX(EOF, (-4095), "end of file")                                              \
   XX(ENOTTASK, (-11001), "called outside a weft task")                         \
   XX(ERUNTIME_SHUTDOWN, (-11002), "the runtime is shutting down")              \

@@ -99,6 +99,10 @@ void weft__io_worker_close(weft__worker_t *w);
  * out (run the loop out and close it); 1: work is still running (reported
  * on stderr): the loop must be left behind, never closed nor freed. */
 int weft__offload_drain(weft__worker_t *w);
+/* Files (file.c): report on stderr each file-system request still on
+ * w->io.fsreqs when the grace period (ms) ran out; for
+ * weft__offload_drain. */
+void weft__file_report(weft__worker_t *w, uint64_t grace);
 
 /* weft_run()'s SIGINT (signal.c, cfg.sigint_cancels_main), all on worker
  * 0's thread. install: after worker 0's loop is open and before it runs

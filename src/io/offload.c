@@ -33,6 +33,9 @@
  *     requests can be left. Every request is on its worker's `offloads`
  *     list (owner-only: queued by a task routed to the worker, unlinked by
  *     after_work on the same thread) from uv_queue_work to after_work.
+ *     File-system requests (io/file.c), abandoned ones included, are on
+ *     the worker's `fsreqs` list and are waited for, bounded and reported
+ *     the same way.
  *  6. The wait is bounded by cfg.offload_grace_ms (a timer on the loop,
  *     unreferenced so that it alone does not keep the loop alive). Past
  *     it, each request still listed is reported on stderr and the loop is
@@ -155,7 +158,8 @@ static void grace_close_cb(uv_handle_t *h) { *(int *)h->data = 2; }
 
 int weft__offload_drain(weft__worker_t *w) {
   uint64_t grace = w->own.rt->cfg.offload_grace_ms;
-  if (grace == WEFT_NO_TIMEOUT || weft__list_empty(&w->io.offloads))
+  if (grace == WEFT_NO_TIMEOUT ||
+      (weft__list_empty(&w->io.offloads) && weft__list_empty(&w->io.fsreqs)))
     return 0; /* uv_run(UV_RUN_DEFAULT) waits for whatever is left */
   int expired = 0;
   uv_timer_t tm;
@@ -163,14 +167,16 @@ int weft__offload_drain(weft__worker_t *w) {
   tm.data = &expired;
   uv_timer_start(&tm, grace_cb, grace, 0);
   uv_unref((uv_handle_t *)&tm); /* the work keeps the loop alive, not it */
-  while (!expired && !weft__list_empty(&w->io.offloads))
+  while (!expired && (!weft__list_empty(&w->io.offloads) ||
+                      !weft__list_empty(&w->io.fsreqs)))
     uv_run(&w->own.loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&tm, grace_close_cb);
   /* The close completes in the next iteration; never block here. */
   while (expired != 2)
     uv_run(&w->own.loop, UV_RUN_NOWAIT);
-  if (weft__list_empty(&w->io.offloads))
+  if (weft__list_empty(&w->io.offloads) && weft__list_empty(&w->io.fsreqs))
     return 0;
+  weft__file_report(w, grace);
   for (weft__list_t *n = w->io.offloads.next; n != &w->io.offloads;
        n = n->next) {
     offload_op_t *op = weft__container_of(n, offload_op_t, link);

@@ -167,6 +167,9 @@ typedef struct weft__worker_io {
                                          signal handles, watchers and
                                          handlers (io/signal.c); NULL
                                          until first used */
+  weft__list_t fsreqs;                /* file-system requests issued on
+                                         this loop whose callback is not
+                                         done with them (io/file.c) */
 } weft__worker_io_t;
 
 /* A worker: the parts above, each with its rule. `remote` and `own` start

@@ -20,9 +20,11 @@
  * priority queues growing their stores, the heap-allocated synchronisation
  * objects, a task group growing past what its cancellation sweep keeps on
  * the stack, a task group whose child ends unrun for want of a stack, and
- * weft_wait / as_completed over more tasks than they keep on the stack. In these, a call that can fail only for want of memory must
- * return WEFT_ENOMEM (leaving *out untouched) and leave nothing half-done:
- * the same call again succeeds, and the scenario checks its whole result.
+ * weft_wait / as_completed over more tasks than they keep on the stack, and
+ * files (a handle through every call, and the path calls). In these, a call
+ * that can fail only for want of memory must return WEFT_ENOMEM (leaving
+ * *out untouched) and leave nothing half-done: the same call again
+ * succeeds, and the scenario checks its whole result.
  * A task may also end unrun with WEFT_ENOMEM when the slab of stacks its
  * worker carves for it cannot be allocated (weft_spawn's documented
  * outcome); the scenarios allow for that where it can happen.
@@ -31,6 +33,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 /* ---- the counting allocator --------------------------------------------- */
@@ -422,6 +425,48 @@ static void *prog_unix(void *arg) {
   stop_server(srv);
   CHECK(stat(path, &st) != 0);
   return rc == 0 ? SWEEP_OK : weft_task_fail(rc);
+}
+
+/* Files (io/file.c): a handle through every call, and the path calls.
+ * A call that failed for want of memory did nothing: the same call again
+ * succeeds and the file holds exactly what was written. */
+static void *prog_files(void *arg) {
+  char path[64], buf[16];
+  weft_file_t *f = NULL;
+  struct stat st;
+  weft_dirent_t *ents = NULL;
+  void *data = NULL;
+  size_t n = 0;
+  int rc;
+
+  (void)arg;
+  snprintf(path, sizeof path, "/tmp/weft-api-alloc-fail-%d.file",
+           (int)getpid());
+  rc = NEW_ENOMEM(&f, weft_file_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600,
+                                     &f));
+  if (rc != 0)
+    return weft_task_fail(rc);
+  (void)RETRY_ENOMEM(weft_file_write(f, "0123456789", 10, &n));
+  CHECK_EQ(n, 10);
+  (void)RETRY_ENOMEM(weft_file_pwrite(f, "ab", 2, 10, &n));
+  (void)RETRY_ENOMEM(weft_file_pread(f, buf, sizeof buf, 0, &n));
+  CHECK(n == 12 && memcmp(buf, "0123456789ab", 12) == 0);
+  (void)RETRY_ENOMEM(weft_file_read(f, buf, sizeof buf, &n));
+  CHECK(n == 2 && memcmp(buf, "ab", 2) == 0);
+  (void)RETRY_ENOMEM(weft_file_fstat(f, &st));
+  CHECK_EQ(st.st_size, 12);
+  (void)RETRY_ENOMEM(weft_file_fsync(f));
+  CHECK_OK(weft_file_close(f));
+  CHECK_OK(weft_file_free(f));
+  (void)RETRY_ENOMEM(weft_fs_stat(path, &st));
+  (void)RETRY_ENOMEM(weft_fs_read_file(path, 0, &data, &n));
+  CHECK(n == 12 && data && memcmp(data, "0123456789ab", 12) == 0);
+  weft_fs_free(data);
+  (void)RETRY_ENOMEM(weft_fs_scandir("/tmp", &ents, &n));
+  CHECK(n > 0);
+  weft_fs_free(ents);
+  (void)RETRY_ENOMEM(weft_fs_unlink(path));
+  return SWEEP_OK;
 }
 
 /* The three queue kinds, each growing its store from 8 to 64 slots (FIFO
@@ -846,6 +891,13 @@ static void test_sweep_unix(void **state) {
   assert_true(sweep("unix", prog_unix, 2) > 8);
 }
 
+static void test_sweep_files(void **state) {
+  (void)state;
+  /* A handle, a request per call, read_file's buffer, scandir's block. */
+  assert_true(sweep("files", prog_files, 1) > 12);
+  assert_true(sweep("files", prog_files, 2) > 12);
+}
+
 static void test_sweep_queue_kinds(void **state) {
   (void)state;
   /* Three queues, each growing 8 -> 16 -> 32 -> 64. */
@@ -924,6 +976,7 @@ int main(void) {
       cmocka_unit_test(test_sweep_two_workers),
       cmocka_unit_test(test_sweep_dns),
       cmocka_unit_test(test_sweep_unix),
+      cmocka_unit_test(test_sweep_files),
       cmocka_unit_test(test_sweep_queue_kinds),
       cmocka_unit_test(test_sweep_sync_new),
       cmocka_unit_test(test_sweep_group_grow),
