@@ -24,12 +24,20 @@
  *
  * HTTP: every worker accepts on its own SO_REUSEPORT listener, and each
  * connection is a handler task with one http_parser (Node's, Debian's
- * libhttp-parser-dev), fed whatever each read returns. The parser pauses at
- * the end of every request, so requests are answered one at a time, in
- * order, however many a read brought (pipelining); the rest of the read
- * waits in the connection's buffer. GET and HEAD are served (HEAD with
- * GET's headers and no body), other methods get 405, a request the parser
- * rejects gets 400 and the connection is closed; every response has a
+ * libhttp-parser-dev). The bytes read go first through the checker of
+ * site_http.h, which rejects what RFC 9112 says to reject and that build
+ * of http-parser lets through (header-name syntax, obs-fold, bare CR,
+ * versions, targets, Host, conflicting or malformed lengths, transfer
+ * codings, chunk framing), and then to the parser: the head a whole line
+ * at a time, the body as it comes. The parser pauses at the end of every
+ * request, where the checker must also see it end, so requests are
+ * answered one at a time, in order, however many a read brought
+ * (pipelining); the rest waits in the connection's buffer. GET and HEAD
+ * are served (HEAD with GET's headers and no body), other methods get 405,
+ * a request the checker or the parser rejects gets 400 (431 for a head
+ * over 12 KiB, 414 for a request line so long, 501 for a transfer coding
+ * other than chunked, 505 for an HTTP version other than 1.x) with
+ * "Connection: close", and the connection is closed; every response has a
  * Content-Length, and "Connection: close" (or HTTP/1.0 without keep-alive)
  * closes the connection after the response. While a slow or hung page
  * waits, the handler keeps reading into the buffer, so it sees at once when
@@ -41,6 +49,7 @@
  * "Serving on" is printed.
  */
 
+#include "site_http.h"
 #include "site_model.h"
 
 #include <weft.h>
@@ -59,6 +68,12 @@
 #define HEAD_MAX 512       /* response headers */
 #define GRACE_MS 2000      /* shutdown: graceful close, then abort */
 #define LINGER_MS 1000     /* closing: how long to drain the client's data */
+
+/* The request line and the fields together (431 beyond, 414 for the
+ * request line). A head line is only parsed once whole in the buffer, so
+ * one that does not fit must be over the limit first. */
+#define REQ_HEAD_MAX (12 * 1024)
+_Static_assert(REQ_HEAD_MAX < IN_CAP, "a head line must fit in the buffer");
 
 /* A per-worker counter on a cache line of its own. */
 typedef struct counter {
@@ -85,6 +100,7 @@ typedef struct site {
 typedef struct conn {
   site_t *site;        /* the server */
   weft_stream_t *s;    /* the connection */
+  site_http_t check;   /* checks the bytes before the parser gets them */
   http_parser parser;  /* paused after each complete request */
   size_t in_off;       /* in[in_off..in_len) is not parsed yet */
   size_t in_len;       /* bytes in in[] */
@@ -149,6 +165,12 @@ static const char *reason(int status) {
     return "Method Not Allowed";
   case 414:
     return "URI Too Long";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 501:
+    return "Not Implemented";
+  case 505:
+    return "HTTP Version Not Supported";
   default:
     return "Internal Server Error";
   }
@@ -338,37 +360,67 @@ static void linger(conn_t *c) {
   weft_timeout_exit(&scope, n);
 }
 
+/* Answer a request that cannot be served with status (400 and up), then
+ * close. */
+static void reject(conn_t *c, int status) {
+  response_t r = {.status = status, .with_body = 1, .keep_alive = 0};
+  r.body_len = plain_body(c, status);
+  if (send_response(c, &r) == 0)
+    linger(c);
+}
+
 /* Serve the connection's requests until it ends. */
 static void serve(conn_t *c) {
   for (;;) {
-    if (c->in_off == c->in_len) {
-      c->in_off = c->in_len = 0;
-      int n = weft_stream_read(c->s, c->in, IN_CAP);
-      if (n <= 0)
-        return; /* end of stream, reset, or shutdown */
-      c->in_len = (size_t)n;
-    }
-    /* Never called with 0 bytes: that would tell the parser the stream
-     * ended. */
-    size_t len = c->in_len - c->in_off;
-    size_t used =
-        http_parser_execute(&c->parser, &settings, c->in + c->in_off, len);
-    c->in_off += used;
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_PAUSED) {
-      http_parser_pause(&c->parser, 0);
-      int rc = respond(c);
-      if (rc == 1)
-        linger(c);
-      if (rc != 0)
-        return;
-    } else if (e != HPE_OK || used != len) {
-      response_t r = {.status = 400, .with_body = 1, .keep_alive = 0};
-      r.body_len = plain_body(c, 400);
-      if (send_response(c, &r) == 0)
-        linger(c);
+    size_t len = c->in_len - c->in_off, pass = 0;
+    int st = SITE_HTTP_MORE;
+    if (len > 0)
+      st = site_http_check(&c->check, c->in + c->in_off, len, &pass);
+    if (st >= 400) {
+      reject(c, st);
       return;
     }
+    if (pass > 0) {
+      /* Never called with 0 bytes: that would tell the parser the stream
+       * ended. */
+      size_t used =
+          http_parser_execute(&c->parser, &settings, c->in + c->in_off, pass);
+      c->in_off += used;
+      enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+      /* The parser must end the request where the checker does: a parser
+       * error, or a request the two frame differently, is a bad request. */
+      int end = st == SITE_HTTP_END;
+      if (used != pass || e != (end ? HPE_PAUSED : HPE_OK)) {
+        reject(c, 400);
+        return;
+      }
+      if (end) {
+        http_parser_pause(&c->parser, 0);
+        int rc = respond(c);
+        if (rc == 1)
+          linger(c);
+        if (rc != 0)
+          return;
+        continue;
+      }
+    }
+    /* The checker needs more bytes: keep the part of a line it has not
+     * passed at the start of the buffer, and read after it. */
+    if (c->in_off == c->in_len) {
+      c->in_off = c->in_len = 0;
+    } else if (c->in_len == IN_CAP) {
+      memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+      c->in_len -= c->in_off;
+      c->in_off = 0;
+    }
+    if (c->in_len == IN_CAP) { /* cannot be: a line over REQ_HEAD_MAX */
+      reject(c, 431);
+      return;
+    }
+    int n = weft_stream_read(c->s, c->in + c->in_len, IN_CAP - c->in_len);
+    if (n <= 0)
+      return; /* end of stream, reset, or shutdown */
+    c->in_len += (size_t)n;
   }
 }
 
@@ -385,6 +437,7 @@ static void handle_conn(weft_stream_t *stream, void *arg) {
     c->in_off = c->in_len = 0;
     c->url_len = 0;
     c->url_overflow = 0;
+    site_http_init(&c->check, REQ_HEAD_MAX);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     serve(c);

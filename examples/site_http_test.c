@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE /* memmem */
 
+#include "site_http_cases.h"
 #include "site_model.h"
 #include "site_test_url.h"
 
@@ -25,6 +26,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -98,13 +100,17 @@ static void client_close(client_t *c) {
   c->fd = -1;
 }
 
-static void send_str(client_t *c, const char *s) {
-  size_t n = strlen(s), off = 0;
+static void send_bytes(client_t *c, const char *s, size_t n) {
+  size_t off = 0;
   while (off < n) {
     ssize_t w = send(c->fd, s + off, n - off, MSG_NOSIGNAL);
     assert_true(w > 0);
     off += (size_t)w;
   }
+}
+
+static void send_str(client_t *c, const char *s) {
+  send_bytes(c, s, strlen(s));
 }
 
 /* Receive more bytes, waiting at most ms. Returns the count, 0 at end of
@@ -419,6 +425,76 @@ static void test_bad_request(void **state) {
   free(r);
 }
 
+/* Send q, with its padding. */
+static void send_raw(client_t *c, const raw_request_t *q) {
+  const char *pad = q->pad ? strstr(q->req, PAD) : NULL;
+  if (!pad) {
+    send_bytes(c, q->req, q->len);
+    return;
+  }
+  char *a = malloc(q->pad);
+  assert_non_null(a);
+  memset(a, 'a', q->pad);
+  send_bytes(c, q->req, (size_t)(pad - q->req));
+  send_bytes(c, a, q->pad);
+  send_str(c, pad + strlen(PAD));
+  free(a);
+}
+
+/* Each rejected form after a good request: the good one's page, then the
+ * status with "Connection: close", then end of stream. */
+static void test_rejected(void **state) {
+  (void)state;
+  client_t *c = malloc(sizeof(*c));
+  response_t *r = malloc(sizeof(*r));
+  assert_non_null(c);
+  assert_non_null(r);
+  for (size_t i = 0; i < sizeof(rejected) / sizeof(rejected[0]); i++) {
+    const raw_request_t *q = &rejected[i];
+    print_message("rejected: %s\n", q->name);
+    client_open(c);
+    get(c, "GET", "/page/0", NULL);
+    send_raw(c, q);
+    assert_int_equal(read_response(c, r, 0, 5000), 0);
+    check_page(r, 0, 0);
+    assert_int_equal(read_response(c, r, 0, 5000), 0);
+    assert_int_equal(r->status, q->status);
+    assert_true(r->close);
+    expect_eof(c);
+    client_close(c);
+  }
+  free(c);
+  free(r);
+}
+
+/* Each accepted form on a connection of its own, followed by a GET: both
+ * are answered, in order, and the connection stays open. */
+static void test_accepted(void **state) {
+  (void)state;
+  client_t *c = malloc(sizeof(*c));
+  response_t *r = malloc(sizeof(*r));
+  assert_non_null(c);
+  assert_non_null(r);
+  for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+    const raw_request_t *q = &accepted[i];
+    print_message("accepted: %s\n", q->name);
+    client_open(c);
+    send_raw(c, q);
+    get(c, "GET", "/page/1", NULL);
+    assert_int_equal(read_response(c, r, 0, 5000), 0);
+    assert_int_equal(r->status, q->status);
+    assert_false(r->close);
+    if (q->status == 200)
+      check_page(r, 0, 0);
+    assert_int_equal(read_response(c, r, 0, 5000), 0);
+    check_page(r, 1, 0);
+    assert_false(r->close);
+    client_close(c);
+  }
+  free(c);
+  free(r);
+}
+
 /* "Connection: close" and HTTP/1.0 close after the response; HTTP/1.0 with
  * keep-alive does not. */
 static void test_connection_close(void **state) {
@@ -512,6 +588,200 @@ static void test_pipelining(void **state) {
     assert_int_equal(c->len, 0);
     client_close(c);
   }
+  free(c);
+  free(r);
+}
+
+/* A pipeline being built: the requests' bytes, and for each request the
+ * page it asks for, whether it is HEAD, and where it ends. */
+typedef struct pipeline {
+  char *buf;
+  size_t len, cap;
+  size_t n; /* requests */
+  uint64_t ids[2048];
+  int head[2048];
+  size_t ends[2048];
+} pipeline_t;
+
+static void pipe_add(pipeline_t *pl, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(pl->buf + pl->len, pl->cap - pl->len, fmt, ap);
+  va_end(ap);
+  assert_true(n > 0 && (size_t)n < pl->cap - pl->len);
+  pl->len += (size_t)n;
+}
+
+/* Append request number i of a mixed pipeline: GET of page id, in one of
+ * the forms by i (HEAD, a long field, a chunked body with an extension
+ * and a trailer, a Content-Length body, bare LF line ends, a leading empty
+ * line, plain). */
+static void pipe_request(pipeline_t *pl, size_t i, uint64_t id, size_t pad) {
+  char path[SITE_PATH_MAX];
+  site_page_path(&model, id, path, sizeof(path));
+  assert_true(pl->n < sizeof(pl->ids) / sizeof(pl->ids[0]));
+  pl->ids[pl->n] = id;
+  pl->head[pl->n] = i % 7 == 3;
+  switch (i % 7) {
+  case 3:
+    pipe_add(pl, "HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    break;
+  case 1:
+    pipe_add(pl, "GET %s HTTP/1.1\r\nHost: x\r\nX-Pad: ", path);
+    assert_true(pad < pl->cap - pl->len);
+    memset(pl->buf + pl->len, 'p', pad);
+    pl->len += pad;
+    pipe_add(pl, "\r\n\r\n");
+    break;
+  case 2:
+    pipe_add(pl,
+             "GET %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "5;x=\"y z\"\r\nhello\r\n6\r\n world\r\n0\r\nT: 1\r\n\r\n",
+             path);
+    break;
+  case 4:
+    pipe_add(pl,
+             "GET %s HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"
+             "hello world",
+             path);
+    break;
+  case 5:
+    pipe_add(pl, "GET %s HTTP/1.1\nHost: x\n\n", path);
+    break;
+  case 6:
+    pipe_add(pl, "\r\nGET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    break;
+  default:
+    pipe_add(pl, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    break;
+  }
+  pl->ends[pl->n++] = pl->len;
+}
+
+static pipeline_t *pipe_new(size_t cap) {
+  pipeline_t *pl = calloc(1, sizeof(*pl));
+  assert_non_null(pl);
+  pl->buf = malloc(cap);
+  assert_non_null(pl->buf);
+  pl->cap = cap;
+  return pl;
+}
+
+static void pipe_free(pipeline_t *pl) {
+  free(pl->buf);
+  free(pl);
+}
+
+/* Page i of the pages that answer at once (no slow or hung page). */
+static uint64_t fast_page(size_t i) {
+  for (uint64_t n = i % (PAGES + 10);; n = (n + 1) % (PAGES + 10)) {
+    site_kind_t k = site_page_kind(&model, n);
+    if (k != SITE_SLOW && k != SITE_HANG)
+      return n;
+  }
+}
+
+/* Read and check the responses to requests [from, to) of pl. */
+static void pipe_check(client_t *c, response_t *r, const pipeline_t *pl,
+                       size_t from, size_t to) {
+  for (size_t i = from; i < to; i++) {
+    assert_int_equal(read_response(c, r, pl->head[i], 5000), 0);
+    check_page(r, pl->ids[i], pl->head[i]);
+    assert_false(r->close);
+  }
+}
+
+/* Sends a buffer on a thread of its own, so that the test reads the
+ * responses while the requests are still going out. */
+typedef struct sender {
+  int fd;
+  const char *buf;
+  size_t len;
+  int ok; /* everything was sent */
+} sender_t;
+
+static void *send_all(void *arg) {
+  sender_t *s = arg;
+  size_t off = 0;
+  while (off < s->len) {
+    ssize_t w = send(s->fd, s->buf + off, s->len - off, MSG_NOSIGNAL);
+    if (w <= 0)
+      return NULL;
+    off += (size_t)w;
+  }
+  s->ok = 1;
+  return NULL;
+}
+
+/* 1000 GETs in one write, all answered, in order; then 2000 requests of
+ * every form, a seventh of them with a field of 5,000 bytes (so that heads
+ * straddle the end of the server's 16 KiB buffer), sent while the
+ * responses are read. */
+static void test_pipelining_many(void **state) {
+  (void)state;
+  client_t *c = malloc(sizeof(*c));
+  response_t *r = malloc(sizeof(*r));
+  assert_non_null(c);
+  assert_non_null(r);
+  pipeline_t *pl = pipe_new(64 * 1024);
+  char path[SITE_PATH_MAX];
+  for (size_t i = 0; i < 1000; i++) {
+    pl->ids[pl->n] = fast_page(i);
+    site_page_path(&model, pl->ids[pl->n], path, sizeof(path));
+    pipe_add(pl, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    pl->ends[pl->n++] = pl->len;
+  }
+  client_open(c);
+  ssize_t w = send(c->fd, pl->buf, pl->len, MSG_NOSIGNAL);
+  assert_true(w > 0);
+  send_bytes(c, pl->buf + w, pl->len - (size_t)w); /* if the first was short */
+  pipe_check(c, r, pl, 0, pl->n);
+  assert_int_equal(c->len, 0);
+  client_close(c);
+  pipe_free(pl);
+
+  pl = pipe_new(4 * 1024 * 1024);
+  for (size_t i = 0; i < 2000; i++)
+    pipe_request(pl, i, fast_page(i * 7), 5000);
+  client_open(c);
+  sender_t snd = {.fd = c->fd, .buf = pl->buf, .len = pl->len};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, send_all, &snd), 0);
+  pipe_check(c, r, pl, 0, pl->n);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_true(snd.ok);
+  assert_int_equal(c->len, 0);
+  client_close(c);
+  pipe_free(pl);
+  free(c);
+  free(r);
+}
+
+/* A pipeline of every form split in two writes at every byte: the
+ * responses to the requests the first write completes come first, then
+ * the rest's. */
+static void test_pipelining_split(void **state) {
+  (void)state;
+  client_t *c = malloc(sizeof(*c));
+  response_t *r = malloc(sizeof(*r));
+  assert_non_null(c);
+  assert_non_null(r);
+  pipeline_t *pl = pipe_new(8192);
+  for (size_t i = 0; i < 8; i++)
+    pipe_request(pl, i, fast_page(i * 3), 40);
+  for (size_t k = 1; k < pl->len; k++) {
+    client_open(c);
+    send_bytes(c, pl->buf, k);
+    size_t done = 0;
+    while (done < pl->n && pl->ends[done] <= k)
+      done++;
+    pipe_check(c, r, pl, 0, done);
+    send_bytes(c, pl->buf + k, pl->len - k);
+    pipe_check(c, r, pl, done, pl->n);
+    assert_int_equal(c->len, 0);
+    client_close(c);
+  }
+  pipe_free(pl);
   free(c);
   free(r);
 }
@@ -706,8 +976,12 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_head),
       cmocka_unit_test(test_method_not_allowed),
       cmocka_unit_test(test_bad_request),
+      cmocka_unit_test(test_rejected),
+      cmocka_unit_test(test_accepted),
       cmocka_unit_test(test_connection_close),
       cmocka_unit_test(test_pipelining),
+      cmocka_unit_test(test_pipelining_many),
+      cmocka_unit_test(test_pipelining_split),
       cmocka_unit_test(test_hang),
       cmocka_unit_test(test_crawl),
       cmocka_unit_test(test_shutdown),
