@@ -5,7 +5,8 @@
  *
  *   URLs          uriparser: parse, resolve, normalise, canonical form
  *   visited set   64 shards, each an open-addressing set under a mutex
- *   hosts         one entry per host:port: Semaphore and idle connections
+ *   hosts         one entry per origin (scheme, host, port): Semaphore and
+ *                 idle connections (TLS ones for https)
  *   HTTP          one request/response exchange with http_parser
  *   links         libxml2's HTML parser in SAX mode: <a href>, <base href>
  *   tasks         fetch task, progress reporter, stop watcher, dispatcher
@@ -14,7 +15,10 @@
  * first-error record and the log are guarded by pthread mutexes held for a
  * few hundred nanoseconds and never across a suspension point: an OS mutex
  * is cheaper than a weft_lock for that, and it is not a cancellation point,
- * so a cancelled task never has to unwind from inside a lookup.
+ * so a cancelled task never has to unwind from inside a lookup. One
+ * exception: the task that creates the crawl's first https host makes the
+ * default TLS context under the host table's lock (make_tls(), once, tens
+ * of milliseconds), so that no https host exists without it.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -56,7 +60,7 @@
 typedef struct counters {
   atomic_uint_fast64_t admitted, pages, errors, cancelled, in_flight, queued;
   atomic_uint_fast64_t retries, redirects, links, skipped, connects, reuses;
-  atomic_uint_fast64_t bytes;
+  atomic_uint_fast64_t bytes, tls_handshakes, tls_resumed;
   atomic_uint_fast64_t status[CRAWL_STATUS_MAX];
   atomic_uint_fast64_t error[CRAWL_ERR_COUNT];
 } counters_t;
@@ -82,13 +86,20 @@ struct conn {
   conn_t *next;          /* next idle connection of the same home */
 };
 
-/* One host:port the crawl talks to. Lives until the crawl ends. */
+/* One origin the crawl talks to: scheme, host and port, so that http and
+ * https connections to one host are pooled apart. Lives until the crawl
+ * ends. */
 typedef struct host {
   struct host *next;    /* next entry of its host-table bucket */
-  char *name;           /* what weft_open_connection() resolves */
+  char *name;           /* what weft_open_connection() resolves, and the
+                           name the server's certificate must have */
   int port;             /* TCP port */
-  char *authority;      /* the Host header: name[:port], as in the URL */
-  size_t authority_len; /* strlen(authority) */
+  bool tls;             /* https: TLS over the connections */
+  weft_tls_ctx_t *ctx;  /* https: the crawl's client context, or NULL */
+  int ctx_rc;           /* https: why ctx is NULL */
+  char *origin;         /* the key: "http[s]://" authority, as in the URL */
+  size_t origin_len;    /* strlen(origin) */
+  const char *authority; /* the Host header: name[:port], in origin */
   weft_semaphore_t sem; /* per_host permits */
   pthread_mutex_t mu;   /* guards idle and nidle */
   conn_t **idle;        /* idle connections, one stack per home worker */
@@ -132,8 +143,18 @@ struct crawl {
   unsigned workers;                 /* weft_worker_count() */
   atomic_uint_fast64_t *fetches;    /* fetch tasks finished, per worker */
   uint64_t start_ms;                /* weft_time_ms() at the start */
-  pthread_mutex_t report_mu;        /* guards first_error and cfg.log */
-  char first_error[CRAWL_ERR_COUNT][256]; /* first failed URL per kind */
+  /* The client context of every https connection: the caller's, or made by
+   * make_tls() at the start (ca_file, insecure_no_verify) or when the first
+   * https host is created (loading the system's CA store takes ~30 ms, which
+   * a plain-http crawl does not pay). Written once, under hosts_mu, before
+   * any https host exists; each host keeps a copy (host_t.ctx). */
+  weft_tls_ctx_t *tls;
+  int tls_rc;    /* why tls is NULL after tls_tried (WEFT_ENOSYS: no TLS) */
+  bool tls_tried; /* make_tls() ran */
+  bool own_tls;  /* crawl_run() made tls (and frees it) */
+  pthread_mutex_t report_mu; /* guards first_error, first_reason, cfg.log */
+  char first_error[CRAWL_ERR_COUNT][256];  /* first failed URL per kind */
+  char first_reason[CRAWL_ERR_COUNT][256]; /* and what failed, for TLS */
 };
 
 void crawl_config_init(crawl_config_t *cfg) {
@@ -150,8 +171,8 @@ void crawl_config_init(crawl_config_t *cfg) {
 
 const char *crawl_err_name(crawl_err_t kind) {
   static const char *const names[CRAWL_ERR_COUNT] = {
-      "timeout", "refused",   "reset",    "dns",
-      "parse",   "redirects", "toolarge", "other"};
+      "timeout",   "refused",  "reset", "dns", "parse",
+      "redirects", "toolarge", "tls-verify", "tls", "other"};
   return (unsigned)kind < CRAWL_ERR_COUNT ? names[kind] : "?";
 }
 
@@ -189,19 +210,25 @@ static bool put(char *out, size_t *len, const char *s, size_t n) {
   return true;
 }
 
-/* The canonical form of an absolute http:// URI that uriNormalizeSyntaxA()
- * has normalised: "http://" host [":" port unless 80] "/" path ["?" query],
- * with no user info and no fragment. Writes it to out (URL_MAX bytes) and
- * the offsets of the authority and of the target. false for another scheme,
- * no host, user info, a bad port, or a URL that is too long. */
+/* The canonical form of an absolute http:// or https:// URI that
+ * uriNormalizeSyntaxA() has normalised: the scheme in lower case, "://",
+ * host, ":" port unless it is the scheme's default (80, 443), "/" path,
+ * "?" query if any; no user info, no fragment. Writes it to out (URL_MAX
+ * bytes) and the offsets of the authority and of the target (so
+ * out[0..target_at) is the origin). false for another scheme, no host,
+ * user info, a bad port, or a URL that is too long. */
 static bool canonical(const UriUriA *u, char *out, size_t *authority_at,
                       size_t *target_at) {
-  if (!range_is(&u->scheme, "http") || range_len(&u->hostText) == 0 ||
-      u->userInfo.first != NULL)
+  bool https = range_is(&u->scheme, "https");
+  if ((!https && !range_is(&u->scheme, "http")) ||
+      range_len(&u->hostText) == 0 || u->userInfo.first != NULL)
     return false;
   size_t len = 0;
   out[0] = '\0';
-  put(out, &len, "http://", 7);
+  if (https)
+    put(out, &len, "https://", 8);
+  else
+    put(out, &len, "http://", 7);
   *authority_at = len;
   bool brackets = u->hostData.ip6 != NULL || u->hostData.ipFuture.first;
   if ((brackets && !put(out, &len, "[", 1)) ||
@@ -227,7 +254,7 @@ static bool canonical(const UriUriA *u, char *out, size_t *authority_at,
     for (unsigned long q = p; q > 0; q /= 10)
       *--s = (char)('0' + q % 10);
     *--s = ':';
-    if (p != 80 && !put(out, &len, s, (size_t)(e - s)))
+    if (p != (https ? 443u : 80u) && !put(out, &len, s, (size_t)(e - s)))
       return false;
   }
   *target_at = len;
@@ -327,7 +354,7 @@ static void uri_mem_init(uri_mem_t *m) {
 
 /* Resolve the reference [ref, ref + n) against base (NULL: ref must be
  * absolute), normalise it, and write its canonical form (see canonical()).
- * false if it does not parse or is not a crawlable http:// URL. */
+ * false if it does not parse or is not a crawlable http(s):// URL. */
 static bool resolve(const UriUriA *base, const char *ref, size_t n, char *out,
                     size_t *authority_at, size_t *target_at) {
   uri_mem_t m;
@@ -410,50 +437,61 @@ out:
 /* ------------------------------------------------------------------------ */
 /* Hosts                                                                     */
 
-/* Find the host of authority[0..n) ("name" or "name:port", IPv6 names in
- * brackets), creating it if `create`. NULL if absent (and not created) or
- * out of memory. Never suspends. */
-static host_t *host_get(crawl_t *c, const char *authority, size_t n,
+static int make_tls(crawl_t *c);
+
+/* Find the host of the origin origin[0..n) ("http://name", "https://name:port",
+ * IPv6 names in brackets; as canonical() writes it), creating it if
+ * `create`. NULL if absent (and not created) or out of memory. Never
+ * suspends. */
+static host_t *host_get(crawl_t *c, const char *origin, size_t n,
                         bool create) {
-  uint64_t h = hash_bytes(authority, n);
+  uint64_t h = hash_bytes(origin, n);
   host_t **bucket = &c->hosts[h & (HOST_BUCKETS - 1)];
   pthread_mutex_lock(&c->hosts_mu);
   host_t *e = *bucket;
-  while (e && (e->authority_len != n || memcmp(e->authority, authority, n)))
+  while (e && (e->origin_len != n || memcmp(e->origin, origin, n)))
     e = e->next;
   if (e || !create)
     goto out;
   e = calloc(1, sizeof(*e));
   if (!e)
     goto out;
-  e->authority = malloc(n + 1);
+  e->origin = malloc(n + 1);
   e->name = malloc(n + 1);
   e->idle = calloc(c->workers, sizeof(*e->idle));
-  if (!e->authority || !e->name || !e->idle) {
-    free(e->authority);
+  if (!e->origin || !e->name || !e->idle) {
+    free(e->origin);
     free(e->name);
     free(e->idle);
     free(e);
     e = NULL;
     goto out;
   }
-  memcpy(e->authority, authority, n);
-  e->authority[n] = '\0';
-  e->authority_len = n;
-  /* Split name and port; the canonical form left out port 80. */
-  const char *end = authority + n, *colon = NULL;
+  memcpy(e->origin, origin, n);
+  e->origin[n] = '\0';
+  e->origin_len = n;
+  e->tls = n > 5 && origin[4] == 's'; /* "https://" */
+  if (e->tls) {
+    if (!c->tls_tried)
+      make_tls(c); /* the first https host: under hosts_mu, once */
+    e->ctx = c->tls;
+    e->ctx_rc = c->tls_rc;
+  }
+  e->authority = e->origin + (e->tls ? 8 : 7);
+  /* Split name and port; the canonical form left out the default port. */
+  const char *authority = e->authority, *end = e->origin + n, *colon = NULL;
   const char *name = authority, *name_end;
   if (*authority == '[') {
     name = authority + 1;
-    name_end = memchr(authority, ']', n);
+    name_end = memchr(authority, ']', (size_t)(end - authority));
     colon = name_end + 1 < end ? name_end + 1 : NULL;
   } else {
-    colon = memchr(authority, ':', n);
+    colon = memchr(authority, ':', (size_t)(end - authority));
     name_end = colon ? colon : end;
   }
   memcpy(e->name, name, (size_t)(name_end - name));
   e->name[name_end - name] = '\0';
-  e->port = colon ? atoi(colon + 1) : 80;
+  e->port = colon ? atoi(colon + 1) : e->tls ? 443 : 80;
   weft_semaphore_init(&e->sem, c->cfg.per_host);
   pthread_mutex_init(&e->mu, NULL);
   e->next = *bucket;
@@ -461,6 +499,32 @@ static host_t *host_get(crawl_t *c, const char *authority, size_t n,
 out:
   pthread_mutex_unlock(&c->hosts_mu);
   return e;
+}
+
+/* The host of origin[0..n) if the crawl follows it, creating it then: any
+ * host with any_host; else one already known (the seeds', and what they
+ * let in), or the same name on the other scheme's default port when both
+ * ports are their scheme's default, so that a site moving between
+ * http://name/ and https://name/ is followed (but http://name:8080/ and
+ * https://name/ are two sites). NULL if not followed or out of memory.
+ * Never suspends. */
+static host_t *host_followed(crawl_t *c, const char *origin, size_t n) {
+  host_t *h = host_get(c, origin, n, c->cfg.any_host);
+  if (h || c->cfg.any_host)
+    return h;
+  bool tls = n > 5 && origin[4] == 's';
+  const char *authority = origin + (tls ? 8 : 7);
+  size_t alen = n - (size_t)(authority - origin);
+  const char *bracket = memchr(authority, ']', alen);
+  const char *after = bracket ? bracket + 1 : authority;
+  if (memchr(after, ':', alen - (size_t)(after - authority)) != NULL)
+    return NULL; /* an explicit port: not a default one */
+  char twin[URL_MAX + 1];
+  size_t tlen = 0;
+  if (!put(twin, &tlen, tls ? "http://" : "https://", tls ? 7 : 8) ||
+      !put(twin, &tlen, authority, alen) || !host_get(c, twin, tlen, false))
+    return NULL;
+  return host_get(c, origin, n, true);
 }
 
 /* Take an idle connection of h, preferably one whose home is the current
@@ -492,6 +556,15 @@ static void pool_put(host_t *h, conn_t *k) {
 /* Close a connection at once (its state is unknown) and free it. */
 static void conn_discard(conn_t *k) {
   weft_stream_abort(k->stream);
+  weft_stream_free(k->stream);
+  free(k);
+}
+
+/* Close a connection whose exchange ended cleanly but that is not reused
+ * (the server said Connection: close): gracefully, so that a TLS peer gets
+ * close_notify, without waiting; and free it. */
+static void conn_close(conn_t *k) {
+  weft_stream_close(k->stream);
   weft_stream_free(k->stream);
   free(k);
 }
@@ -660,7 +733,9 @@ static int exchange_on(crawl_t *c, const item_t *it, conn_t *k, response_t *r,
                          it->host->authority,
                          "\r\nUser-Agent: weft-crawler/",
                          weft_version_string(),
-                         "\r\nAccept: text/html, */*;q=0.5\r\n\r\n"};
+                         "\r\nAccept: text/html, */*;q=0.5\r\n",
+                         c->cfg.no_keep_alive ? "Connection: close\r\n" : "",
+                         "\r\n"};
   char req[URL_MAX + 512];
   size_t len = 0;
   for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -714,9 +789,39 @@ static int exchange_on(crawl_t *c, const item_t *it, conn_t *k, response_t *r,
   return 0;
 }
 
-static bool is_stale_failure(int rc) {
+/* The peer closed or reset the connection: over TLS, a close without
+ * close_notify is WEFT_ETLS_TRUNCATED (a response it cut short is never
+ * taken for a complete one: it fails as ERR_EARLY_EOF would). */
+static bool is_closed(int rc) {
   return rc == WEFT_ECONNRESET || rc == WEFT_EPIPE || rc == ERR_EARLY_EOF ||
-         rc == WEFT_ECONNABORTED;
+         rc == WEFT_ECONNABORTED || rc == WEFT_ETLS_TRUNCATED;
+}
+
+static bool is_stale_failure(int rc) { return is_closed(rc); }
+
+/* Open a connection to h for k: TCP, and for https TLS with the crawl's
+ * context (verification as it says; SNI and the name check use h->name;
+ * the context's cache resumes the host's last session). Counts the
+ * handshake. Returns 0 or weft_open_connection()'s error. Suspends. */
+static int conn_open(crawl_t *c, host_t *h, conn_t *k) {
+  weft_stream_opts_t so;
+  weft_stream_opts_init(&so);
+  if (h->tls) {
+    if (!h->ctx)
+      return h->ctx_rc; /* no context: built without TLS, or no memory */
+    so.tls.ctx = h->ctx;
+  }
+  int rc = weft_open_connection(h->name, h->port, &so, &k->stream);
+  if (rc != 0)
+    return rc;
+  count(&c->n.connects, 1);
+  weft_tls_info_t info;
+  if (h->tls && weft_stream_tls_info(k->stream, &info) == 0) {
+    count(&c->n.tls_handshakes, 1);
+    if (info.resumed)
+      count(&c->n.tls_resumed, 1);
+  }
+  return 0;
 }
 
 /* One attempt: a GET of it on a pooled or new connection, under a timeout
@@ -745,13 +850,11 @@ static int attempt(crawl_t *c, const item_t *it, response_t *r) {
       }
       int w = weft_worker_index();
       k->home = w >= 0 ? (unsigned)w : 0; /* no suspension before the call */
-      rc = weft_open_connection(it->host->name, it->host->port, NULL,
-                                &k->stream);
+      rc = conn_open(c, it->host, k);
       if (rc != 0) {
         free(k);
         break;
       }
-      count(&c->n.connects, 1);
     } else {
       count(&c->n.reuses, 1);
     }
@@ -761,9 +864,11 @@ static int attempt(crawl_t *c, const item_t *it, response_t *r) {
       pool_put(it->host, k);
       break;
     }
-    conn_discard(k);
-    if (rc == 0)
+    if (rc == 0) {
+      conn_close(k);
       break;
+    }
+    conn_discard(k);
     /* A pooled connection the server closed meanwhile: try a fresh one,
      * once, within the same deadline. */
     if (!(reused && !got_bytes && is_stale_failure(rc) && fresh_tries == 0))
@@ -778,9 +883,16 @@ static crawl_err_t classify(int rc) {
     return CRAWL_ERR_TIMEOUT;
   if (rc == WEFT_ECONNREFUSED)
     return CRAWL_ERR_REFUSED;
-  if (rc == WEFT_ECONNRESET || rc == WEFT_EPIPE || rc == ERR_EARLY_EOF ||
-      rc == WEFT_ECONNABORTED)
+  if (is_closed(rc))
     return CRAWL_ERR_RESET;
+  if (rc == WEFT_ETLS_CERT_UNTRUSTED || rc == WEFT_ETLS_CERT_SELF_SIGNED ||
+      rc == WEFT_ETLS_CERT_EXPIRED || rc == WEFT_ETLS_CERT_HOSTNAME ||
+      rc == WEFT_ETLS_CERT_INVALID)
+    return CRAWL_ERR_TLS_VERIFY;
+  if (rc == WEFT_ETLS || rc == WEFT_ETLS_PEER_ALERT ||
+      rc == WEFT_ETLS_CERT_REQUIRED || rc == WEFT_ETLS_VERSION ||
+      rc == WEFT_ETLS_CONFIG || rc == WEFT_ETLS_ALPN || rc == WEFT_ENOSYS)
+    return CRAWL_ERR_TLS;
   if (rc <= -3000 && rc >= -3014) /* libuv's UV_EAI_* range */
     return CRAWL_ERR_DNS;
   if (rc == ERR_PARSE)
@@ -791,21 +903,20 @@ static crawl_err_t classify(int rc) {
 }
 
 static bool transient(int rc) {
-  return rc == WEFT_ETIMEDOUT || rc == WEFT_ECONNREFUSED ||
-         rc == WEFT_ECONNRESET || rc == WEFT_EPIPE || rc == ERR_EARLY_EOF ||
-         rc == WEFT_ECONNABORTED || rc == WEFT_EAI_AGAIN;
+  return rc == WEFT_ETIMEDOUT || rc == WEFT_ECONNREFUSED || is_closed(rc) ||
+         rc == WEFT_EAI_AGAIN;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Admission and links                                                       */
 
-/* Admit url (canonical, with the offsets canonical() gave) to the frontier
+/* Admit url (canonical, with the target offset canonical() gave: its
+ * origin is url[0..target_at)) to the frontier
  * unless it was seen before, its host is not followed, or max_pages were
  * admitted. Returns 1 admitted, 0 not, WEFT_ENOMEM. Never suspends. */
-static int admit(crawl_t *c, const char *url, size_t authority_at,
-                 size_t target_at, unsigned hops) {
-  host_t *h = host_get(c, url + authority_at, target_at - authority_at,
-                       c->cfg.any_host);
+static int admit(crawl_t *c, const char *url, size_t target_at,
+                 unsigned hops) {
+  host_t *h = host_followed(c, url, target_at);
   if (!h) {
     count(&c->n.skipped, 1);
     return 0;
@@ -1012,7 +1123,7 @@ static void follow_links(crawl_t *c, const item_t *it, const response_t *r) {
       count(&c->n.skipped, 1);
       continue;
     }
-    if (admit(c, url, authority_at, target_at, 0) < 0)
+    if (admit(c, url, target_at, 0) < 0)
       break; /* out of memory: the rest of the page is lost */
   }
   if (have_abs)
@@ -1028,23 +1139,40 @@ static void follow_links(crawl_t *c, const item_t *it, const response_t *r) {
 /* ------------------------------------------------------------------------ */
 /* Tasks                                                                     */
 
+/* Log what became of it; for a failure of kind err_kind (-1: none), keep
+ * its URL and `reason` (NULL: none) if it is the first of its kind. */
 static void report(crawl_t *c, const item_t *it, const char *what,
-                   int err_kind) {
+                   int err_kind, const char *reason) {
   if (!c->cfg.log && err_kind < 0)
     return;
   pthread_mutex_lock(&c->report_mu);
-  if (err_kind >= 0 && c->first_error[err_kind][0] == '\0')
+  if (err_kind >= 0 && c->first_error[err_kind][0] == '\0') {
     snprintf(c->first_error[err_kind], sizeof(c->first_error[err_kind]), "%s",
              it->url);
+    snprintf(c->first_reason[err_kind], sizeof(c->first_reason[err_kind]),
+             "%s", reason ? reason : "");
+  }
   if (c->cfg.log)
     fprintf(c->cfg.log, "%s %s\n", what, it->url);
   pthread_mutex_unlock(&c->report_mu);
 }
 
-static void fail(crawl_t *c, const item_t *it, crawl_err_t kind) {
+/* it failed with rc (0: no error code, as for too many redirects). */
+static void fail(crawl_t *c, const item_t *it, crawl_err_t kind, int rc) {
   count(&c->n.errors, 1);
   count(&c->n.error[kind], 1);
-  report(c, it, crawl_err_name(kind), (int)kind);
+  /* The handshake failed in this task: weft's words for the code, then
+   * OpenSSL's, with the certificate check's result ("certificate verify
+   * failed: ..."). */
+  char reason[256], why[200];
+  bool tls = kind == CRAWL_ERR_TLS_VERIFY || kind == CRAWL_ERR_TLS;
+  if (tls) {
+    if (weft_tls_error_string(why, sizeof(why)) <= 0)
+      why[0] = '\0';
+    snprintf(reason, sizeof(reason), "%s%s%.200s", weft_strerror(rc),
+             why[0] ? ": " : "", why);
+  }
+  report(c, it, crawl_err_name(kind), (int)kind, tls ? reason : NULL);
 }
 
 /* xorshift64 for the backoff jitter. */
@@ -1089,9 +1217,9 @@ static int fetch(crawl_t *c, const item_t *it) {
   }
   if (rc == WEFT_ECANCELED) {
     count(&c->n.cancelled, 1);
-    report(c, it, "cancelled", -1);
+    report(c, it, "cancelled", -1, NULL);
   } else if (rc != 0) {
-    fail(c, it, classify(rc));
+    fail(c, it, classify(rc), rc);
   } else {
     count(&c->n.pages, 1);
     count(&c->n.status[r.status > 0 && r.status < CRAWL_STATUS_MAX ? r.status
@@ -1100,7 +1228,7 @@ static int fetch(crawl_t *c, const item_t *it) {
     if (c->cfg.log) {
       char what[16];
       snprintf(what, sizeof(what), "%d", r.status);
-      report(c, it, what, -1);
+      report(c, it, what, -1, NULL);
     }
     bool redirect = r.status == 301 || r.status == 302 || r.status == 303 ||
                     r.status == 307 || r.status == 308;
@@ -1109,11 +1237,11 @@ static int fetch(crawl_t *c, const item_t *it) {
       size_t authority_at, target_at;
       UriUriA page;
       if (it->hops >= c->cfg.max_redirects) {
-        fail(c, it, CRAWL_ERR_REDIRECTS);
+        fail(c, it, CRAWL_ERR_REDIRECTS, 0);
       } else if (uriParseSingleUriA(&page, it->url, NULL) == URI_SUCCESS) {
         if (resolve(&page, r.location, strlen(r.location), url, &authority_at,
                     &target_at)) {
-          if (admit(c, url, authority_at, target_at, it->hops + 1) == 1)
+          if (admit(c, url, target_at, it->hops + 1) == 1)
             count(&c->n.redirects, 1);
         } else {
           count(&c->n.skipped, 1);
@@ -1157,6 +1285,8 @@ static void snapshot(const crawl_t *c, crawl_stats_t *s) {
   s->connects = load(&n->connects);
   s->reuses = load(&n->reuses);
   s->bytes = load(&n->bytes);
+  s->tls_handshakes = load(&n->tls_handshakes);
+  s->tls_resumed = load(&n->tls_resumed);
   for (size_t i = 0; i < CRAWL_STATUS_MAX; i++)
     s->status[i] = load(&n->status[i]);
   for (size_t i = 0; i < CRAWL_ERR_COUNT; i++)
@@ -1204,7 +1334,7 @@ static void crawl_free(crawl_t *c) {
       weft_semaphore_destroy(&h->sem);
       pthread_mutex_destroy(&h->mu);
       free(h->idle);
-      free(h->authority);
+      free(h->origin);
       free(h->name);
       free(h);
     }
@@ -1225,6 +1355,8 @@ static void crawl_free(crawl_t *c) {
   weft_semaphore_destroy(&c->global);
   pthread_mutex_destroy(&c->hosts_mu);
   pthread_mutex_destroy(&c->report_mu);
+  if (c->own_tls)
+    weft_tls_ctx_free(c->tls);
   free(c->fetches);
   free(c);
 }
@@ -1233,6 +1365,8 @@ static int fill_stats(crawl_t *c, crawl_stats_t *stats) {
   snapshot(c, stats);
   stats->queued = 0;
   memcpy(stats->first_error_url, c->first_error, sizeof(c->first_error));
+  memcpy(stats->first_error_reason, c->first_reason,
+         sizeof(c->first_reason));
   stats->workers = 0;
   stats->worker = calloc(c->workers, sizeof(*stats->worker));
   if (!stats->worker)
@@ -1249,6 +1383,30 @@ static int fill_stats(crawl_t *c, crawl_stats_t *stats) {
     }
   }
   return 0;
+}
+
+/* Set c->tls, the one client context of the crawl's https connections (so
+ * that its session cache resumes each host's sessions): the caller's, or
+ * one made from ca_file and insecure_no_verify, offering ALPN http/1.1.
+ * Returns 0, or weft_tls_ctx_new()'s error, also kept in c->tls_rc
+ * (WEFT_ENOSYS in a library without TLS). Never suspends; called once,
+ * before any https host exists (see crawl_t.tls). */
+static int make_tls(crawl_t *c) {
+  c->tls_tried = true;
+  if (c->cfg.tls) {
+    c->tls = c->cfg.tls;
+    return 0;
+  }
+  weft_tls_opts_t to;
+  weft_tls_opts_init(&to);
+  to.ca_file = c->cfg.ca_file;
+  to.insecure_no_verify = c->cfg.insecure_no_verify;
+  to.alpn = "http/1.1";
+  c->tls_rc = weft_tls_ctx_new(&to, &c->tls);
+  c->own_tls = c->tls_rc == 0;
+  if (c->tls_rc != 0)
+    c->tls = NULL;
+  return c->tls_rc;
 }
 
 int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
@@ -1276,6 +1434,10 @@ int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
   weft_semaphore_init(&c->global, cfg->concurrency);
   c->fetches = calloc(c->workers, sizeof(*c->fetches));
   int rc = c->fetches ? weft_queue_new(0, &c->frontier) : WEFT_ENOMEM;
+  /* A context asked for explicitly is made now, so that a bad ca_file
+   * fails the crawl at once; the default one when it is first needed. */
+  if (rc == 0 && (cfg->tls || cfg->ca_file || cfg->insecure_no_verify))
+    rc = make_tls(c);
   if (rc != 0) {
     crawl_free(c);
     return rc;
@@ -1291,8 +1453,8 @@ int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
       crawl_free(c);
       return WEFT_EINVAL;
     }
-    if (!host_get(c, url + authority_at, target_at - authority_at, true) ||
-        admit(c, url, authority_at, target_at, 0) < 0) {
+    if (!host_get(c, url, target_at, true) ||
+        admit(c, url, target_at, 0) < 0) {
       crawl_free(c);
       return WEFT_ENOMEM;
     }

@@ -2,10 +2,10 @@
  * crawl.h: the crawl engine shared by examples/crawler.c (the command-line
  * crawler) and bench/crawl.c (weft-bench's `crawl` workload).
  *
- * crawl_run() fetches every http:// page reachable from the seed URLs, at
- * most once each, with a bounded number of requests in flight, and returns
- * what happened in a crawl_stats_t. It runs inside a weft task and spreads
- * its work over every worker of the runtime:
+ * crawl_run() fetches every http:// and https:// page reachable from the
+ * seed URLs, at most once each, with a bounded number of requests in
+ * flight, and returns what happened in a crawl_stats_t. It runs inside a
+ * weft task and spreads its work over every worker of the runtime:
  *
  *  1. The frontier is an unbounded weft_queue of admitted URLs. A URL is
  *     admitted once: when it is first inserted into the visited set (a
@@ -41,6 +41,24 @@
  * reused keep-alive connection before any byte of the response came back
  * (the server closed it while idle) is retried at once on a new
  * connection without counting as an attempt.
+ *
+ * Hosts and https. A "host" is an origin: scheme, host name and port
+ * (http://a and https://a are two, each with its own keep-alive pool and
+ * per_host permits). https connections are TLS with one client context for
+ * the whole crawl (crawl_config_t.tls, or one made from ca_file and
+ * insecure_no_verify): the server's certificate chain is verified and must
+ * name the host, and the context's session cache offers each host's last
+ * session again, so that a host's later connections resume (an abbreviated
+ * handshake, counted in tls_resumed). Redirects and links are followed
+ * between http and https in both directions, as any other link. Without
+ * any_host the hosts followed are the seeds' origins, plus the same name
+ * under the other scheme when both use their default port (80, 443): a
+ * site that moves from http://name/ to https://name/ is followed.
+ * A certificate that fails verification (unknown CA, self-signed, expired,
+ * another name, invalid) fails its URL as CRAWL_ERR_TLS_VERIFY, any other
+ * handshake or TLS failure as CRAWL_ERR_TLS; neither is retried. A server
+ * that closes without TLS's close_notify before its response is complete
+ * counts as a reset (never as a complete response).
  */
 #ifndef WEFT_EXAMPLES_CRAWL_H
 #define WEFT_EXAMPLES_CRAWL_H
@@ -66,6 +84,12 @@ typedef enum crawl_err {
   CRAWL_ERR_REDIRECTS, /* a redirect past max_redirects hops (its 3xx
                           response also counts in pages and status) */
   CRAWL_ERR_TOOLARGE,  /* a body over max_body bytes */
+  CRAWL_ERR_TLS_VERIFY, /* https: the server's certificate failed
+                           verification (untrusted, self-signed, expired,
+                           for another name, invalid) */
+  CRAWL_ERR_TLS,       /* https: any other TLS failure (a handshake the
+                          server refused, no protocol version or ALPN in
+                          common, a library built without TLS) */
   CRAWL_ERR_OTHER,     /* anything else (unreachable network, no memory) */
   CRAWL_ERR_COUNT
 } crawl_err_t;
@@ -74,7 +98,8 @@ struct crawl_stats;
 
 /* The configuration of a crawl. Fill with crawl_config_init(), then set. */
 typedef struct crawl_config {
-  const char *const *seeds; /* absolute http:// URLs to start from */
+  const char *const *seeds; /* absolute http:// or https:// URLs to start
+                               from */
   size_t nseeds;            /* how many */
   unsigned concurrency;     /* requests in flight in all (default 64) */
   unsigned per_host;        /* requests in flight per host (default 32) */
@@ -85,6 +110,21 @@ typedef struct crawl_config {
   unsigned max_redirects;   /* redirect hops followed from a URL (5) */
   size_t max_body;          /* largest body accepted, bytes (8 MiB) */
   int any_host;             /* follow links to hosts other than the seeds' */
+  int no_keep_alive;        /* send "Connection: close": a connection per
+                               request (politeness, tests of TLS resumption) */
+  /* https: the client context of every TLS connection (weft/tls.h), shared
+   * so that its session cache resumes sessions; the caller keeps it alive
+   * through crawl_run(). NULL: crawl_run() makes one that verifies against
+   * ca_file (NULL: the system's CA store), or not at all with
+   * insecure_no_verify (INSECURE: anyone on the path can read and change
+   * the traffic; for throw-away test certificates only), and offers ALPN
+   * http/1.1: at the start if ca_file or insecure_no_verify is set, else
+   * when the crawl first meets an https URL (loading the system's CA store
+   * costs tens of milliseconds that a plain-http crawl does not pay; if it
+   * fails then, the https URLs fail as CRAWL_ERR_TLS). */
+  weft_tls_ctx_t *tls;
+  const char *ca_file;    /* PEM file of the CAs to trust, when tls NULL */
+  int insecure_no_verify; /* when tls NULL: no certificate verification */
   /* If not NULL, crawl_run() stops early once this event is set (from any
    * thread: weft_event_set() may be called from a signal thread). */
   weft_event_t *stop;
@@ -127,10 +167,17 @@ typedef struct crawl_stats {
   uint64_t connects;   /* connections opened */
   uint64_t reuses;     /* requests sent on a pooled keep-alive connection */
   uint64_t bytes;      /* bytes received, headers and bodies */
+  uint64_t tls_handshakes; /* TLS connections opened (https) */
+  uint64_t tls_resumed;    /* of which resumed a session (abbreviated
+                              handshake, weft_tls_info_t.resumed) */
   uint64_t elapsed_ms; /* wall time of the crawl */
   int interrupted;     /* 1 if stop ended the crawl early */
   /* The first URL that failed with each kind ("" if none), for reports. */
   char first_error_url[CRAWL_ERR_COUNT][256];
+  /* For the TLS kinds, why that URL failed, in OpenSSL's words with the
+   * certificate check's result ("certificate verify failed: unable to get
+   * local issuer certificate"); "" otherwise. */
+  char first_error_reason[CRAWL_ERR_COUNT][256];
   unsigned workers;             /* entries of worker (0 in snapshots) */
   crawl_worker_stats_t *worker; /* per-worker counters, or NULL */
 } crawl_stats_t;
@@ -141,7 +188,10 @@ void crawl_config_init(crawl_config_t *cfg);
 /* Crawl as cfg says and fill *stats (free it with crawl_stats_destroy()).
  * Must be called from a task. Returns 0 when the crawl ran (whatever the
  * pages answered, and also when stopped early), or: WEFT_EINVAL (a seed is
- * not an absolute http:// URL, or a count is 0), WEFT_ENOMEM,
+ * not an absolute http:// or https:// URL, or a count is 0), WEFT_ENOMEM,
+ * the errors of weft_tls_ctx_new() when making the TLS context (ca_file
+ * missing, WEFT_ENOENT, or not PEM, WEFT_ETLS_CONFIG; WEFT_ENOSYS for
+ * ca_file or insecure_no_verify in a library built without TLS),
  * WEFT_ECANCELED (the calling task was cancelled: the crawl stopped as if
  * `stop` had been set, and *stats is filled all the same). Suspends. */
 int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats);
@@ -150,7 +200,7 @@ int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats);
 void crawl_stats_destroy(crawl_stats_t *stats);
 
 /* A short name for an error kind: "timeout", "refused", "reset", "dns",
- * "parse", "redirects", "toolarge", "other". */
+ * "parse", "redirects", "toolarge", "tls-verify", "tls", "other". */
 const char *crawl_err_name(crawl_err_t kind);
 
 #endif /* WEFT_EXAMPLES_CRAWL_H */

@@ -4,17 +4,33 @@
  *
  *     crawler [--workers N] [--concurrency C] [--per-host H] [--max-pages K]
  *             [--timeout MS] [--retries R] [--max-redirects N] [--any-host]
+ *             [--no-keep-alive] [--ca-file FILE] [--insecure]
  *             [--log FILE] [--quiet] URL...
  *
- * It fetches every http:// page reachable from the URLs given, on the hosts
- * of those URLs (--any-host: on any host), each at most once, with at most C
- * requests in flight (default 64) and at most H per host (default 32), over
- * HTTP/1.1 keep-alive connections. Each request has MS milliseconds to
+ * It fetches every http:// and https:// page reachable from the URLs given,
+ * on the hosts of those URLs (--any-host: on any host), each at most once,
+ * with at most C requests in flight (default 64) and at most H per host
+ * (default 32), over HTTP/1.1 keep-alive connections (--no-keep-alive: one
+ * connection per request, with "Connection: close"), one pool per scheme,
+ * host and port. Each request has MS milliseconds to
  * complete (default 10000); transient failures are retried R times (default
  * 2) with exponential backoff, redirects are followed up to N hops (default
  * 5), and the crawl stops admitting URLs after K (default 0: no limit).
  * N workers (default 0: one per core) share the work.
  * crawl.h says exactly what is retried and what each error kind means.
+ *
+ * https: the server's certificate is verified against the system's CA
+ * store, or against the CAs of --ca-file (PEM: a private CA, such as
+ * examples/mkcert.sh's ca.pem for a site started with its server.pem), and
+ * must name the host. A URL whose server fails that is reported as error
+ * "tls-verify", with OpenSSL's reason for the first one. --insecure turns
+ * verification off (anyone on the path could then read and change the
+ * traffic; for throw-away test certificates only). All https connections
+ * share one TLS context, whose session cache resumes each host's session
+ * on its later connections. Redirects between http and https are followed
+ * both ways; a seed's site that moves from http://name/ to https://name/
+ * (default ports) is followed without --any-host. SSLKEYLOGFILE=FILE in the
+ * environment appends the connections' secrets to FILE, for Wireshark.
  *
  * While it runs it shows progress: on a terminal, one line rewritten four
  * times a second (pages done, requests in flight, errors, and URLs
@@ -22,7 +38,8 @@
  * second. --quiet turns that off.
  * At the end it prints a summary on stdout: pages by HTTP status, errors by
  * kind with the first URL that failed so, bytes received, elapsed time,
- * pages/s, connections opened and reused, and for each worker the fetch
+ * pages/s, connections opened and reused, TLS handshakes and how many of
+ * them resumed a session, and for each worker the fetch
  * tasks it finished and its scheduler counters (weft_worker_stats()).
  * --log FILE writes one line per URL: its status or error kind, and the URL.
  *
@@ -31,7 +48,8 @@
  * crawl cleanly: requests in flight are cancelled (their connections
  * aborted), nothing more is fetched, and the summary is still printed. A
  * second signal ends the process at once. 2 for a usage error (including a
- * URL that is not an absolute http:// URL), 1 for any other failure.
+ * URL that is not an absolute http:// or https:// URL), 1 for any other
+ * failure (a --ca-file that cannot be read included).
  *
  * Signals: the main task installs a handler for SIGINT and SIGTERM
  * (weft_signal_add_handler(), asyncio's loop.add_signal_handler()) before
@@ -125,6 +143,38 @@ static void *crawler_main(void *arg) {
   return NULL;
 }
 
+/* With --ca-file or --insecure, the client context of every https
+ * connection (one, so that its session cache resumes each host's
+ * sessions), made before the crawl so that a bad file stops it at once:
+ * asyncio's ssl.create_default_context(cafile=...) with ALPN http/1.1, or
+ * with --insecure check_hostname False and CERT_NONE. Without them the
+ * crawl makes the default one when it first meets an https URL. Returns 0,
+ * or 1 after saying why on stderr. */
+static int make_tls(crawl_config_t *cfg, weft_tls_ctx_t **out) {
+  *out = NULL;
+  if (!cfg->ca_file && !cfg->insecure_no_verify)
+    return 0;
+  weft_tls_opts_t to;
+  weft_tls_opts_init(&to);
+  to.ca_file = cfg->ca_file;
+  to.insecure_no_verify = cfg->insecure_no_verify;
+  to.alpn = "http/1.1";
+  int rc = weft_tls_ctx_new(&to, out);
+  if (rc != 0) {
+    char why[256];
+    if (weft_tls_error_string(why, sizeof(why)) <= 0)
+      why[0] = '\0';
+    fprintf(stderr, "crawler: TLS context: %s%s%s%s\n", weft_strerror(rc),
+            why[0] ? " (" : "", why, why[0] ? ")" : "");
+    return 1;
+  }
+  if (cfg->insecure_no_verify)
+    fprintf(stderr, "crawler: --insecure: https servers' certificates are "
+                    "not verified\n");
+  cfg->tls = *out;
+  return 0;
+}
+
 static void print_summary(const crawl_stats_t *s) {
   double secs = (double)s->elapsed_ms / 1000.0;
   printf("%s: %" PRIu64 " pages, %" PRIu64 " errors in %.3f s: %.1f pages/s, "
@@ -137,9 +187,10 @@ static void print_summary(const crawl_stats_t *s) {
   }
   for (int k = 0; k < CRAWL_ERR_COUNT; k++) {
     if (s->error[k])
-      printf("error %s: %" PRIu64 " (first: %s)\n",
+      printf("error %s: %" PRIu64 " (first: %s%s%s)\n",
              crawl_err_name((crawl_err_t)k), s->error[k],
-             s->first_error_url[k]);
+             s->first_error_url[k], s->first_error_reason[k][0] ? ": " : "",
+             s->first_error_reason[k]);
   }
   if (s->cancelled)
     printf("cancelled: %" PRIu64 "\n", s->cancelled);
@@ -148,6 +199,9 @@ static void print_summary(const crawl_stats_t *s) {
          s->admitted, s->links, s->redirects, s->skipped, s->retries);
   printf("connections: %" PRIu64 " opened, %" PRIu64 " reused\n", s->connects,
          s->reuses);
+  if (s->tls_handshakes)
+    printf("tls: %" PRIu64 " handshakes, %" PRIu64 " resumed\n",
+           s->tls_handshakes, s->tls_resumed);
   for (unsigned w = 0; w < s->workers; w++)
     printf("worker %u: %" PRIu64 " fetches, %" PRIu64 " tasks run, %" PRIu64
            " spawned, %" PRIu64 " stolen\n",
@@ -161,6 +215,7 @@ static int usage(void) {
           "[--max-pages K]\n"
           "               [--timeout MS] [--retries R] [--max-redirects N] "
           "[--any-host]\n"
+          "               [--no-keep-alive] [--ca-file FILE] [--insecure]\n"
           "               [--log FILE] [--quiet] URL...\n");
   return 2;
 }
@@ -195,6 +250,12 @@ int main(int argc, char **argv) {
       o.quiet = 1;
     else if (strcmp(a, "--any-host") == 0)
       o.crawl.any_host = 1;
+    else if (strcmp(a, "--no-keep-alive") == 0)
+      o.crawl.no_keep_alive = 1;
+    else if (strcmp(a, "--insecure") == 0)
+      o.crawl.insecure_no_verify = 1;
+    else if (strcmp(a, "--ca-file") == 0 && has_value)
+      o.crawl.ca_file = argv[++i];
     else if (strcmp(a, "--log") == 0 && has_value)
       o.log_path = argv[++i];
     else if (NUM("--workers", 0, 1024))
@@ -219,6 +280,9 @@ int main(int argc, char **argv) {
   }
   if (nseeds == 0)
     return free(seeds), usage();
+  weft_tls_ctx_t *tls;
+  if (make_tls(&o.crawl, &tls) != 0)
+    return free(seeds), 1;
   o.crawl.seeds = seeds;
   o.crawl.nseeds = nseeds;
 
@@ -227,6 +291,7 @@ int main(int argc, char **argv) {
     log = fopen(o.log_path, "w");
     if (!log) {
       fprintf(stderr, "crawler: %s: %s\n", o.log_path, strerror(errno));
+      weft_tls_ctx_free(tls);
       free(seeds);
       return 1;
     }
@@ -257,7 +322,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "crawler: weft_run: %s\n", weft_strerror(rc));
     status = 1;
   } else if (job.rc == WEFT_EINVAL) {
-    fprintf(stderr, "crawler: every URL must be an absolute http:// URL\n");
+    fprintf(stderr,
+            "crawler: every URL must be an absolute http:// or https:// URL\n");
     status = usage();
   } else {
     if (job.rc != 0)
@@ -270,6 +336,7 @@ int main(int argc, char **argv) {
   crawl_stats_destroy(&job.stats);
   if (log && fclose(log) != 0 && status == 0)
     status = 1;
+  weft_tls_ctx_free(tls);
   free(seeds);
   return status;
 }

@@ -30,11 +30,22 @@
  * SO_REUSEPORT listener, and each handler runs as a task of its own.
  *
  *     echo_server [--host H] [--port P] [--workers N] [--quiet]
+ *                 [--tls-cert FILE --tls-key FILE]
  *
  * Prints "Serving on H:P" once listening (--port 0 picks a free port). On
  * SIGINT or SIGTERM it closes the server, closes the clients (their
  * handlers read end of stream and finish), waits for them, prints how many
  * connections each worker accepted, frees everything and exits 0.
+ *
+ * TLS (asyncio's start_server(..., ssl=context)): with --tls-cert (the
+ * certificate chain, PEM, leaf first) and --tls-key (its private key, PEM)
+ * every connection is TLS, on the same port; the handler runs once the
+ * handshake is done and echoes the plaintext. A client whose handshake
+ * fails (one that does not trust the certificate, or does not speak TLS)
+ * never reaches the handler: the count of such connections is printed at
+ * shutdown ("TLS handshakes failed: N"). examples/mkcert.sh makes a
+ * certificate and the CA that clients then trust (echo_client --tls
+ * --ca-file).
  *
  * The main task waits for SIGINT and SIGTERM with a signal watcher
  * (weft/signal.h), created before "Serving on" is printed, so that a signal
@@ -52,6 +63,9 @@ typedef struct options {
   int port;
   unsigned workers;
   int quiet;
+  const char *tls_cert;  /* --tls-cert: TLS when given, with tls_key */
+  const char *tls_key;   /* --tls-key */
+  weft_tls_ctx_t *tls;   /* the server context made from them, or NULL */
 } options_t;
 
 /* Python's repr() of a short str, close enough for ASCII and UTF-8. */
@@ -135,6 +149,7 @@ static void *server_main(void *arg) {
   weft_server_opts_t so;
   weft_server_opts_init(&so);
   so.workers = o->workers;
+  so.stream.tls.ctx = o->tls; /* NULL: plaintext */
   weft_server_t *server;
   rc = weft_start_server(handle_echo, o, o->host, o->port, &so, &server);
   if (rc != 0) {
@@ -164,13 +179,37 @@ static void *server_main(void *arg) {
     if (n >= 0)
       printf("worker %d: %ld connections\n", i, n);
   }
+  if (o->tls)
+    printf("TLS handshakes failed: %ld\n", weft_server_tls_failures(server));
   weft_server_free(server);
   return NULL;
 }
 
+/* The server's TLS context: asyncio's
+ *     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ *     context.load_cert_chain(cert, key)
+ * Returns 0, or -1 after saying why on stderr. */
+static int make_tls(options_t *o) {
+  weft_tls_opts_t to;
+  weft_tls_opts_init(&to);
+  to.server = 1;
+  to.cert_file = o->tls_cert;
+  to.key_file = o->tls_key;
+  int rc = weft_tls_ctx_new(&to, &o->tls);
+  if (rc != 0) {
+    char why[256];
+    if (weft_tls_error_string(why, sizeof(why)) <= 0)
+      snprintf(why, sizeof(why), "%s", o->tls_cert);
+    fprintf(stderr, "echo_server: TLS: %s (%s)\n", weft_strerror(rc), why);
+    return -1;
+  }
+  return 0;
+}
+
 static int usage(void) {
   fprintf(stderr, "usage: echo_server [--host H] [--port P] [--workers N] "
-                  "[--quiet]\n");
+                  "[--quiet]\n"
+                  "                   [--tls-cert FILE --tls-key FILE]\n");
   return 2;
 }
 
@@ -185,14 +224,25 @@ int main(int argc, char **argv) {
       o.port = atoi(argv[++i]);
     else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc)
       o.workers = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+      o.tls_cert = argv[++i];
+    else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
+      o.tls_key = argv[++i];
     else
       return usage();
   }
+  if (!o.tls_cert != !o.tls_key) {
+    fprintf(stderr, "echo_server: --tls-cert and --tls-key go together\n");
+    return usage();
+  }
+  if (o.tls_cert && make_tls(&o) != 0)
+    return 1;
   setvbuf(stdout, NULL, _IOLBF, 0); /* "Serving on" must show at once */
 
   weft_config_t cfg;
   weft_config_init(&cfg);
   cfg.workers = o.workers;
   int rc = weft_run(server_main, &o, &cfg, NULL);
+  weft_tls_ctx_free(o.tls);
   return rc == 0 ? 0 : 1;
 }

@@ -5,7 +5,7 @@
  *     site [--host H] [--port P] [--workers N] [--pages K] [--seed S]
  *          [--links L] [--slow-share X] [--slow-ms MS] [--no-slow]
  *          [--redirect-share X] [--error-share X] [--hang-share X]
- *          [--missing-share X] [--quiet]
+ *          [--missing-share X] [--tls-cert FILE --tls-key FILE] [--quiet]
  *
  * Defaults: 127.0.0.1:8080, every worker, 10,000 pages, seed 1, about 8
  * links a page, 5% slow pages (200 ms), 5% redirects, 2% 500s, 0.1% pages
@@ -15,12 +15,23 @@
  * starts; site_model.h describes the pages, their links and what a crawler
  * started there must fetch.
  *
+ * https: with --tls-cert (the certificate chain, PEM, leaf first) and
+ * --tls-key (its private key, PEM) the site is served over TLS on the same
+ * port, with ALPN "http/1.1" (a client offering only other protocols is
+ * refused), and its full-URL links and redirects say https://H:P. Each
+ * connection's handshake runs before its handler (as asyncio's
+ * start_server(ssl=) does); a client that fails it never reaches HTTP, and
+ * those connections are counted at shutdown. examples/mkcert.sh makes a
+ * CA and a certificate for it: `curl --cacert ca.pem https://127.0.0.1:P/`
+ * and `crawler --ca-file ca.pem https://127.0.0.1:P/` then verify it.
+ *
  * Prints a summary of the site (unless --quiet), then "Serving on H:P" once
  * listening (--port 0 picks a free port). On SIGINT or SIGTERM it closes
  * the server and the clients (a handler waiting for a request, a slow page
  * or a hung page reads end of stream and returns), waits for the
  * connections and the handlers, prints how many requests and connections
- * each worker served, frees everything and exits 0.
+ * each worker served (and, over TLS, how many handshakes failed), frees
+ * everything and exits 0.
  *
  * HTTP: every worker accepts on its own SO_REUSEPORT listener, and each
  * connection is a handler task with one http_parser (Node's, Debian's
@@ -86,8 +97,11 @@ typedef struct site {
   int port;                     /* --port */
   unsigned workers;             /* --workers (0: the runtime's default) */
   int quiet;                    /* --quiet */
+  const char *tls_cert;         /* --tls-cert: https when given */
+  const char *tls_key;          /* --tls-key */
+  weft_tls_ctx_t *tls;          /* the server context, or NULL */
   size_t body_max;              /* largest body, for the connection buffers */
-  char base[SITE_BASE_MAX + 1]; /* "http://H:P" of the full-URL links */
+  char base[SITE_BASE_MAX + 1]; /* "http[s]://H:P" of the full-URL links */
   int nworkers;                 /* the runtime's worker count */
   counter_t *requests;          /* responses written, per worker */
   atomic_long live;             /* handlers running */
@@ -473,8 +487,8 @@ static void print_summary(const site_t *site) {
   }
 }
 
-/* "http://H:P" of the full-URL links: the listening address, with a
- * wildcard replaced by the loopback address and IPv6 in brackets. */
+/* "http://H:P" (or https) of the full-URL links: the listening address,
+ * with a wildcard replaced by the loopback address and IPv6 in brackets. */
 static void make_base(site_t *site, int port) {
   const char *h = site->host;
   if (strcmp(h, "0.0.0.0") == 0)
@@ -482,8 +496,9 @@ static void make_base(site_t *site, int port) {
   else if (strcmp(h, "::") == 0)
     h = "::1";
   int v6 = strchr(h, ':') != NULL;
-  snprintf(site->base, sizeof(site->base), "http://%s%s%s:%d", v6 ? "[" : "", h,
-           v6 ? "]" : "", port);
+  snprintf(site->base, sizeof(site->base), "%s://%s%s%s:%d",
+           site->tls ? "https" : "http", v6 ? "[" : "", h, v6 ? "]" : "",
+           port);
 }
 
 static void *site_main(void *arg) {
@@ -505,6 +520,7 @@ static void *site_main(void *arg) {
   weft_server_opts_init(&so);
   so.workers = site->workers;
   so.backlog = 1024;
+  so.stream.tls.ctx = site->tls; /* NULL: plain http */
   weft_server_t *server;
   rc = weft_start_server(handle_conn, site, site->host, site->port, &so,
                          &server);
@@ -551,6 +567,8 @@ static void *site_main(void *arg) {
            atomic_load_explicit(&site->requests[i].n, memory_order_relaxed),
            accepted > 0 ? accepted : 0);
   }
+  if (site->tls)
+    printf("TLS handshakes failed: %ld\n", weft_server_tls_failures(server));
   weft_server_free(server);
   return NULL;
 }
@@ -566,7 +584,8 @@ static int usage(void) {
                   "[--no-slow]\n"
                   "            [--redirect-share X] [--error-share X] "
                   "[--hang-share X]\n"
-                  "            [--missing-share X] [--quiet]\n");
+                  "            [--missing-share X] [--tls-cert FILE --tls-key "
+                  "FILE] [--quiet]\n");
   return 2;
 }
 
@@ -609,6 +628,10 @@ static int parse_args(int argc, char **argv, site_t *site, site_params_t *p) {
     i++;
     if (strcmp(a, "--host") == 0)
       site->host = v;
+    else if (strcmp(a, "--tls-cert") == 0)
+      site->tls_cert = v;
+    else if (strcmp(a, "--tls-key") == 0)
+      site->tls_key = v;
     else if (strcmp(a, "--port") == 0 && parse_u64(v, 65535, &x) == 0)
       site->port = (int)x;
     else if (strcmp(a, "--workers") == 0 && parse_u64(v, 1024, &x) == 0)
@@ -640,6 +663,29 @@ static int parse_args(int argc, char **argv, site_t *site, site_params_t *p) {
     else
       return -1;
   }
+  return !site->tls_cert != !site->tls_key ? -1 : 0;
+}
+
+/* The https context: asyncio's
+ *     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ *     context.load_cert_chain(cert, key)
+ *     context.set_alpn_protocols(['http/1.1'])
+ * Returns 0, or -1 after saying why on stderr. */
+static int make_tls(site_t *site) {
+  weft_tls_opts_t to;
+  weft_tls_opts_init(&to);
+  to.server = 1;
+  to.cert_file = site->tls_cert;
+  to.key_file = site->tls_key;
+  to.alpn = "http/1.1";
+  int rc = weft_tls_ctx_new(&to, &site->tls);
+  if (rc != 0) {
+    char why[256];
+    if (weft_tls_error_string(why, sizeof(why)) <= 0)
+      snprintf(why, sizeof(why), "%s", site->tls_cert);
+    fprintf(stderr, "site: TLS: %s (%s)\n", weft_strerror(rc), why);
+    return -1;
+  }
   return 0;
 }
 
@@ -655,6 +701,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "site: the page shares add up to more than 1\n");
     return 2;
   }
+  if (site.tls_cert && make_tls(&site) != 0)
+    return 1;
   site.body_max = site_body_max(&site.model);
   weft_event_init(&site.idle);
   weft_event_init(&site.ready);
@@ -667,5 +715,6 @@ int main(int argc, char **argv) {
   weft_event_destroy(&site.idle);
   weft_event_destroy(&site.ready);
   free(site.requests);
+  weft_tls_ctx_free(site.tls);
   return rc == 0 ? 0 : 1;
 }

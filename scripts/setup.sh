@@ -14,11 +14,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # libssl-dev is OpenSSL 3, the library's TLS (weft/tls.h, docs/design.md
 # section 6); the openssl command line tool and python3 are the peers of the
 # TLS interoperability tests (openssl s_server/s_client, Python's ssl through
-# asyncio, which python3-minimal lacks).
+# asyncio, which python3-minimal lacks), curl the https client of
+# examples/site_tls_test.sh.
 # libhttp-parser-dev is the HTTP parser of weft-bench's http_server
 # workload (docs/design.md says why this one).
 # liburiparser-dev and libxml2-dev are the URL library and the HTML parser
 # of examples/crawler and weft-bench's crawl workload (docs/design.md §6).
+# The openssl command also makes the throw-away CA and server certificate
+# of examples/mkcert.sh, for the examples' TLS tests and the demo's https
+# crawl (docs/design.md §6).
 packages=(
   build-essential
   cmake
@@ -29,6 +33,7 @@ packages=(
   libuv1-dev
   libssl-dev
   openssl
+  curl
   libcmocka-dev
   libhttp-parser-dev
   liburiparser-dev

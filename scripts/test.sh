@@ -249,8 +249,9 @@ if [[ $normal_built -eq 1 ]]; then
   cat "$tmp/demo.log"
   rc=0
   [[ $demo_rc -eq 0 ]] && grep -q '^Crawled: ' "$tmp/demo.log" &&
+    grep -q '^tls: [1-9][0-9]* handshakes' "$tmp/demo.log" &&
     grep -q '^demo: all [0-9]* examples ran$' "$tmp/demo.log" || rc=1
-  verdict demo $rc "every example ran, the crawl printed its summary" \
+  verdict demo $rc "every example ran, the https crawl printed its summary" \
     "exit status $demo_rc, see above"
 else
   not_built demo
