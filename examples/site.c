@@ -6,6 +6,12 @@
  *          [--links L] [--slow-share X] [--slow-ms MS] [--no-slow]
  *          [--redirect-share X] [--error-share X] [--hang-share X]
  *          [--missing-share X] [--tls-cert FILE --tls-key FILE] [--quiet]
+ *          [--root DIR]
+ *
+ * --root DIR serves the files under DIR instead of the synthetic site
+ * (site_files.h: GET and HEAD, bodies by weft_stream_sendfile(), ".." and
+ * symbolic links leading out of DIR refused with 403, 404 for what is
+ * missing, a directory's index.html, Content-Type by extension).
  *
  * Defaults: 127.0.0.1:8080, every worker, 10,000 pages, seed 1, about 8
  * links a page, 5% slow pages (200 ms), 5% redirects, 2% 500s, 0.1% pages
@@ -60,6 +66,7 @@
  * "Serving on" is printed.
  */
 
+#include "site_files.h"
 #include "site_http.h"
 #include "site_model.h"
 
@@ -100,6 +107,7 @@ typedef struct site {
   const char *tls_cert;         /* --tls-cert: https when given */
   const char *tls_key;          /* --tls-key */
   weft_tls_ctx_t *tls;          /* the server context, or NULL */
+  const char *root;             /* --root, canonical; NULL: the model */
   size_t body_max;              /* largest body, for the connection buffers */
   char base[SITE_BASE_MAX + 1]; /* "http[s]://H:P" of the full-URL links */
   int nworkers;                 /* the runtime's worker count */
@@ -173,6 +181,8 @@ static const char *reason(int status) {
     return "Found";
   case 400:
     return "Bad Request";
+  case 403:
+    return "Forbidden";
   case 404:
     return "Not Found";
   case 405:
@@ -319,7 +329,25 @@ static int respond(conn_t *c) {
       plen = u.field_data[UF_PATH].len;
     }
     long long n = page_number(path, plen);
-    if (plen == 1 && path[0] == '/') {
+    if (site->root) {
+      const char *conn_hdr = !r.keep_alive ? "Connection: close\r\n"
+                             : p->http_major == 1 && p->http_minor == 0
+                                 ? "Connection: keep-alive\r\n"
+                                 : "";
+      int st = site_files_serve(site->root, c->s, path, plen,
+                                p->method == HTTP_HEAD, conn_hdr);
+      if (st < 0)
+        return -1;
+      if (st == 0) {
+        int w = weft_worker_index();
+        if (w >= 0 && w < site->nworkers)
+          /* relaxed: a statistic, read after the handlers have ended. */
+          atomic_fetch_add_explicit(&site->requests[w].n, 1,
+                                    memory_order_relaxed);
+        return r.keep_alive ? 0 : 1;
+      }
+      r.status = st;
+    } else if (plen == 1 && path[0] == '/') {
       r.status = 301;
       memcpy(location, "Location: ", 10);
       site_page_path(m, 0, location + 10, sizeof(location) - 10);
@@ -585,7 +613,8 @@ static int usage(void) {
                   "            [--redirect-share X] [--error-share X] "
                   "[--hang-share X]\n"
                   "            [--missing-share X] [--tls-cert FILE --tls-key "
-                  "FILE] [--quiet]\n");
+                  "FILE] [--quiet]\n"
+                  "            [--root DIR]\n");
   return 2;
 }
 
@@ -632,6 +661,8 @@ static int parse_args(int argc, char **argv, site_t *site, site_params_t *p) {
       site->tls_cert = v;
     else if (strcmp(a, "--tls-key") == 0)
       site->tls_key = v;
+    else if (strcmp(a, "--root") == 0)
+      site->root = v;
     else if (strcmp(a, "--port") == 0 && parse_u64(v, 65535, &x) == 0)
       site->port = (int)x;
     else if (strcmp(a, "--workers") == 0 && parse_u64(v, 1024, &x) == 0)
@@ -697,6 +728,11 @@ int main(int argc, char **argv) {
   site_params_init(&params);
   if (parse_args(argc, argv, &site, &params) != 0)
     return usage();
+  static char root[SITE_ROOT_MAX];
+  if (site.root && site_files_root(site.root, root, sizeof(root)) != 0)
+    return 2;
+  if (site.root)
+    site.root = root;
   if (site_model_init(&site.model, &params) != 0) {
     fprintf(stderr, "site: the page shares add up to more than 1\n");
     return 2;

@@ -185,6 +185,59 @@ WEFT_EXTERN int weft_file_free(weft_file_t *f);
  * Not a task call: a snapshot, safe while no task closes f meanwhile. */
 WEFT_EXTERN int weft_file_fileno(const weft_file_t *f);
 
+/* ---- sending a file on a stream ----------------------------------------- */
+
+/* A stream (weft/stream.h). */
+typedef struct weft_stream weft_stream_t;
+
+/* Bytes one weft_stream_sendfile() request asks the kernel for at most. */
+#define WEFT_SENDFILE_CHUNK ((size_t)2 * 1024 * 1024)
+
+/* loop.sendfile(transport, file, offset, count): send count bytes of f
+ * starting at offset (count 0: up to the end of the file) on s, and store
+ * the number of bytes sent in *sent (sent may be NULL). Like
+ * weft_file_pread(), it neither uses nor moves f's file position (asyncio
+ * seeks the file to offset + sent afterwards), so several streams may send
+ * one file at once. Data written to s before the call goes first: it waits
+ * until the stream's write queue is empty. While it runs, writes,
+ * weft_stream_write_eof() and another sendfile on s fail with WEFT_EBUSY
+ * (asyncio: "sendfile is in progress"); reading goes on.
+ *
+ * Zero-copy on a plaintext TCP stream and a regular file: sendfile(2) on
+ * libuv's thread pool from the kernel's page cache to the socket, a chunk
+ * (at most WEFT_SENDFILE_CHUNK bytes) per request; when the socket's buffer
+ * is full the task waits until it is writable, without holding a pool
+ * thread. On success every byte counted in *sent is in the kernel's socket
+ * buffer. Elsewhere (a TLS stream, a Unix-socket stream, a file that is not
+ * regular) it copies instead, as asyncio's fallback does: a pool read of up
+ * to 64 KiB, then a write on the stream, waiting as weft_stream_drain()
+ * does before each write, so the stream's water marks bound the memory;
+ * bytes counted in *sent were handed to the stream (the last ones may still
+ * be queued, sent in the background as by weft_stream_write()).
+ *
+ * Returns 0 once count bytes, or the rest of the file, were sent (fewer
+ * than count at end of file; 0 bytes if offset is at or past it). Errors,
+ * with *sent counting the bytes sent before them: WEFT_EINVAL (s or f
+ * NULL, offset negative, offset + count past INT64_MAX), WEFT_EBUSY
+ * (another sendfile runs on s), WEFT_EPIPE (s closing or closed, before or
+ * during the call, or write_eof() was called), the stream's write error
+ * (WEFT_ECONNRESET, WEFT_EPIPE...; sticky, as for writes), WEFT_EBADF (f
+ * closed, or not open for reading), WEFT_EISDIR, WEFT_ESPIPE (f has no
+ * offsets: a pipe), read(2)'s errors, WEFT_ENOMEM, WEFT_EMFILE,
+ * WEFT_ECANCELED, WEFT_ENOTTASK, WEFT_EOTHER_RUNTIME (s or f of another
+ * runtime). Suspends.
+ *
+ * Cancellation: nothing is lost or duplicated, and *sent says exactly what
+ * the peer gets: bytes offset .. offset + *sent - 1 of the file, after what
+ * was written before the call, and nothing more of the file. A request the
+ * pool had not started is withdrawn; one it runs (a sendfile(2) on a
+ * non-blocking socket, or a read of the file) is waited for, so that what
+ * it sent is counted: this never waits for the peer, only for the file's
+ * device. The stream stays usable. */
+WEFT_EXTERN int weft_stream_sendfile(weft_stream_t *s, weft_file_t *f,
+                                     int64_t offset, size_t count,
+                                     size_t *sent);
+
 /* ---- paths -------------------------------------------------------------- */
 
 /* os.stat(path) (follows symbolic links): fills *st as weft_file_fstat().

@@ -16,8 +16,9 @@
  * weft_stream_peername(), weft_server_is_serving(), weft_server_port() and
  * weft_server_sockname(), which may be called from anywhere while the
  * stream or server exists. Several tasks may use one stream at once, with
- * one exception as in asyncio: one reading call at a time (a second
- * concurrent reader gets WEFT_EBUSY).
+ * two exceptions as in asyncio: one reading call at a time (a second
+ * concurrent reader gets WEFT_EBUSY), and no writing while a
+ * weft_stream_sendfile() (weft/file.h) runs on the stream (WEFT_EBUSY).
  *
  * Streams and servers belong to their runtime: whatever the program has not
  * freed when weft_run() returns is closed and freed by it. A function below
@@ -216,7 +217,9 @@ WEFT_EXTERN int weft_stream_at_eof(weft_stream_t *s);
  * copied and sent in the background. Never waits for the peer (use
  * weft_stream_drain() for flow control). Returns 0, or an error: a previous
  * write's failure (WEFT_EPIPE, WEFT_ECONNRESET...), WEFT_EPIPE after
- * weft_stream_write_eof() or close, WEFT_ENOMEM, WEFT_EINVAL, WEFT_ENOTTASK.
+ * weft_stream_write_eof() or close, WEFT_EBUSY while a
+ * weft_stream_sendfile() runs on s (weft/file.h), WEFT_ENOMEM, WEFT_EINVAL,
+ * WEFT_ENOTTASK.
  * May move the task to the stream's home (not a cancellation point). */
 WEFT_EXTERN int weft_stream_write(weft_stream_t *s, const void *data, size_t n);
 
@@ -248,6 +251,7 @@ WEFT_EXTERN int weft_stream_get_write_buffer_size(weft_stream_t *s,
 /* writer.write_eof(): half-close. The data queued so far is sent, then the
  * write side is shut down (the peer reads end of stream); reading goes on.
  * Returns 0 (also when already done), WEFT_EPIPE (closing), a write error,
+ * WEFT_EBUSY (a weft_stream_sendfile() runs on s),
  * WEFT_EINVAL, WEFT_ENOTTASK. Does not wait (not a cancellation point). */
 WEFT_EXTERN int weft_stream_write_eof(weft_stream_t *s);
 
@@ -303,6 +307,28 @@ WEFT_EXTERN int weft_stream_peername(const weft_stream_t *s,
  * WEFT_EAFNOSUPPORT. Callable from anywhere. */
 WEFT_EXTERN int weft_addr_format(const struct sockaddr *addr, char *host,
                                  size_t cap, int *port);
+
+/* loop.getnameinfo(addr, flags) (socket.getnameinfo): the host name and the
+ * service name of an IPv4 or IPv6 address, through the system's resolver
+ * (/etc/hosts, DNS...) on libuv's thread pool. flags are getnameinfo(3)'s
+ * NI_NUMERICHOST, NI_NUMERICSERV, NI_NOFQDN, NI_NAMEREQD and NI_DGRAM
+ * (<netdb.h>): without NI_NAMEREQD an address that has no name gives its
+ * numeric form. The host name goes to host[hostcap] and the service (the
+ * port's name in /etc/services, or its number) to serv[servcap], both
+ * NUL-terminated; either buffer may be NULL (with its capacity ignored),
+ * not both. NI_MAXHOST (1025) and NI_MAXSERV (32) bytes always suffice.
+ *
+ * Errors: WEFT_EINVAL (addr NULL, an unknown flag, both buffers NULL, a
+ * capacity 0), WEFT_EAFNOSUPPORT (not AF_INET or AF_INET6), WEFT_ENOSPC (a
+ * name longer than its buffer; both buffers are then empty strings),
+ * WEFT_EAI_NONAME (no name, with NI_NAMEREQD), WEFT_EAI_AGAIN,
+ * WEFT_EAI_FAIL and the resolver's other UV_EAI_* values, WEFT_ENOMEM,
+ * WEFT_ECANCELED, WEFT_ENOTTASK. On every error both buffers hold empty
+ * strings. Suspends; cancellable: a cancelled lookup returns at once, and
+ * one the pool had started runs to its end there and is discarded. */
+WEFT_EXTERN int weft_getnameinfo(const struct sockaddr *addr, int flags,
+                                 char *host, size_t hostcap, char *serv,
+                                 size_t servcap);
 
 /* get_extra_info('socket').fileno(): the socket's descriptor, for
  * setsockopt() and the like (do not read, write or close it), or

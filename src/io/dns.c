@@ -10,13 +10,19 @@
  * libuv always runs (with UV_EAI_CANCELED if the cancel won), then frees the
  * record and any result. worker_close runs the loop until it did, so
  * nothing leaks at shutdown.
+ *
+ * Reverse lookups (weft_getnameinfo) follow the same protocol with
+ * uv_getnameinfo: the record is the request, the callback frees it when
+ * the caller left, and the caller copies the names out of it otherwise.
  */
 #include "alloc.h"
 #include "io/io.h"
 #include "record.h"
 #include "sched/worker.h"
+#include "wait_int.h"
 
 #include <netdb.h>
+#include <sys/socket.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,5 +131,85 @@ int weft__io_resolve(const char *host, int port, int passive,
   if (op->res)
     uv_freeaddrinfo(op->res);
   weft__free(op);
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reverse lookups (weft/stream.h)                                           */
+
+typedef struct gni_op {
+  uv_getnameinfo_t req; /* the request; its host and service fields hold
+                           the result */
+  weft_task_t *task;    /* the waiting task, NULL once it left */
+  int done;             /* the callback ran */
+  int status;           /* its status */
+} gni_op_t;
+
+static void on_gni(uv_getnameinfo_t *req, int status, const char *host,
+                   const char *serv) {
+  gni_op_t *op = req->data;
+  (void)host; /* the same as req->host and req->service */
+  (void)serv;
+  if (!op->task) { /* abandoned by a cancelled caller */
+    weft__free(op);
+    return;
+  }
+  op->status = status;
+  op->done = 1;
+  weft__task_wake(op->task);
+}
+
+/* The flags getnameinfo(3) documents; others are refused up front. */
+#define GNI_FLAGS                                                              \
+  (NI_NUMERICHOST | NI_NUMERICSERV | NI_NOFQDN | NI_NAMEREQD | NI_DGRAM)
+
+static int copy_name(const char *src, char *dst, size_t cap) {
+  size_t n = strlen(src);
+  if (n >= cap)
+    return WEFT_ENOSPC;
+  memcpy(dst, src, n + 1);
+  return 0;
+}
+
+int weft_getnameinfo(const struct sockaddr *addr, int flags, char *host,
+                     size_t hostcap, char *serv, size_t servcap) {
+  if (host && hostcap)
+    host[0] = '\0';
+  if (serv && servcap)
+    serv[0] = '\0';
+  if (!addr || (flags & ~GNI_FLAGS) || (!host && !serv) ||
+      (host && hostcap == 0) || (serv && servcap == 0))
+    return WEFT_EINVAL;
+  if (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)
+    return WEFT_EAFNOSUPPORT;
+  weft_task_t *t = weft__task_current();
+  if (!t)
+    return WEFT_ENOTTASK;
+  if (weft__wait_check_cancel(t))
+    return WEFT_ECANCELED;
+  weft__worker_t *w = weft__worker_current();
+  gni_op_t *op = weft__calloc(1, sizeof(*op));
+  if (!op)
+    return WEFT_ENOMEM;
+  op->task = t;
+  op->req.data = op;
+  weft__io_enter(t, w);
+  int rc = uv_getnameinfo(&w->own.loop, &op->req, on_gni, addr, flags);
+  if (rc) {
+    weft__free(op);
+  } else if ((rc = weft__io_wait_flag(t, &op->done, 0)) != 0) {
+    op->task = NULL; /* the callback frees op */
+    uv_cancel((uv_req_t *)&op->req);
+  } else {
+    rc = op->status;
+    if (rc == 0 && host)
+      rc = copy_name(op->req.host, host, hostcap);
+    if (rc == 0 && serv)
+      rc = copy_name(op->req.service, serv, servcap);
+    if (rc && host)
+      host[0] = '\0';
+    weft__free(op);
+  }
+  weft__io_leave(t);
   return rc;
 }

@@ -805,6 +805,31 @@ int weft_file_free(weft_file_t *f) {
   return 0;
 }
 
+int weft__file_dup(weft_file_t *f, int *fd, unsigned *mode) {
+  weft_task_t *t;
+  int rc = file_enter(f, &t);
+  if (rc)
+    return rc;
+  if (f->closing) {
+    rc = WEFT_EBADF;
+  } else {
+    /* fcntl and fstat on an open descriptor do not wait for the device. */
+    int d = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+    struct stat st;
+    if (d < 0) {
+      rc = uv_translate_sys_error(errno); /* read at once: nothing between */
+    } else if (fstat(d, &st) != 0) {
+      rc = uv_translate_sys_error(errno);
+      close(d);
+    } else {
+      *fd = d;
+      *mode = (unsigned)st.st_mode;
+    }
+  }
+  weft__io_leave(t);
+  return rc;
+}
+
 int weft_file_fileno(const weft_file_t *f) {
   if (!f)
     return WEFT_EINVAL;

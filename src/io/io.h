@@ -99,6 +99,11 @@ void weft__io_worker_close(weft__worker_t *w);
  * out (run the loop out and close it); 1: work is still running (reported
  * on stderr): the loop must be left behind, never closed nor freed. */
 int weft__offload_drain(weft__worker_t *w);
+/* Files (file.c): a descriptor of its own (close-on-exec) on f's open file
+ * and that file's st_mode, for weft_stream_sendfile(); the calling task
+ * visits f's home (not a cancellation point). 0, WEFT_EBADF (closed or
+ * closing handle), WEFT_EMFILE..., WEFT_EOTHER_RUNTIME, WEFT_ENOTTASK. */
+int weft__file_dup(weft_file_t *f, int *fd, unsigned *mode);
 /* Files (file.c): report on stderr each file-system request still on
  * w->io.fsreqs when the grace period (ms) ran out; for
  * weft__offload_drain. */

@@ -132,6 +132,7 @@ weft_stream_t *weft__stream_alloc(weft__worker_t *home, int is_pipe,
   s->high = WEFT_STREAM_HIGH_WATER_DEFAULT;
   s->low = WEFT_STREAM_LOW_WATER_DEFAULT;
   weft__list_init(&s->drainers);
+  weft__list_init(&s->senders);
   weft__list_init(&s->closers);
   weft__list_init(&s->conn_link);
   weft__list_init(&s->obj.link);
@@ -221,6 +222,7 @@ void weft__stream_handle_closed(weft_stream_t *s) {
   s->closed = 1;
   wake_reader(s);
   weft__io_wake_all(&s->drainers);
+  weft__io_wake_all(&s->senders);
   weft__io_wake_all(&s->closers);
   if (s->on_closed)
     s->on_closed(s);
@@ -255,6 +257,7 @@ void weft__stream_close(weft_stream_t *s, int abort) {
     atomic_store_explicit(&s->closing_flag, 1, memory_order_relaxed);
     stop_reading(s);
     wake_reader(s);
+    weft__io_wake_all(&s->senders); /* a sendfile stops (sendfile.c) */
     if (s->tls)
       weft__tls_on_close(s, abort); /* close_notify behind the data */
   }
@@ -670,6 +673,8 @@ static void write_progress(weft_stream_t *s) {
     s->wpaused = 0;
     wake_drainers(s);
   }
+  if ((s->wqueued == 0 || s->werr) && !weft__list_empty(&s->senders))
+    weft__io_wake_all(&s->senders); /* a sendfile waits for the queue */
   if (s->flush_close && (s->wqueued == 0 || s->werr))
     start_handle_close(s);
 }
@@ -744,9 +749,8 @@ int weft__stream_raw_write(weft_stream_t *s, const uv_buf_t *bufs,
   return 0;
 }
 
-/* A write() or writev() on home: plaintext to the socket, or through TLS. */
-static int write_home(weft_stream_t *s, const uv_buf_t *bufs, unsigned nbufs,
-                      size_t total) {
+int weft__stream_send_home(weft_stream_t *s, const uv_buf_t *bufs,
+                           unsigned nbufs, size_t total) {
   if (s->werr)
     return s->werr;
   if (s->closing || s->shut)
@@ -768,7 +772,7 @@ int weft_stream_write(weft_stream_t *s, const void *data, size_t n) {
   uv_buf_t b;
   b.base = (char *)(uintptr_t)data;
   b.len = n;
-  rc = write_home(s, &b, 1, n);
+  rc = s->sending ? WEFT_EBUSY : weft__stream_send_home(s, &b, 1, n);
   stream_leave(s, t, rc);
   return rc;
 }
@@ -799,7 +803,8 @@ int weft_stream_writev(weft_stream_t *s, const weft_iovec_t *iov, size_t n) {
   }
   int rc = weft__stream_begin(s, &t);
   if (rc == 0) {
-    rc = write_home(s, bufs, (unsigned)n, total);
+    rc = s->sending ? WEFT_EBUSY
+                    : weft__stream_send_home(s, bufs, (unsigned)n, total);
     stream_leave(s, t, rc);
   }
   if (bufs != stackbufs)
@@ -875,6 +880,8 @@ int weft_stream_write_eof(weft_stream_t *s) {
     rc = WEFT_EPIPE;
   else if (s->werr)
     rc = s->werr;
+  else if (s->sending)
+    rc = WEFT_EBUSY; /* the file's bytes are not all out yet */
   else if (!s->shut) {
     if (s->tls)
       weft__tls_close_notify(s); /* TLS's end of data, then TCP's */

@@ -74,6 +74,11 @@ struct weft_stream {
   int shut;         /* write_eof() requested */
   uv_shutdown_t shutdown_req;
   weft__list_t drainers; /* weft__io_waiter_t in drain() */
+  int sending;           /* weft_stream_sendfile() runs: writes, write_eof()
+                            and a second sendfile get WEFT_EBUSY */
+  weft__list_t senders;  /* the sendfile task waiting (sendfile.c): woken
+                            when the queue empties, a write fails, the
+                            socket turns writable, or the stream closes */
 
   /* --- owner: closing --- */
   int closing;          /* close/abort requested or the library closed it */
@@ -134,6 +139,11 @@ void weft__stream_close_now(weft_stream_t *s);
 /* One more libuv handle of s (a TLS timer) closes with it: call from its
  * close callback. */
 void weft__stream_handle_closed(weft_stream_t *s);
+/* write() and writev() on home, without the `sending` check (sendfile.c's
+ * copying path writes through it): plaintext to the socket, or through
+ * TLS. 0 or an error, as weft_stream_write(). */
+int weft__stream_send_home(weft_stream_t *s, const uv_buf_t *bufs,
+                           unsigned nbufs, size_t total);
 /* The common prologue of a stream call: validate, find the task, move it
  * home (weft__io_leave ends it). */
 int weft__stream_begin(weft_stream_t *s, weft_task_t **tp);

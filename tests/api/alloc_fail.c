@@ -16,7 +16,8 @@
  *
  * Smaller scenarios are swept each on its own (a sweep costs the square of
  * the allocations its program makes): open_connection by name (the
- * resolver), a Unix-socket server and connection, the FIFO, LIFO and
+ * resolver, and the reverse resolver), a Unix-socket server and connection
+ * (with a weft_stream_sendfile() through it), the FIFO, LIFO and
  * priority queues growing their stores, the heap-allocated synchronisation
  * objects, a task group growing past what its cancellation sweep keeps on
  * the stack, a task group whose child ends unrun for want of a stack, and
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <sys/stat.h>
 
 /* ---- the counting allocator --------------------------------------------- */
@@ -379,6 +381,32 @@ static void stop_server(weft_server_t *srv) {
   CHECK_OK(weft_server_free(srv));
 }
 
+/* A small file through weft_stream_sendfile (a Unix socket: the copying
+ * path) and its echo back. A sendfile that failed for want of memory sent
+ * nothing: the same call again sends the whole file once. */
+static int sendfile_echo(weft_stream_t *s) {
+  char path[64], buf[8];
+  weft_file_t *f = NULL;
+  size_t sent = 0;
+  int rc;
+
+  snprintf(path, sizeof path, "/tmp/weft-api-alloc-fail-%d.send",
+           (int)getpid());
+  rc = NEW_ENOMEM(&f,
+                  weft_file_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600, &f));
+  if (rc != 0)
+    return rc;
+  (void)RETRY_ENOMEM(weft_file_write(f, "file\n", 5, NULL));
+  (void)RETRY_ENOMEM(weft_stream_sendfile(s, f, 0, 0, &sent));
+  CHECK_EQ(sent, 5);
+  rc = weft_stream_readexactly(s, buf, 5, NULL);
+  if (rc == 0)
+    CHECK(memcmp(buf, "file\n", 5) == 0);
+  CHECK_OK(weft_file_free(f));
+  (void)RETRY_ENOMEM(weft_fs_unlink(path));
+  return rc;
+}
+
 /* open_connection by name: "localhost" goes through the resolver (dns.c)
  * and every address it gives is tried in turn. */
 static void *prog_dns(void *arg) {
@@ -394,6 +422,15 @@ static void *prog_dns(void *arg) {
                                            weft_server_port(srv), NULL, &s));
   if (rc == 0)
     rc = echo_once(s);
+  if (rc == 0) { /* the reverse resolver: nothing half-done either */
+    struct sockaddr_storage a;
+    char host[64];
+    CHECK_OK(weft_stream_peername(s, &a, NULL));
+    (void)RETRY_ENOMEM(weft_getnameinfo((struct sockaddr *)&a,
+                                        NI_NUMERICHOST | NI_NUMERICSERV, host,
+                                        sizeof host, NULL, 0));
+    CHECK(strcmp(host, "127.0.0.1") == 0 || strcmp(host, "::1") == 0);
+  }
   if (s)
     CHECK_OK(weft_stream_free(s));
   stop_server(srv);
@@ -420,6 +457,8 @@ static void *prog_unix(void *arg) {
   rc = NEW_ENOMEM(&s, weft_open_unix_connection(path, NULL, &s));
   if (rc == 0)
     rc = echo_once(s);
+  if (rc == 0)
+    rc = sendfile_echo(s);
   if (s)
     CHECK_OK(weft_stream_free(s));
   stop_server(srv);
