@@ -20,6 +20,11 @@
  * concurrent reader gets WEFT_EBUSY), and no writing while a
  * weft_stream_sendfile() (weft/file.h) runs on the stream (WEFT_EBUSY).
  *
+ * Every reading call may also return WEFT_ENOMEM when the stream's read
+ * buffer cannot be allocated: that call consumed nothing (readexactly
+ * reports in *nread what it had moved), the bytes stay in the socket, and
+ * the next reading call tries again.
+ *
  * Streams and servers belong to their runtime: whatever the program has not
  * freed when weft_run() returns is closed and freed by it. A function below
  * that needs a task returns WEFT_EOTHER_RUNTIME, doing nothing, when the

@@ -284,7 +284,7 @@ void weft__stream_release(weft_stream_t *s) {
 /* Reading                                                                   */
 
 static int reader_ready(const weft_stream_t *s, const weft__reader_t *r) {
-  if (s->eof || s->closing || s->rlen >= r->need)
+  if (s->eof || s->closing || s->rnomem || s->rlen >= r->need)
     return 1;
   if (r->dbuf)
     return r->exact ? r->dgot == r->dlen : r->dgot > 0;
@@ -383,10 +383,8 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
     weft__stream_landed(s, buf->base, (size_t)nread);
   } else if (nread == UV_ENOBUFS) {
     stop_reading(s);
-    if (s->rlen == 0) { /* no memory for even one read */
-      s->eof = 1;
-      s->rerr = WEFT_ENOMEM;
-    }
+    if (s->rlen == 0) /* no memory for even one read: this read fails */
+      s->rnomem = 1;
   } else if (nread < 0) {
     s->eof = 1;
     if (nread != UV_EOF)
@@ -432,10 +430,15 @@ static int reader_wait(weft_stream_t *s, weft__reader_t *r, weft_task_t *t) {
   r->task = t;
   r->fired = 0;
   r->dgot = 0;
+  s->rnomem = 0; /* a new attempt at the read buffer */
   s->reader = r;
   start_reading(s);
   int rc = reader_ready(s, r) ? 0 : weft__io_wait_flag(t, &r->fired, 0);
   s->reader = NULL;
+  if (rc == 0 && s->rnomem && !r->dgot) {
+    s->rnomem = 0; /* reported once; the socket still holds the bytes */
+    rc = WEFT_ENOMEM;
+  }
   return rc;
 }
 

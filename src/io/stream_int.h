@@ -63,6 +63,10 @@ struct weft_stream {
   int eof;                /* end of stream or a read error received */
   int rerr;               /* that error, 0 for a clean end */
   weft__reader_t *reader; /* the task in a reading call, or NULL */
+  int rnomem;             /* no memory for the read buffer: the waiting
+                             reader gets WEFT_ENOMEM, the next read tries
+                             again (nothing is lost: the bytes stay in the
+                             socket) */
   int skip_line;          /* dropping the rest of an over-long line (stream.c
                              reading step 5): nothing buffered meanwhile */
 

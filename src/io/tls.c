@@ -382,8 +382,11 @@ static void decrypt(weft_stream_t *s) {
     char *base;
     size_t len, got = 0;
     weft__stream_space(s, &base, &len);
-    if (len == 0)
+    if (len == 0) {
+      if (s->rlen == 0)
+        s->rnomem = 1; /* no memory for the read buffer (stream.c) */
       break; /* full: the reader consumes first */
+    }
     if (len > INT_MAX)
       len = INT_MAX;
     ERR_clear_error();

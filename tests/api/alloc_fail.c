@@ -374,6 +374,25 @@ static int echo_once(weft_stream_t *s) {
   return rc;
 }
 
+/* A line through readline on a fresh stream: its first read allocates the
+ * stream's read buffer (readline offers no buffer of its own), and a read
+ * that found no memory for it returned WEFT_ENOMEM having consumed nothing:
+ * the next readline tries again and gets the whole line (the bytes waited
+ * in the socket). */
+static int line_once(weft_stream_t *s) {
+  char buf[8];
+  size_t len = 0;
+  int rc = weft_stream_write(s, "line\n", 5);
+
+  if (rc == 0)
+    rc = weft_stream_drain(s);
+  if (rc == 0)
+    rc = RETRY_ENOMEM(weft_stream_readline(s, buf, sizeof buf, &len));
+  if (rc == 0)
+    CHECK(len == 5 && memcmp(buf, "line\n", 5) == 0);
+  return rc;
+}
+
 static void stop_server(weft_server_t *srv) {
   CHECK_OK(weft_server_close(srv));
   CHECK_OK(weft_server_abort_clients(srv));
@@ -455,6 +474,8 @@ static void *prog_unix(void *arg) {
   if (rc != 0)
     return weft_task_fail(rc);
   rc = NEW_ENOMEM(&s, weft_open_unix_connection(path, NULL, &s));
+  if (rc == 0)
+    rc = line_once(s);
   if (rc == 0)
     rc = echo_once(s);
   if (rc == 0)
