@@ -24,5 +24,6 @@
 #include "weft/file.h"
 #include "weft/foreign.h"
 #include "weft/signal.h"
+#include "weft/process.h"
 
 #endif /* WEFT_H */

@@ -23,6 +23,10 @@
  * the C library keeps for its threads: all give WEFT_EINVAL. SIGINT gives
  * WEFT_EBUSY while a runtime of the process runs with
  * weft_config_t.sigint_cancels_main set and owns it (weft/runtime.h).
+ * SIGCHLD is allowed, next to weft/process.h: libuv's one handler serves
+ * its child watchers and weft's watchers alike, each sees every SIGCHLD,
+ * and subprocesses are still reaped (their exit is not a watcher's to
+ * take).
  *
  * Dispositions: while a runtime watches a signal (a watcher or a handler),
  * libuv's handler is installed for it, replacing whatever disposition it

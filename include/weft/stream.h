@@ -290,7 +290,8 @@ WEFT_EXTERN int weft_stream_wait_closed(weft_stream_t *s);
  * closes it as weft_stream_close() would if it is still open, and frees it
  * once closed. The stream must not be used afterwards, and no other task may
  * be inside a call on it. Streams handed to a server's handler are owned
- * and freed by the server: WEFT_EPERM (nothing done) for those. Returns 0,
+ * and freed by the server, and a process's pipes by the process
+ * (weft/process.h): WEFT_EPERM (nothing done) for those. Returns 0,
  * WEFT_EPERM, WEFT_EINVAL, WEFT_ENOTTASK;
  * NULL is ignored (0). May move the task (not a cancellation point). */
 WEFT_EXTERN int weft_stream_free(weft_stream_t *s);

@@ -79,6 +79,14 @@ void weft__io_wake_all(weft__list_t *list);
  * (home.c step 3). */
 int weft__io_task_cancelled(const weft_task_t *t);
 
+/* The fork guard (process.c): a process-wide lock whose write side
+ * uv_spawn's fork runs under. Code that opens descriptors it cannot make
+ * close-on-exec (OpenSSL's file reads when a TLS context is made, in
+ * tls_ctx.c) holds the read side meanwhile, so no child inherits them.
+ * Callable from any thread; never held across a suspension. */
+void weft__fork_guard_rdlock(void);
+void weft__fork_guard_unlock(void);
+
 /* Ignore SIGPIPE process-wide if it still has its default disposition
  * (once per process; see weft/stream.h). */
 void weft__io_ignore_sigpipe(void);

@@ -941,8 +941,8 @@ int weft_stream_free(weft_stream_t *s) {
   weft_task_t *t;
   if (!s)
     return 0;
-  if (s->slot)
-    return WEFT_EPERM; /* the server owns and frees its connections */
+  if (s->slot || s->owned)
+    return WEFT_EPERM; /* the server or process owns and frees it */
   int rc = weft__stream_begin(s, &t);
   if (rc)
     return rc;

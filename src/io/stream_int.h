@@ -47,6 +47,7 @@ struct weft_stream {
   struct sockaddr_storage peername; /*   out, constant afterwards */
   int socklen, peerlen;
   struct weft__server_slot *slot; /* accepting listener, NULL for clients */
+  int owned; /* a process's pipe (process.c): the process frees it */
 
   /* --- owner: connecting (connect.c) --- */
   uv_connect_t connect_req;

@@ -580,7 +580,11 @@ int weft_tls_ctx_new(const weft_tls_opts_t *opts, weft_tls_ctx_t **out) {
     return WEFT_ENOMEM;
   }
   SSL_CTX_set_app_data(c->ssl, c);
+  /* OpenSSL opens the certificate, key and CA files without O_CLOEXEC:
+   * keep subprocess spawns out meanwhile (io.h, the fork guard). */
+  weft__fork_guard_rdlock();
   int rc = configure(c, opts);
+  weft__fork_guard_unlock();
   if (rc) {
     weft__tls_ctx_unref(c);
     return rc;

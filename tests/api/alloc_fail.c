@@ -21,8 +21,9 @@
  * priority queues growing their stores, the heap-allocated synchronisation
  * objects, a task group growing past what its cancellation sweep keeps on
  * the stack, a task group whose child ends unrun for want of a stack, and
- * weft_wait / as_completed over more tasks than they keep on the stack, and
- * files (a handle through every call, and the path calls). In these, a call
+ * weft_wait / as_completed over more tasks than they keep on the stack,
+ * files (a handle through every call, and the path calls), and a
+ * subprocess with three pipes through communicate. In these, a call
  * that can fail only for want of memory must return WEFT_ENOMEM (leaving
  * *out untouched) and leave nothing half-done: the same call again
  * succeeds, and the scenario checks its whole result.
@@ -529,6 +530,61 @@ static void *prog_files(void *arg) {
   return SWEEP_OK;
 }
 
+/* Subprocesses (io/process.c): a spawn with three pipes, and communicate.
+ * A spawn that failed for want of memory left nothing (no child, no
+ * descriptor, no block); a communicate that failed returned what it read
+ * and left the rest in the streams, and its input is queued unless stdin
+ * is still open (the documented WEFT_ENOMEM of queueing it), so calling it
+ * again completes the exchange: the two outputs together are exactly what
+ * the child wrote. */
+static void append(char *dst, size_t *len, size_t cap, const char *src,
+                   size_t n) {
+  CHECK(*len + n <= cap);
+  if (src && *len + n <= cap) {
+    memcpy(dst + *len, src, n);
+    *len += n;
+  }
+}
+
+static void *prog_process(void *arg) {
+  weft_process_opts_t o;
+  weft_process_t *p = NULL;
+  weft_process_output_t out;
+  char got[2][32];
+  size_t len[2] = {0, 0};
+  int rc;
+
+  (void)arg;
+  weft_process_opts_init(&o);
+  for (int i = 0; i < 3; i++)
+    o.stdio[i].how = WEFT_STDIO_PIPE;
+  rc = NEW_ENOMEM(&p, weft_create_subprocess_shell("cat; echo err >&2", &o,
+                                                   &p));
+  if (rc != 0)
+    return weft_task_fail(rc);
+  const char *input = "hello\n";
+  for (int round = 0; round < 2; round++) {
+    int queued = weft_stream_is_closing(weft_process_stdin(p)) == 1;
+    rc = weft_process_communicate(p, queued ? NULL : input,
+                                  queued ? 0 : strlen(input), &out);
+    append(got[0], &len[0], sizeof got[0], out.out, out.out_len);
+    append(got[1], &len[1], sizeof got[1], out.err, out.err_len);
+    weft_process_output_free(&out);
+    if (rc == 0)
+      break;
+    CHECK_RC(rc, WEFT_ENOMEM);
+    CHECK(atomic_load(&injected));
+  }
+  CHECK_OK(rc);
+  CHECK(len[0] == 6 && memcmp(got[0], "hello\n", 6) == 0);
+  CHECK(len[1] == 4 && memcmp(got[1], "err\n", 4) == 0);
+  int code = -1;
+  CHECK_EQ(weft_process_returncode(p, &code), 1);
+  CHECK_EQ(code, 0);
+  CHECK_OK(weft_process_free(p));
+  return rc == 0 ? SWEEP_OK : weft_task_fail(rc);
+}
+
 /* The three queue kinds, each growing its store from 8 to 64 slots (FIFO
  * by copying around the ring, LIFO and priority by realloc). A put that
  * failed stored nothing and counted no unfinished task. */
@@ -951,6 +1007,12 @@ static void test_sweep_unix(void **state) {
   assert_true(sweep("unix", prog_unix, 2) > 8);
 }
 
+static void test_sweep_process(void **state) {
+  (void)state;
+  assert_true(sweep("process", prog_process, 1) > 5);
+  assert_true(sweep("process", prog_process, 2) > 5);
+}
+
 static void test_sweep_files(void **state) {
   (void)state;
   /* A handle, a request per call, read_file's buffer, scandir's block. */
@@ -1037,6 +1099,7 @@ int main(void) {
       cmocka_unit_test(test_sweep_dns),
       cmocka_unit_test(test_sweep_unix),
       cmocka_unit_test(test_sweep_files),
+      cmocka_unit_test(test_sweep_process),
       cmocka_unit_test(test_sweep_queue_kinds),
       cmocka_unit_test(test_sweep_sync_new),
       cmocka_unit_test(test_sweep_group_grow),
