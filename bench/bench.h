@@ -95,6 +95,7 @@ int bench_queue_mpmc(unsigned workers);
 int bench_serve(const char *workload, unsigned workers, int port,
                 weft_server_handler_fn handler);
 int bench_echo_server(unsigned workers, int port);
+int bench_udp_echo_server(unsigned workers, int port);
 int bench_http_server(unsigned workers, int port);
 
 /* crawl (crawl.c): crawl the synthetic site of examples/site running on

@@ -137,6 +137,7 @@ struct server_workload {
 
 static const struct server_workload server_workloads[] = {
     {"echo_server", bench_echo_server},
+    {"udp_echo_server", bench_udp_echo_server},
     {"http_server", bench_http_server},
     {"crawl", bench_crawl},
 };

@@ -25,5 +25,6 @@
 #include "weft/foreign.h"
 #include "weft/signal.h"
 #include "weft/process.h"
+#include "weft/udp.h"
 
 #endif /* WEFT_H */

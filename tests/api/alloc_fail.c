@@ -22,8 +22,9 @@
  * objects, a task group growing past what its cancellation sweep keeps on
  * the stack, a task group whose child ends unrun for want of a stack, and
  * weft_wait / as_completed over more tasks than they keep on the stack,
- * files (a handle through every call, and the path calls), and a
- * subprocess with three pipes through communicate. In these, a call
+ * files (a handle through every call, and the path calls), a subprocess
+ * with three pipes through communicate, and datagrams (two endpoints, a
+ * per-worker UDP server and a client). In these, a call
  * that can fail only for want of memory must return WEFT_ENOMEM (leaving
  * *out untouched) and leave nothing half-done: the same call again
  * succeeds, and the scenario checks its whole result.
@@ -585,6 +586,92 @@ static void *prog_process(void *arg) {
   return rc == 0 ? SWEEP_OK : weft_task_fail(rc);
 }
 
+/* Datagrams (io/udp.c): two endpoints, and a per-worker UDP server with a
+ * connected client. A datagram whose queue entry could not be allocated is
+ * dropped and reported once (WEFT_ENOBUFS), as the kernel drops one for
+ * want of buffer space: the client sends again until the echo comes. */
+static void udp_echo_handler(weft_udp_t *u, void *arg) {
+  char buf[16];
+  weft_udp_info_t info;
+  (void)arg;
+  for (;;) {
+    int n = weft_udp_recv(u, buf, sizeof buf, &info);
+    if (n == WEFT_ENOBUFS) {
+      CHECK(atomic_load(&injected));
+      continue;
+    }
+    if (n < 0)
+      break;
+    (void)weft_udp_send(u, buf, (size_t)n, (struct sockaddr *)&info.addr);
+  }
+}
+
+static int udp_round_trip(weft_udp_t *c) {
+  char buf[16];
+  for (int tries = 0; tries < 1000; tries++) {
+    weft_timeout_t scope;
+    int rc = RETRY_ENOMEM(weft_udp_send(c, "weft", 4, NULL));
+    if (rc == 0)
+      rc = weft_timeout_enter(&scope, 100);
+    if (rc == 0)
+      rc = weft_timeout_exit(&scope, weft_udp_recv(c, buf, sizeof buf, NULL));
+    if (rc == 4)
+      return memcmp(buf, "weft", 4) == 0 ? 0 : WEFT_EIO;
+    if (rc == WEFT_ENOBUFS)
+      CHECK(atomic_load(&injected));
+    else if (rc != WEFT_ETIMEDOUT)
+      return rc;
+  }
+  return WEFT_ETIMEDOUT;
+}
+
+static void *prog_udp(void *arg) {
+  weft_udp_opts_t o;
+  weft_udp_t *a = NULL, *b = NULL, *c = NULL;
+  weft_udp_server_t *srv = NULL;
+  struct sockaddr_storage to;
+  char buf[16];
+  int rc;
+
+  (void)arg;
+  weft_udp_opts_init(&o);
+  o.local_host = "127.0.0.1";
+  rc = NEW_ENOMEM(&a, weft_udp_open(&o, &a));
+  if (rc == 0)
+    rc = NEW_ENOMEM(&b, weft_udp_open(&o, &b));
+  if (rc == 0) {
+    CHECK_OK(weft_udp_sockname(b, &to, NULL));
+    rc = RETRY_ENOMEM(weft_udp_send(a, "abc", 3, (struct sockaddr *)&to));
+  }
+  if (rc == 0) {
+    rc = weft_udp_recv(b, buf, sizeof buf, NULL);
+    if (rc == WEFT_ENOBUFS) { /* the datagram was dropped: send another */
+      CHECK(atomic_load(&injected));
+      rc = RETRY_ENOMEM(weft_udp_send(a, "abc", 3, (struct sockaddr *)&to));
+      if (rc == 0)
+        rc = weft_udp_recv(b, buf, sizeof buf, NULL);
+    }
+    if (rc == 3)
+      rc = memcmp(buf, "abc", 3) == 0 ? 0 : WEFT_EIO;
+  }
+  if (rc == 0)
+    rc = NEW_ENOMEM(&srv, weft_udp_server_start(udp_echo_handler, NULL, NULL,
+                                                &srv));
+  if (rc == 0) {
+    weft_udp_opts_init(&o);
+    o.remote_host = "127.0.0.1";
+    o.remote_port = weft_udp_server_port(srv);
+    rc = NEW_ENOMEM(&c, weft_udp_open(&o, &c));
+  }
+  if (rc == 0)
+    rc = udp_round_trip(c);
+  CHECK_OK(weft_udp_free(c));
+  CHECK_OK(weft_udp_server_free(srv));
+  CHECK_OK(weft_udp_free(b));
+  CHECK_OK(weft_udp_free(a));
+  return rc == 0 ? SWEEP_OK : weft_task_fail(rc);
+}
+
 /* The three queue kinds, each growing its store from 8 to 64 slots (FIFO
  * by copying around the ring, LIFO and priority by realloc). A put that
  * failed stored nothing and counted no unfinished task. */
@@ -1020,6 +1107,14 @@ static void test_sweep_files(void **state) {
   assert_true(sweep("files", prog_files, 2) > 12);
 }
 
+static void test_sweep_udp(void **state) {
+  (void)state;
+  /* Each endpoint's record and buffer, the server's record, socket array,
+   * endpoints and tasks. */
+  assert_true(sweep("udp", prog_udp, 1) > 8);
+  assert_true(sweep("udp", prog_udp, 2) > 8);
+}
+
 static void test_sweep_queue_kinds(void **state) {
   (void)state;
   /* Three queues, each growing 8 -> 16 -> 32 -> 64. */
@@ -1100,6 +1195,7 @@ int main(void) {
       cmocka_unit_test(test_sweep_unix),
       cmocka_unit_test(test_sweep_files),
       cmocka_unit_test(test_sweep_process),
+      cmocka_unit_test(test_sweep_udp),
       cmocka_unit_test(test_sweep_queue_kinds),
       cmocka_unit_test(test_sweep_sync_new),
       cmocka_unit_test(test_sweep_group_grow),

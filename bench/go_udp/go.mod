@@ -1,0 +1,3 @@
+module udpecho
+
+go 1.19
