@@ -89,14 +89,28 @@ int bench_idle_memory(unsigned workers);
 int bench_mutex_contended(unsigned workers);
 int bench_queue_mpmc(unsigned workers);
 
+/* The certificate chain and private key (PEM files) a TLS server workload
+ * presents. */
+typedef struct bench_tls_files {
+  const char *cert_file;
+  const char *key_file;
+} bench_tls_files_t;
+
 /* The server workloads (serve.c runs them): listen on 127.0.0.1:port, print
  * READY, serve until SIGTERM or SIGINT, shut down cleanly. Return 0 or
- * BENCH_EXIT_FAIL. */
+ * BENCH_EXIT_FAIL. With tls non-NULL every accepted connection is TLS
+ * (serve.c says with which settings) and the handler runs once its
+ * handshake completed; the same handler then serves plaintext and TLS. */
 int bench_serve(const char *workload, unsigned workers, int port,
-                weft_server_handler_fn handler);
+                weft_server_handler_fn handler, const bench_tls_files_t *tls);
 int bench_echo_server(unsigned workers, int port);
 int bench_udp_echo_server(unsigned workers, int port);
 int bench_http_server(unsigned workers, int port);
+/* The same servers over TLS: tls_echo_server and https_server. */
+int bench_tls_echo_server(unsigned workers, int port,
+                          const bench_tls_files_t *tls);
+int bench_https_server(unsigned workers, int port,
+                       const bench_tls_files_t *tls);
 
 /* crawl (crawl.c): crawl the synthetic site of examples/site running on
  * 127.0.0.1:port with examples/crawl.c's engine, print one RESULT line.

@@ -4,9 +4,14 @@
  * to 64 KiB and writes back what it read (then drains, as asyncio code
  * awaits writer.drain()), until end of stream.
  *
- *   weft-bench echo_server WORKERS PORT
+ * tls_echo_server: the same handler over TLS (serve.c makes the context);
+ * the handler does not change, as asyncio code does not change with ssl=.
  *
- * Load it as bench/README.md, "Server workloads", describes.
+ *   weft-bench echo_server WORKERS PORT
+ *   weft-bench tls_echo_server WORKERS PORT CERT KEY
+ *
+ * Load them as bench/README.md, "Server workloads" and "TLS server
+ * workloads", describes.
  */
 #include "bench.h"
 
@@ -31,5 +36,10 @@ static void echo_handler(weft_stream_t *s, void *arg) {
 }
 
 int bench_echo_server(unsigned workers, int port) {
-  return bench_serve("echo_server", workers, port, echo_handler);
+  return bench_serve("echo_server", workers, port, echo_handler, NULL);
+}
+
+int bench_tls_echo_server(unsigned workers, int port,
+                          const bench_tls_files_t *tls) {
+  return bench_serve("tls_echo_server", workers, port, echo_handler, tls);
 }

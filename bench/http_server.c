@@ -8,9 +8,13 @@
  * completed by one read go out in one write. A request the parser rejects,
  * or one that asks to close, ends the connection after the responses.
  *
- *   weft-bench http_server WORKERS PORT
+ * https_server: the same handler over TLS (serve.c makes the context).
  *
- * Load it with wrk -t1 -c100 -d5s (bench/README.md, "Server workloads").
+ *   weft-bench http_server WORKERS PORT
+ *   weft-bench https_server WORKERS PORT CERT KEY
+ *
+ * Load http_server with wrk -t1 -c100 -d5s (bench/README.md, "Server
+ * workloads"), https_server with tls_load (bench/tls.sh).
  */
 #include "bench.h"
 
@@ -77,5 +81,10 @@ static void http_handler(weft_stream_t *s, void *arg) {
 }
 
 int bench_http_server(unsigned workers, int port) {
-  return bench_serve("http_server", workers, port, http_handler);
+  return bench_serve("http_server", workers, port, http_handler, NULL);
+}
+
+int bench_https_server(unsigned workers, int port,
+                       const bench_tls_files_t *tls) {
+  return bench_serve("https_server", workers, port, http_handler, tls);
 }

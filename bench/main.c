@@ -1,6 +1,6 @@
 /*
- * weft-bench WORKLOAD WORKERS [PORT]: the benchmark program whose workloads
- * bench/README.md defines. Dispatches to one workload per
+ * weft-bench WORKLOAD WORKERS [PORT [CERT KEY]]: the benchmark program whose
+ * workloads bench/README.md defines. Dispatches to one workload per
  * file and holds the helpers they share (bench.h).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -129,35 +129,42 @@ static const struct workload workloads[] = {
 };
 
 /* Workloads that take a PORT: the servers listen on 127.0.0.1:PORT until
- * SIGTERM/SIGINT; crawl crawls the site served there (examples/site). */
+ * SIGTERM/SIGINT; crawl crawls the site served there (examples/site). The
+ * TLS servers (run_tls set, run NULL) also take CERT and KEY, PEM files. */
 struct server_workload {
   const char *name;
   int (*run)(unsigned workers, int port);
+  int (*run_tls)(unsigned workers, int port, const bench_tls_files_t *tls);
 };
 
 static const struct server_workload server_workloads[] = {
-    {"echo_server", bench_echo_server},
-    {"udp_echo_server", bench_udp_echo_server},
-    {"http_server", bench_http_server},
-    {"crawl", bench_crawl},
+    {"echo_server", bench_echo_server, NULL},
+    {"udp_echo_server", bench_udp_echo_server, NULL},
+    {"http_server", bench_http_server, NULL},
+    {"tls_echo_server", NULL, bench_tls_echo_server},
+    {"https_server", NULL, bench_https_server},
+    {"crawl", bench_crawl, NULL},
 };
 
 static int usage(const char *argv0) {
-  fprintf(stderr, "usage: %s WORKLOAD WORKERS [PORT]\n", argv0);
+  fprintf(stderr, "usage: %s WORKLOAD WORKERS [PORT [CERT KEY]]\n", argv0);
   fprintf(stderr, "  in-process workloads:");
   for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++)
     fprintf(stderr, " %s", workloads[i].name);
   fprintf(stderr, "\n  server and client workloads (PORT required):");
   for (size_t i = 0; i < sizeof server_workloads / sizeof server_workloads[0];
        i++)
-    fprintf(stderr, " %s", server_workloads[i].name);
+    fprintf(stderr, " %s%s", server_workloads[i].name,
+            server_workloads[i].run_tls ? " (CERT KEY required)" : "");
   fprintf(stderr, "\n  WORKERS: number of worker threads, 1..1024\n");
+  fprintf(stderr, "  CERT, KEY: the TLS servers' certificate chain and "
+                  "private key, PEM files\n");
   return BENCH_EXIT_USAGE;
 }
 
 int main(int argc, char **argv) {
   const char *argv0 = argc > 0 ? argv[0] : "weft-bench";
-  if (argc < 3 || argc > 4)
+  if (argc < 3 || argc > 6)
     return usage(argv0);
 
   char *end;
@@ -172,20 +179,29 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof server_workloads / sizeof server_workloads[0];
        i++) {
     if (strcmp(argv[1], server_workloads[i].name) == 0) {
-      long port = -1;
-      if (argc == 4) {
-        errno = 0;
-        port = strtol(argv[3], &end, 10);
-        if (errno != 0 || end == argv[3] || *end != '\0')
-          port = -1;
+      const struct server_workload *w = &server_workloads[i];
+      if (argc != (w->run_tls ? 6 : 4)) {
+        fprintf(stderr, "%s: %s takes WORKERS PORT%s\n", argv0, argv[1],
+                w->run_tls ? " CERT KEY" : "");
+        return usage(argv0);
       }
+      errno = 0;
+      long port = strtol(argv[3], &end, 10);
+      if (errno != 0 || end == argv[3] || *end != '\0')
+        port = -1;
       if (port < 0 || port > 65535) {
         fprintf(stderr, "%s: %s needs a PORT (0..65535)\n", argv0, argv[1]);
         return usage(argv0);
       }
-      return server_workloads[i].run((unsigned)workers, (int)port);
+      if (w->run_tls) {
+        bench_tls_files_t files = {argv[4], argv[5]};
+        return w->run_tls((unsigned)workers, (int)port, &files);
+      }
+      return w->run((unsigned)workers, (int)port);
     }
   }
+  if (argc > 4)
+    return usage(argv0); /* CERT KEY only go with the TLS servers */
   for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
     if (strcmp(argv[1], workloads[i].name) == 0) {
       /* PORT only matters to the server workloads. */
