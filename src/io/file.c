@@ -159,6 +159,18 @@ static void op_free(fs_op_t *op) {
   weft__free(op);
 }
 
+/* op_new with a buffer of n bytes of weft's own (reads land in it, writes
+ * are copied into it): NULL for want of memory. */
+static fs_op_t *op_new_buf(weft_task_t *t, weft__worker_t *w, op_kind_t kind,
+                           size_t n) {
+  fs_op_t *op = op_new(t, w, kind);
+  if (op && !(op->buf = weft__malloc(n))) {
+    op_free(op);
+    op = NULL;
+  }
+  return op;
+}
+
 static uv_loop_t *loop_of(fs_op_t *op) { return &op->w->own.loop; }
 
 /* Issue the write of what is left of op (after a short write too). */
@@ -539,14 +551,9 @@ static int file_read(weft_file_t *f, void *buf, size_t n, int64_t offset,
     rc = WEFT_ECANCELED;
   fs_op_t *op = NULL;
   if (rc == 0) {
-    op = op_new(t, f->io.home, seq ? OP_READ : OP_PREAD);
-    if (op)
-      op->buf = weft__malloc(n);
-    if (!op || !op->buf) {
-      if (op)
-        op_free(op);
+    op = op_new_buf(t, f->io.home, seq ? OP_READ : OP_PREAD, n);
+    if (!op)
       rc = WEFT_ENOMEM;
-    }
   }
   if (rc == 0) {
     uv_buf_t b;
@@ -622,14 +629,9 @@ static int file_write(weft_file_t *f, const void *data, size_t n,
     rc = WEFT_ECANCELED;
   fs_op_t *op = NULL;
   if (rc == 0) {
-    op = op_new(t, f->io.home, seq ? OP_WRITE : OP_PWRITE);
-    if (op)
-      op->buf = weft__malloc(n);
-    if (!op || !op->buf) {
-      if (op)
-        op_free(op);
+    op = op_new_buf(t, f->io.home, seq ? OP_WRITE : OP_PWRITE, n);
+    if (!op)
       rc = WEFT_ENOMEM;
-    }
   }
   if (rc == 0) {
     memcpy(op->buf, data, n); /* the pool never reads the caller's memory */

@@ -381,6 +381,10 @@ static void decrypt(weft_stream_t *s) {
   while (!s->eof && !t->fatal) {
     char *base;
     size_t len, got = 0;
+    /* Nothing to decrypt: no SSL_read that would only say so, and no read
+     * buffer allocated for it (a reader restarting the pump finds this). */
+    if (t->cin_len == 0 && !t->sock_eof && !SSL_has_pending(t->ssl))
+      break;
     weft__stream_space(s, &base, &len);
     if (len == 0) {
       if (s->rlen == 0)
@@ -393,8 +397,6 @@ static void decrypt(weft_stream_t *s) {
     int r = SSL_read_ex(t->ssl, base, len, &got);
     if (r == 1) {
       weft__stream_landed(s, base, got);
-      if (t->cin_len == 0 && !t->sock_eof && !SSL_has_pending(t->ssl))
-        break; /* nothing left to decrypt: skip the call that says so */
       continue;
     }
     int e = SSL_get_error(t->ssl, r);
