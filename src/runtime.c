@@ -42,6 +42,7 @@
 #include "io/io.h"
 #include "list.h"
 #include "record.h"
+#include "registry.h"
 #include "sched/idle.h"
 #include "sched/inject.h"
 #include "sched/runq.h"
@@ -408,6 +409,7 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
     runtime_free(rt);
     return WEFT_ENOMEM;
   }
+  weft__registry_add(rt); /* linked until every worker has stopped */
   if (c.overflow_handler)
     segv_acquire();
 
@@ -444,6 +446,7 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
   }
   for (unsigned i = 1; i <= started_threads; i++)
     uv_thread_join(&rt->workers[i].own.thread);
+  weft__registry_remove(rt);
   if (c.overflow_handler)
     segv_release();
 

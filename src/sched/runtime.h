@@ -58,6 +58,7 @@ struct weft_runtime {
   weft__foreign_t foreign;    /* submissions from any thread (foreign.c) */
   struct weft__sigint *sigint; /* SIGINT cancels main (io/signal.c), or
                                   NULL when cfg.sigint_cancels_main is 0 */
+  weft__list_t reg_link;      /* in weft__registry (registry.h protocol) */
 };
 
 #endif /* WEFT_SCHED_RUNTIME_H */
