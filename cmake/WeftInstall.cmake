@@ -6,6 +6,8 @@
 #   LIBDIR/pkgconfig/weft.pc                   pkg-config
 #   LIBDIR/cmake/weft/                         find_package(weft): weft::weft
 #                                              and weft::weft_static
+#   DATADIR/gdb/auto-load/LIBDIR/libweft.so.X.Y.Z-gdb.py
+#                                              the gdb extension (tools/gdb)
 #
 # Components: Runtime (the versioned shared library only) and Development
 # (everything else), for `cmake --install BUILD --component Runtime`.
@@ -103,6 +105,9 @@ if(WEFT_HAVE_TLS)
 else()
   set(_weft_pc_tls "")
 endif()
+if(WEFT_HAVE_LIBUNWIND) # task dump backtraces (src/backtrace.c)
+  string(APPEND _weft_pc_tls ", libunwind")
+endif()
 foreach(_weft_dir LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${_weft_dir}}")
     set(_weft_pc_${_weft_dir} "${CMAKE_INSTALL_${_weft_dir}}")
@@ -127,3 +132,27 @@ unset(_weft_dir)
 unset(_weft_pc_tls)
 unset(_weft_pc_LIBDIR)
 unset(_weft_pc_INCLUDEDIR)
+
+# The gdb extension, where gdb looks for a shared object's script (its
+# objfile-gdb.py convention): DATADIR/gdb/auto-load followed by the absolute
+# path of the library's real file, so that gdb loads it for every program
+# that loads this libweft.so (docs/observability.md: a prefix other than
+# /usr must be added to gdb's auto-load directories). The absolute LIBDIR is
+# only known when installing (`--prefix` may override the configured one),
+# so the install script computes the destination itself; file(INSTALL)
+# adds DESTDIR.
+install(CODE "
+  set(_weft_gdb_libdir [[${CMAKE_INSTALL_LIBDIR}]])
+  if(NOT IS_ABSOLUTE \"\${_weft_gdb_libdir}\")
+    set(_weft_gdb_libdir \"\${CMAKE_INSTALL_PREFIX}/\${_weft_gdb_libdir}\")
+  endif()
+  set(_weft_gdb_datadir [[${CMAKE_INSTALL_DATADIR}]])
+  if(NOT IS_ABSOLUTE \"\${_weft_gdb_datadir}\")
+    set(_weft_gdb_datadir \"\${CMAKE_INSTALL_PREFIX}/\${_weft_gdb_datadir}\")
+  endif()
+  cmake_path(NORMAL_PATH _weft_gdb_libdir)
+  cmake_path(NORMAL_PATH _weft_gdb_datadir)
+  file(INSTALL [[${PROJECT_SOURCE_DIR}/tools/gdb/weft-gdb.py]]
+    DESTINATION \"\${_weft_gdb_datadir}/gdb/auto-load\${_weft_gdb_libdir}\"
+    RENAME [[$<TARGET_FILE_NAME:weft>-gdb.py]])
+  " COMPONENT Development)

@@ -4,30 +4,49 @@
  * tasks, stop) and what is retried; this file is organised as:
  *
  *   URLs          uriparser: parse, resolve, normalise, canonical form
- *   visited set   64 shards, each an open-addressing set under a mutex
- *   hosts         one entry per origin (scheme, host, port): Semaphore and
- *                 idle connections (TLS ones for https)
- *   HTTP          one request/response exchange with http_parser
+ *   local frontier  64 visited shards, each an open-addressing set under a
+ *                 mutex, a weft_queue and an outstanding count (its own
+ *                 protocol comment below)
+ *   hosts         one entry per origin (scheme, host, port): Semaphore,
+ *                 idle connections (TLS ones for https), politeness time,
+ *                 robots.txt rules; scope (domains)
+ *   HTTP          one request/response exchange with http_parser; gzip and
+ *                 deflate bodies inflated with zlib as they arrive
+ *   admission     scope checks, then the frontier's admit()
  *   links         libxml2's HTML parser in SAX mode: <a href>, <base href>
+ *   politeness    pace(), robots.txt per host, JSONL, save_dir
  *   tasks         fetch task, progress reporter, stop watcher, dispatcher
  *
- * Locks. The visited shards, the host table, each host's idle pool, the
- * first-error record and the log are guarded by pthread mutexes held for a
- * few hundred nanoseconds and never across a suspension point: an OS mutex
- * is cheaper than a weft_lock for that, and it is not a cancellation point,
- * so a cancelled task never has to unwind from inside a lookup. One
- * exception: the task that creates the crawl's first https host makes the
+ * Locks. The visited shards, the host table, each host's idle pool,
+ * politeness time and robots rules (host_t.mu), the first-error record,
+ * the log and the JSONL file are guarded by pthread mutexes held for a few
+ * hundred nanoseconds and never across a suspension point: an OS mutex is
+ * cheaper than a weft_lock for that, and it is not a cancellation point,
+ * so a cancelled task never has to unwind from inside a lookup. Two
+ * exceptions: the task that creates the crawl's first https host makes the
  * default TLS context under the host table's lock (make_tls(), once, tens
- * of milliseconds), so that no https host exists without it.
+ * of milliseconds), so that no https host exists without it; and a host's
+ * robots.txt is fetched under its weft_lock (host_t.robots_lock, a task
+ * lock: it is held across the fetch, and the host's other tasks wait on it
+ * instead of fetching it again). Rules a task has read are never freed
+ * before the crawl ends (host_t.robots_old), so reading them needs no lock.
+ * The compiled include/exclude patterns and the seeds' domains are written
+ * before any task starts and only read after.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include "crawl.h"
+#include "robots.h"
 
 #include <http_parser.h>
 #include <libxml/HTMLparser.h>
 #include <uriparser/Uri.h>
+#include <zlib.h>
 
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <regex.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdalign.h>
@@ -61,6 +80,7 @@ typedef struct counters {
   atomic_uint_fast64_t admitted, pages, errors, cancelled, in_flight, queued;
   atomic_uint_fast64_t retries, redirects, links, skipped, connects, reuses;
   atomic_uint_fast64_t bytes, tls_handshakes, tls_resumed;
+  atomic_uint_fast64_t robots_fetches, robots_denied, decoded, saved;
   atomic_uint_fast64_t status[CRAWL_STATUS_MAX];
   atomic_uint_fast64_t error[CRAWL_ERR_COUNT];
 } counters_t;
@@ -101,18 +121,39 @@ typedef struct host {
   size_t origin_len;    /* strlen(origin) */
   const char *authority; /* the Host header: name[:port], in origin */
   weft_semaphore_t sem; /* per_host permits */
-  pthread_mutex_t mu;   /* guards idle and nidle */
+  pthread_mutex_t mu;   /* guards idle, nidle, next_ms, robots* */
   conn_t **idle;        /* idle connections, one stack per home worker */
   unsigned nidle;       /* idle connections in all */
+  /* Politeness (delay_ms, Crawl-delay): the weft_time_ms() before which
+   * no request to this host may start: the last start plus the delay, set
+   * under mu by each request as it starts (pace()). */
+  uint64_t next_ms;
+  /* robots.txt (cfg.robots): the rules in force, until robots_until; those
+   * they replaced wait in robots_old until the crawl ends (a task may still
+   * be reading them). robots_lock is held by the task fetching it, so that
+   * the others wait for that one fetch instead of making their own. */
+  robots_t *robots;
+  struct robots_link *robots_old; /* replaced rules, freed at the end */
+  uint64_t robots_until;   /* weft_time_ms() when robots expires */
+  unsigned crawl_delay_ms; /* robots.txt's Crawl-delay (capped) */
+  weft_lock_t robots_lock; /* held while fetching robots.txt */
 } host_t;
 
-/* One admitted URL, from the frontier to the end of its fetch task. */
+/* Replaced robots rules (host_t.robots_old). */
+typedef struct robots_link {
+  struct robots_link *next;
+  robots_t *r;
+} robots_link_t;
+
+/* One URL taken from the frontier, to the end of its fetch task. */
 typedef struct item {
   struct crawl *c;    /* the crawl it belongs to */
-  const char *url;    /* canonical URL; owned by the visited set */
+  const char *url;    /* canonical URL: ci.url, owned by the frontier */
   const char *target; /* request target: points into url */
   host_t *host;       /* where to send it */
-  unsigned hops;      /* redirects followed to get here */
+  unsigned hops;      /* redirects followed to get here: ci.hops */
+  unsigned depth;     /* links followed from a seed: ci.depth */
+  crawl_item_t ci;    /* as take() gave it, for done() */
 } item_t;
 
 /* One slot of a visited shard. */
@@ -132,13 +173,12 @@ typedef struct shard {
 struct crawl {
   crawl_config_t cfg;               /* a copy of the caller's */
   counters_t n;                     /* the live counters */
-  shard_t visited[VISITED_SHARDS];  /* every URL ever admitted or refused */
+  crawl_frontier_t fr;              /* the caller's frontier or our own */
+  bool own_fr;                      /* fr is ours: closed by crawl_free() */
   pthread_mutex_t hosts_mu;         /* guards hosts */
   host_t *hosts[HOST_BUCKETS];      /* the host table */
   weft_semaphore_t global;          /* concurrency permits */
-  weft_queue_t *frontier;           /* item_t * waiting for a fetch task */
   weft_taskgroup_t group;           /* fetch tasks and helpers */
-  atomic_uint_fast64_t outstanding; /* admitted items not yet done */
   atomic_int stopping;              /* stop was requested */
   unsigned workers;                 /* weft_worker_count() */
   atomic_uint_fast64_t *fetches;    /* fetch tasks finished, per worker */
@@ -152,7 +192,13 @@ struct crawl {
   int tls_rc;    /* why tls is NULL after tls_tried (WEFT_ENOSYS: no TLS) */
   bool tls_tried; /* make_tls() ran */
   bool own_tls;  /* crawl_run() made tls (and frees it) */
-  pthread_mutex_t report_mu; /* guards first_error, first_reason, cfg.log */
+  regex_t *include, *exclude; /* cfg's patterns, compiled */
+  size_t ninclude, nexclude;  /* how many compiled */
+  char **seed_domains;        /* CRAWL_SCOPE_DOMAIN: the seeds' domains */
+  size_t nseed_domains;
+  const char *agent;          /* cfg.user_agent or "weft-crawler" */
+  pthread_mutex_t report_mu; /* guards first_error, first_reason, cfg.log,
+                                cfg.jsonl */
   char first_error[CRAWL_ERR_COUNT][256];  /* first failed URL per kind */
   char first_reason[CRAWL_ERR_COUNT][256]; /* and what failed, for TLS */
 };
@@ -167,6 +213,10 @@ void crawl_config_init(crawl_config_t *cfg) {
   cfg->max_redirects = 5;
   cfg->max_body = (size_t)8 << 20;
   cfg->progress_ms = 250;
+  cfg->max_depth = -1;
+  cfg->robots_ttl_ms = 24u * 3600u * 1000u;
+  cfg->robots_retry_ms = 60000;
+  cfg->max_delay_ms = 30000;
 }
 
 const char *crawl_err_name(crawl_err_t kind) {
@@ -380,7 +430,34 @@ static bool resolve(const UriUriA *base, const char *ref, size_t n, char *out,
 }
 
 /* ------------------------------------------------------------------------ */
-/* Visited set                                                               */
+/* Local frontier                                                            */
+
+/* The process-local frontier (crawl_frontier_local_new()): the visited set,
+ * 64 shards of open addressing, each under a pthread mutex held for a few
+ * hundred nanoseconds and never across a suspension point; an unbounded
+ * weft_queue of local_node_t; and two counters. `outstanding` counts the
+ * URLs admitted and not yet done(): admit() raises it before the node is
+ * queued, done() lowers it, and the call that brings it to zero shuts the
+ * queue down, so that take() then returns WEFT_EOF. A URL is only admitted
+ * from a task working on an item not yet done (or before the dispatcher
+ * starts: the seeds), so the count cannot reach zero while more can come.
+ * stop() sets `stopped` and shuts the queue down: take() returns
+ * WEFT_ECANCELED from then on. */
+
+/* A queued URL. */
+typedef struct local_node {
+  const char *url; /* owned by the visited set */
+  unsigned depth, hops;
+} local_node_t;
+
+typedef struct local_frontier {
+  shard_t visited[VISITED_SHARDS];  /* every URL ever admitted or refused */
+  weft_queue_t *queue;              /* local_node_t * waiting for take() */
+  size_t max_pages;                 /* admissions at most; 0: no limit */
+  atomic_uint_fast64_t admitted;    /* URLs admitted */
+  atomic_uint_fast64_t outstanding; /* admitted and not yet done() */
+  atomic_int stopped;               /* stop() was called */
+} local_frontier_t;
 
 static int shard_grow(shard_t *s) {
   size_t cap = s->cap ? s->cap * 2 : 64;
@@ -403,10 +480,10 @@ static int shard_grow(shard_t *s) {
 
 /* Insert url[0..n) unless present. Returns 1 and the stored copy in *key
  * if it was new, 0 if it was there, WEFT_ENOMEM. Never suspends. */
-static int visited_insert(crawl_t *c, const char *url, size_t n,
+static int visited_insert(local_frontier_t *f, const char *url, size_t n,
                           const char **key) {
   uint64_t h = hash_bytes(url, n);
-  shard_t *s = &c->visited[h >> (64 - 6)];
+  shard_t *s = &f->visited[h >> (64 - 6)];
   int rc = 0;
   pthread_mutex_lock(&s->mu);
   if ((s->len + 1) * 10 > s->cap * 7 && (rc = shard_grow(s)) != 0)
@@ -432,6 +509,133 @@ static int visited_insert(crawl_t *c, const char *url, size_t n,
 out:
   pthread_mutex_unlock(&s->mu);
   return rc;
+}
+
+static int local_admit(void *self, const char *url, size_t n, unsigned depth,
+                       unsigned hops, int *verdict) {
+  local_frontier_t *f = self;
+  *verdict = CRAWL_ADMIT_SEEN;
+  const char *key;
+  int rc = visited_insert(f, url, n, &key);
+  if (rc <= 0)
+    return rc;
+  if (f->max_pages) {
+    uint_fast64_t a = load(&f->admitted);
+    do {
+      if (a >= f->max_pages) {
+        *verdict = CRAWL_ADMIT_FULL;
+        return 0;
+      }
+    } while (!atomic_compare_exchange_weak_explicit(
+        &f->admitted, &a, a + 1, memory_order_relaxed, memory_order_relaxed));
+  } else {
+    count(&f->admitted, 1);
+  }
+  local_node_t *node = malloc(sizeof(*node));
+  if (!node)
+    return WEFT_ENOMEM;
+  node->url = key;
+  node->depth = depth;
+  node->hops = hops;
+  /* relaxed: the caller's own item keeps the count above zero meanwhile. */
+  atomic_fetch_add_explicit(&f->outstanding, 1, memory_order_relaxed);
+  rc = weft_queue_try_put(f->queue, node);
+  if (rc != 0) {
+    /* Shut down (stopped) or out of memory: the node never existed. */
+    atomic_fetch_sub_explicit(&f->outstanding, 1, memory_order_relaxed);
+    free(node);
+    return rc == WEFT_EQUEUE_SHUTDOWN ? 0 : rc;
+  }
+  *verdict = CRAWL_ADMIT_NEW;
+  return 0;
+}
+
+static int local_take(void *self, crawl_item_t *out) {
+  local_frontier_t *f = self;
+  void *p;
+  int rc = atomic_load_explicit(&f->stopped, memory_order_relaxed)
+               ? WEFT_ECANCELED
+               : weft_queue_get(f->queue, &p);
+  if (rc == WEFT_EQUEUE_SHUTDOWN)
+    /* relaxed: stop() sets it before it shuts the queue, whose lock
+     * orders the two. */
+    rc = atomic_load_explicit(&f->stopped, memory_order_relaxed)
+             ? WEFT_ECANCELED
+             : WEFT_EOF;
+  if (rc != 0)
+    return rc;
+  local_node_t *node = p;
+  out->url = node->url;
+  out->depth = node->depth;
+  out->hops = node->hops;
+  out->lease = NULL;
+  free(node);
+  return 0;
+}
+
+static int local_done(void *self, const crawl_item_t *it,
+                      const crawl_outcome_t *o) {
+  local_frontier_t *f = self;
+  (void)it;
+  (void)o;
+  /* acq_rel: the call that reaches zero has seen every other item's
+   * admissions, so no node can be put after it shuts the queue. */
+  if (atomic_fetch_sub_explicit(&f->outstanding, 1, memory_order_acq_rel) ==
+      1)
+    weft_queue_shutdown(f->queue, 0);
+  return 0;
+}
+
+static void local_stop(void *self) {
+  local_frontier_t *f = self;
+  /* relaxed: see local_take(). */
+  atomic_store_explicit(&f->stopped, 1, memory_order_relaxed);
+  weft_queue_shutdown(f->queue, 0);
+}
+
+static void local_close(void *self) {
+  local_frontier_t *f = self;
+  if (!f)
+    return;
+  for (size_t i = 0; i < VISITED_SHARDS; i++) {
+    shard_t *s = &f->visited[i];
+    for (size_t j = 0; j < s->cap; j++)
+      free(s->slots[j].key);
+    free(s->slots);
+    pthread_mutex_destroy(&s->mu);
+  }
+  if (f->queue) {
+    void *p;
+    while (weft_queue_try_get(f->queue, &p) == 0)
+      free(p);
+    weft_queue_free(f->queue);
+  }
+  free(f);
+}
+
+static const crawl_frontier_ops_t local_ops = {
+    .admit = local_admit,
+    .take = local_take,
+    .done = local_done,
+    .stop = local_stop,
+    .close = local_close,
+};
+
+int crawl_frontier_local_new(size_t max_pages, crawl_frontier_t *out) {
+  local_frontier_t *f = calloc(1, sizeof(*f));
+  if (!f)
+    return WEFT_ENOMEM;
+  for (size_t i = 0; i < VISITED_SHARDS; i++)
+    pthread_mutex_init(&f->visited[i].mu, NULL);
+  f->max_pages = max_pages;
+  int rc = weft_queue_new(0, &f->queue);
+  if (rc != 0) {
+    local_close(f);
+    return rc;
+  }
+  out->ops = &local_ops;
+  out->self = f;
+  return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -494,11 +698,68 @@ static host_t *host_get(crawl_t *c, const char *origin, size_t n,
   e->port = colon ? atoi(colon + 1) : e->tls ? 443 : 80;
   weft_semaphore_init(&e->sem, c->cfg.per_host);
   pthread_mutex_init(&e->mu, NULL);
+  weft_lock_init(&e->robots_lock);
   e->next = *bucket;
   *bucket = e;
 out:
   pthread_mutex_unlock(&c->hosts_mu);
   return e;
+}
+
+/* Whether name[0..n) (without the port) is name_or_domain itself or one of
+ * its subdomains, case-insensitively. */
+static bool name_under(const char *name, size_t n, const char *domain) {
+  size_t d = strlen(domain);
+  if (d == 0 || d > n)
+    return false;
+  return strncasecmp(name + n - d, domain, d) == 0 &&
+         (d == n || name[n - d - 1] == '.');
+}
+
+/* The domain of a host name for CRAWL_SCOPE_DOMAIN: the name minus its
+ * first label when it has three labels or more, else the name; an IP
+ * address (a literal in brackets, or all digits and dots) is its own
+ * domain. Written to out[cap]; false if it does not fit. */
+static bool domain_of(const char *name, size_t n, char *out, size_t cap) {
+  const char *dot = memchr(name, '.', n);
+  size_t dots = 0;
+  bool numeric = true;
+  for (size_t i = 0; i < n; i++) {
+    dots += name[i] == '.';
+    numeric = numeric && ((name[i] >= '0' && name[i] <= '9') || name[i] == '.');
+  }
+  if (n > 0 && name[0] != '[' && !numeric && dots >= 2) {
+    n -= (size_t)(dot + 1 - name);
+    name = dot + 1;
+  }
+  if (n >= cap)
+    return false;
+  memcpy(out, name, n);
+  out[n] = '\0';
+  return true;
+}
+
+/* Whether the host of authority[0..n) (name[:port]) is in the scope's
+ * domains: cfg.domains, and with CRAWL_SCOPE_DOMAIN the seeds' domains. */
+static bool name_in_scope(const crawl_t *c, const char *authority, size_t n) {
+  if (c->cfg.ndomains == 0 && c->nseed_domains == 0)
+    return false;
+  size_t len = n;
+  if (authority[0] == '[') {
+    const char *b = memchr(authority, ']', n);
+    len = b ? (size_t)(b + 1 - authority) : n;
+  } else {
+    const char *colon = memchr(authority, ':', n);
+    if (colon)
+      len = (size_t)(colon - authority);
+  }
+  for (size_t i = 0; i < c->cfg.ndomains; i++)
+    if (c->cfg.domains[i] && name_under(authority, len, c->cfg.domains[i]))
+      return true;
+  for (size_t i = 0; i < c->nseed_domains; i++)
+    if (name_under(authority, len, c->seed_domains[i]))
+      return true;
+  return false;
 }
 
 /* The host of origin[0..n) if the crawl follows it, creating it then: any
@@ -509,12 +770,15 @@ out:
  * https://name/ are two sites). NULL if not followed or out of memory.
  * Never suspends. */
 static host_t *host_followed(crawl_t *c, const char *origin, size_t n) {
-  host_t *h = host_get(c, origin, n, c->cfg.any_host);
-  if (h || c->cfg.any_host)
+  bool any = c->cfg.any_host || c->cfg.scope == CRAWL_SCOPE_ANY;
+  host_t *h = host_get(c, origin, n, any);
+  if (h || any)
     return h;
   bool tls = n > 5 && origin[4] == 's';
   const char *authority = origin + (tls ? 8 : 7);
   size_t alen = n - (size_t)(authority - origin);
+  if (name_in_scope(c, authority, alen))
+    return host_get(c, origin, n, true);
   const char *bracket = memchr(authority, ']', alen);
   const char *after = bracket ? bracket + 1 : authority;
   if (memchr(after, ':', alen - (size_t)(after - authority)) != NULL)
@@ -572,21 +836,39 @@ static void conn_close(conn_t *k) {
 /* ------------------------------------------------------------------------ */
 /* HTTP                                                                      */
 
+/* Content-Encoding of a response. */
+enum { ENC_IDENTITY, ENC_GZIP, ENC_DEFLATE, ENC_OTHER };
+
 /* One response, as far as the crawler cares. */
 typedef struct response {
   int status;      /* the status code */
   bool html;       /* Content-Type is text/html */
-  bool want_body;  /* a 2xx HTML body: kept for link extraction */
+  bool want_body;  /* a 2xx HTML body: kept for link extraction (any 2xx
+                      body with save_dir or force_body) */
+  bool force_body; /* set before the exchange: keep any 2xx body (robots) */
+  bool cut_body;   /* set before the exchange: a body over the limit is cut
+                      there (robots.txt's 500 KiB), not a failure */
+  int encoding;    /* ENC_*: Content-Encoding */
   char *location;  /* the Location header, or NULL */
-  char *body;      /* the body if want_body, else NULL */
+  char *body;      /* the body (decoded) if want_body, else NULL */
   size_t body_len; /* bytes in body */
   size_t body_cap; /* bytes allocated for body */
+  uint64_t bytes;  /* bytes received, headers and body */
+  char ctype[64];  /* Content-Type (cut at 63 bytes), "" if none */
+  z_stream z;      /* the decoder of a gzip or deflate body */
+  bool z_live;     /* z is initialised */
+  bool z_end;      /* z reached the end of the compressed stream */
 } response_t;
 
 static void response_clear(response_t *r) {
+  bool force = r->force_body, cut = r->cut_body;
   free(r->location);
   free(r->body);
+  if (r->z_live)
+    inflateEnd(&r->z);
   memset(r, 0, sizeof(*r));
+  r->force_body = force;
+  r->cut_body = cut;
 }
 
 /* The state of one exchange, reachable from the parser's callbacks. */
@@ -597,12 +879,14 @@ typedef struct exchange {
   char field[16];         /* the current header name (prefix) */
   size_t field_len;       /* its length, saturated at sizeof(field) */
   bool in_value;          /* the last callback was a header value */
-  int capture;            /* 1 Content-Type, 2 Location, 0 neither */
+  int capture;            /* 1 Content-Type, 2 Location, 3 Content-Encoding,
+                             0 none */
   char value[HEADER_MAX]; /* the captured value so far */
   size_t value_len;       /* its length */
   bool complete;          /* on_message_complete ran */
   bool keep_alive;        /* http_should_keep_alive() at completion */
   bool too_large;         /* the body went over max_body */
+  bool bad_encoding;      /* a gzip or deflate body that does not decode */
   bool no_memory;         /* a body allocation failed */
 } exchange_t;
 
@@ -610,6 +894,22 @@ static void header_done(exchange_t *x) {
   if (x->capture == 1) {
     x->r->html =
         x->value_len >= 9 && strncasecmp(x->value, "text/html", 9) == 0;
+    size_t n = x->value_len < sizeof(x->r->ctype) - 1
+                   ? x->value_len
+                   : sizeof(x->r->ctype) - 1;
+    memcpy(x->r->ctype, x->value, n);
+    x->r->ctype[n] = '\0';
+  } else if (x->capture == 3) {
+    /* One coding (what we asked for); "x-gzip" is gzip (RFC 9110). */
+    const char *v = x->value;
+    size_t n = x->value_len;
+    if ((n == 4 && strncasecmp(v, "gzip", 4) == 0) ||
+        (n == 6 && strncasecmp(v, "x-gzip", 6) == 0))
+      x->r->encoding = ENC_GZIP;
+    else if (n == 7 && strncasecmp(v, "deflate", 7) == 0)
+      x->r->encoding = ENC_DEFLATE;
+    else if (!(n == 8 && strncasecmp(v, "identity", 8) == 0) && n > 0)
+      x->r->encoding = ENC_OTHER;
   } else if (x->capture == 2) {
     free(x->r->location);
     x->r->location = malloc(x->value_len + 1);
@@ -644,6 +944,9 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
       x->capture = 1;
     else if (x->field_len == 8 && strncasecmp(x->field, "location", 8) == 0)
       x->capture = 2;
+    else if (x->field_len == 16 &&
+             strncasecmp(x->field, "content-encoding", 16) == 0)
+      x->capture = 3;
     else
       x->capture = 0;
   }
@@ -663,30 +966,116 @@ static int on_headers_complete(http_parser *p) {
     header_done(x);
   x->in_value = false;
   x->r->status = p->status_code;
-  x->r->want_body = x->r->html && p->status_code / 100 == 2;
+  x->r->want_body =
+      (x->r->html || x->r->force_body || x->c->cfg.save_dir) &&
+      p->status_code / 100 == 2 && x->r->encoding != ENC_OTHER;
+  return 0;
+}
+
+/* Make room for at least n more bytes (and a NUL) in r->body. */
+static bool body_reserve(response_t *r, size_t n) {
+  if (r->body_len + n + 1 <= r->body_cap)
+    return true;
+  size_t cap = r->body_cap ? r->body_cap : 8192;
+  while (cap < r->body_len + n + 1)
+    cap *= 2;
+  char *b = realloc(r->body, cap);
+  if (!b)
+    return false;
+  r->body = b;
+  r->body_cap = cap;
+  return true;
+}
+
+/* Decode a gzip or deflate chunk into r->body, at most limit bytes in
+ * all: past it, the body is cut (cut_body) or fails as too large, without
+ * decoding the rest (a gzip bomb costs limit bytes, no more). Returns 0
+ * or -1 (x's flags say why). */
+static int inflate_body(exchange_t *x, const char *at, size_t n,
+                        size_t limit) {
+  response_t *r = x->r;
+  if (!r->z_live) {
+    /* gzip: 16 + 15 (a gzip wrapper); deflate: RFC 9110 says zlib's
+     * wrapper, which some servers leave out: then raw deflate (-15). */
+    int bits = 15 + 16;
+    if (r->encoding == ENC_DEFLATE) {
+      unsigned char b0 = (unsigned char)at[0];
+      unsigned char b1 = n > 1 ? (unsigned char)at[1] : 0;
+      bits = (b0 & 0x0f) == 8 && (b0 * 256u + b1) % 31 == 0 ? 15 : -15;
+    }
+    memset(&r->z, 0, sizeof(r->z));
+    if (inflateInit2(&r->z, bits) != Z_OK) {
+      x->no_memory = true;
+      return -1;
+    }
+    r->z_live = true;
+  }
+  r->z.next_in = (Bytef *)(uintptr_t)at;
+  r->z.avail_in = (uInt)n;
+  /* Until the input is used up and the output not full (inflate() may
+   * hold output back when it fills the buffer), or the stream ends. */
+  while (!r->z_end) {
+    if (r->body_len >= limit) {
+      if (r->cut_body)
+        return 0;
+      x->too_large = true;
+      return -1;
+    }
+    size_t room = limit - r->body_len + 1; /* one more: to see it overflow */
+    if (room > 65536)
+      room = 65536;
+    if (!body_reserve(r, room)) {
+      x->no_memory = true;
+      return -1;
+    }
+    r->z.next_out = (Bytef *)r->body + r->body_len;
+    r->z.avail_out = (uInt)room;
+    int zr = inflate(&r->z, Z_NO_FLUSH);
+    r->body_len += room - r->z.avail_out;
+    if (r->body_len > limit) {
+      r->body_len = limit;
+      r->body[limit] = '\0';
+      if (r->cut_body)
+        return 0;
+      x->too_large = true;
+      return -1;
+    }
+    r->body[r->body_len] = '\0';
+    if (zr == Z_STREAM_END) {
+      r->z_end = true; /* what follows the stream is ignored */
+    } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+      x->bad_encoding = true;
+      return -1;
+    } else if (r->z.avail_out > 0) {
+      break; /* all of this chunk is decoded: wait for the next */
+    }
+  }
   return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t n) {
   exchange_t *x = p->data;
   response_t *r = x->r;
-  if (!r->want_body)
+  if (!r->want_body || n == 0)
     return 0;
-  if (r->body_len + n > x->c->cfg.max_body) {
-    x->too_large = true;
-    return -1;
-  }
-  if (r->body_len + n + 1 > r->body_cap) {
-    size_t cap = r->body_cap ? r->body_cap : 8192;
-    while (cap < r->body_len + n + 1)
-      cap *= 2;
-    char *b = realloc(r->body, cap);
-    if (!b) {
-      x->no_memory = true;
+  size_t limit = r->cut_body && x->c->cfg.max_body > ROBOTS_MAX_BYTES
+                     ? ROBOTS_MAX_BYTES
+                     : x->c->cfg.max_body;
+  if (r->encoding == ENC_GZIP || r->encoding == ENC_DEFLATE)
+    return inflate_body(x, at, n, limit);
+  if (r->body_len + n > limit) {
+    if (r->cut_body) {
+      n = limit - r->body_len;
+      if (n == 0)
+        return 0;
+    } else {
+      x->too_large = true;
       return -1;
     }
-    r->body = b;
-    r->body_cap = cap;
+  }
+  if (!body_reserve(r, n)) {
+    x->no_memory = true;
+    return -1;
   }
   memcpy(r->body + r->body_len, at, n);
   r->body_len += n;
@@ -731,9 +1120,12 @@ static int exchange_on(crawl_t *c, const item_t *it, conn_t *k, response_t *r,
                          it->target,
                          " HTTP/1.1\r\nHost: ",
                          it->host->authority,
-                         "\r\nUser-Agent: weft-crawler/",
+                         "\r\nUser-Agent: ",
+                         c->agent,
+                         "/",
                          weft_version_string(),
-                         "\r\nAccept: text/html, */*;q=0.5\r\n",
+                         "\r\nAccept: text/html, */*;q=0.5\r\n"
+                         "Accept-Encoding: gzip, deflate\r\n",
                          c->cfg.no_keep_alive ? "Connection: close\r\n" : "",
                          "\r\n"};
   char req[URL_MAX + 512];
@@ -766,6 +1158,7 @@ static int exchange_on(crawl_t *c, const item_t *it, conn_t *k, response_t *r,
     if (n > 0) {
       *got_bytes = true;
       count(&c->n.bytes, (uint64_t)n);
+      r->bytes += (uint64_t)n;
     } else {
       eof = true;
     }
@@ -774,6 +1167,8 @@ static int exchange_on(crawl_t *c, const item_t *it, conn_t *k, response_t *r,
     enum http_errno e = HTTP_PARSER_ERRNO(&x.parser);
     if (x.too_large)
       return ERR_TOOLARGE;
+    if (x.bad_encoding)
+      return ERR_PARSE;
     if (x.no_memory)
       return WEFT_ENOMEM;
     if (e != HPE_OK && e != HPE_PAUSED)
@@ -911,62 +1306,53 @@ static bool transient(int rc) {
 /* Admission and links                                                       */
 
 /* Admit url (canonical, with the target offset canonical() gave: its
- * origin is url[0..target_at)) to the frontier
- * unless it was seen before, its host is not followed, or max_pages were
- * admitted. Returns 1 admitted, 0 not, WEFT_ENOMEM. Never suspends. */
-static int admit(crawl_t *c, const char *url, size_t target_at,
+ * origin is url[0..target_at)) to the frontier unless its host is not
+ * followed, or the frontier refuses it (seen before, max_pages). Returns 1
+ * admitted, 0 not, or the frontier's error (WEFT_ENOMEM). May suspend if
+ * the frontier does (the local one never does). */
+static int admit(crawl_t *c, const char *url, size_t target_at, unsigned depth,
                  unsigned hops) {
-  host_t *h = host_followed(c, url, target_at);
+  /* Seeds (depth 0, no hop) are exempt from depth and patterns. */
+  bool seed = depth == 0 && hops == 0;
+  bool out = !seed && c->cfg.max_depth >= 0 &&
+             depth > (unsigned)c->cfg.max_depth;
+  for (size_t i = 0; !out && !seed && i < c->nexclude; i++)
+    out = regexec(&c->exclude[i], url, 0, NULL, 0) == 0;
+  if (!out && !seed && c->ninclude > 0) {
+    out = true;
+    for (size_t i = 0; out && i < c->ninclude; i++)
+      out = regexec(&c->include[i], url, 0, NULL, 0) != 0;
+  }
+  host_t *h = out ? NULL : host_followed(c, url, target_at);
   if (!h) {
     count(&c->n.skipped, 1);
     return 0;
   }
-  const char *key;
-  int rc = visited_insert(c, url, strlen(url), &key);
-  if (rc <= 0)
+  int verdict;
+  int rc = c->fr.ops->admit(c->fr.self, url, strlen(url), depth, hops,
+                            &verdict);
+  if (rc < 0)
     return rc;
-  if (c->cfg.max_pages) {
-    uint_fast64_t a = load(&c->n.admitted);
-    do {
-      if (a >= c->cfg.max_pages) {
-        count(&c->n.skipped, 1);
-        return 0;
-      }
-    } while (!atomic_compare_exchange_weak_explicit(
-        &c->n.admitted, &a, a + 1, memory_order_relaxed, memory_order_relaxed));
-  } else {
-    count(&c->n.admitted, 1);
-  }
-  item_t *it = malloc(sizeof(*it));
-  if (!it)
-    return WEFT_ENOMEM;
-  it->c = c;
-  it->url = key;
-  it->target = key + target_at;
-  it->host = h;
-  it->hops = hops;
-  atomic_fetch_add_explicit(&c->outstanding, 1, memory_order_relaxed);
+  if (verdict == CRAWL_ADMIT_FULL)
+    count(&c->n.skipped, 1);
+  if (verdict != CRAWL_ADMIT_NEW)
+    return 0;
+  count(&c->n.admitted, 1);
   count(&c->n.queued, 1);
-  rc = weft_queue_try_put(c->frontier, it);
-  if (rc != 0) {
-    /* Shut down (stopping) or out of memory: the item never existed. */
-    atomic_fetch_sub_explicit(&c->n.queued, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&c->outstanding, 1, memory_order_relaxed);
-    free(it);
-    return rc == WEFT_EQUEUE_SHUTDOWN ? 0 : rc;
-  }
   return 1;
 }
 
-/* An admitted item is finished with. The last one shuts the frontier
- * down, which ends the dispatcher's loop. Never suspends. */
-static void item_done(crawl_t *c, item_t *it) {
+/* An item taken from the frontier is finished with: tell the frontier
+ * (the local one's last done() ends the dispatcher's loop). Never
+ * suspends with the local frontier. */
+static void item_done(crawl_t *c, item_t *it, const crawl_outcome_t *o) {
+  c->fr.ops->done(c->fr.self, &it->ci, o);
   free(it);
-  /* acq_rel: the task that reaches zero has seen every other task's
-   * admissions, so no item can be put after it shuts the queue. */
-  if (atomic_fetch_sub_explicit(&c->outstanding, 1, memory_order_acq_rel) == 1)
-    weft_queue_shutdown(c->frontier, 0);
 }
+
+/* An outcome for an item cut short by stop. */
+static const crawl_outcome_t cancelled_outcome = {
+    .status = 0, .error = -1, .cancelled = 1, .bytes = 0};
 
 /* What the SAX handler keeps of one page: every <a href> value and the
  * first <base href>, copied (libxml2 frees the attributes when the handler
@@ -1089,7 +1475,7 @@ static void find_links(const response_t *r, links_t *l) {
 
 /* Resolve every <a href> of an HTML body against the page's URL (or its
  * <base href>) and admit what qualifies. Never suspends. */
-static void follow_links(crawl_t *c, const item_t *it, const response_t *r) {
+static size_t follow_links(crawl_t *c, const item_t *it, const response_t *r) {
   links_t l = {0};
   find_links(r, &l);
 
@@ -1123,7 +1509,7 @@ static void follow_links(crawl_t *c, const item_t *it, const response_t *r) {
       count(&c->n.skipped, 1);
       continue;
     }
-    if (admit(c, url, target_at, 0) < 0)
+    if (admit(c, url, target_at, it->depth + 1, 0) < 0)
       break; /* out of memory: the rest of the page is lost */
   }
   if (have_abs)
@@ -1134,6 +1520,7 @@ static void follow_links(crawl_t *c, const item_t *it, const response_t *r) {
     uriFreeUriMembersMmA(&page, &m.mm);
   free(l.base);
   free(l.buf);
+  return l.n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1184,17 +1571,251 @@ static uint64_t next_rand(uint64_t *s) {
   return *s = x;
 }
 
-/* Fetch one URL, with retries; count and log the outcome; admit what it
- * links to. Returns WEFT_ECANCELED if the fetch was cut short. */
-static int fetch(crawl_t *c, const item_t *it) {
+/* ------------------------------------------------------------------------ */
+/* Politeness, robots.txt, output                                            */
+
+/* Wait until a request to h may start: at least max(delay_ms, its
+ * Crawl-delay) after the previous one did. The time of the last start is
+ * taken under h->mu by the task that starts, when it starts (not when it
+ * reserved a slot), so that a task resumed late cannot bring its request
+ * closer to the next one; a task that finds it too early sleeps until then
+ * and checks again, holding nothing but its permits, so other hosts' tasks
+ * go on. Returns 0, or WEFT_ECANCELED. Costs one branch with no delay and
+ * no robots. */
+static int pace(crawl_t *c, host_t *h) {
+  if (c->cfg.delay_ms == 0 && !c->cfg.robots)
+    return 0;
+  for (;;) {
+    pthread_mutex_lock(&h->mu);
+    unsigned d = c->cfg.delay_ms > h->crawl_delay_ms ? c->cfg.delay_ms
+                                                     : h->crawl_delay_ms;
+    uint64_t now = weft_time_ms(), t = h->next_ms;
+    bool go = d == 0 || now >= t;
+    if (go)
+      h->next_ms = now + d;
+    pthread_mutex_unlock(&h->mu);
+    if (go)
+      return 0;
+    int rc = weft_sleep(t - now);
+    if (rc != 0)
+      return rc;
+  }
+}
+
+/* Fetch h's /robots.txt (one attempt per hop, paced, under a per_host
+ * permit of the host asked) and make its rules for our agent: the file's
+ * for a 2xx, allow-all for a 4xx, disallow-all for a 5xx, a 429 or no
+ * answer. Redirects are followed, up to ROBOTS_HOPS of them, to any host
+ * (RFC 9309 §2.3.1.2); one more, or a Location that does not resolve,
+ * counts as a 4xx (robots.txt unavailable). *ttl_ms is how long the rules
+ * hold. Returns 0, WEFT_ECANCELED or WEFT_ENOMEM. Suspends. */
+#define ROBOTS_HOPS 5
+static int robots_fetch(crawl_t *c, host_t *h, robots_t **out,
+                        unsigned *ttl_ms) {
+  char url[URL_MAX], next[URL_MAX];
+  int n = snprintf(url, sizeof(url), "%s/robots.txt", h->origin);
+  if (n < 0 || (size_t)n >= sizeof(url))
+    return robots_new_all(1, out); /* cannot be: origins are shorter */
+  size_t target_at = h->origin_len;
+  host_t *on = h;
   response_t r = {0};
-  uint64_t seed = hash_bytes(it->url, strlen(it->url));
+  r.force_body = true;
+  r.cut_body = true;
   int rc;
-  for (unsigned n = 0;; n++) {
+  for (unsigned hop = 0;; hop++) {
+    item_t ri = {.c = c, .url = url, .target = url + target_at, .host = on};
+    rc = weft_semaphore_acquire(&on->sem);
+    if (rc != 0)
+      break;
+    rc = pace(c, on);
+    if (rc == 0)
+      rc = attempt(c, &ri, &r);
+    weft_semaphore_release(&on->sem);
+    count(&c->n.robots_fetches, 1);
+    bool redirect = rc == 0 && r.location &&
+                    (r.status == 301 || r.status == 302 || r.status == 303 ||
+                     r.status == 307 || r.status == 308);
+    if (!redirect || hop >= ROBOTS_HOPS)
+      break;
+    UriUriA base;
+    size_t authority_at, next_at;
+    bool ok = uriParseSingleUriA(&base, url, NULL) == URI_SUCCESS;
+    if (ok) {
+      ok = resolve(&base, r.location, strlen(r.location), next,
+                   &authority_at, &next_at);
+      uriFreeUriMembersA(&base);
+    }
+    host_t *nh = ok ? host_get(c, next, next_at, true) : NULL;
+    if (!nh)
+      break; /* unresolvable (or no memory): as a 4xx */
+    memcpy(url, next, strlen(next) + 1);
+    target_at = next_at;
+    on = nh;
+    response_clear(&r);
+  }
+  if (rc == WEFT_ECANCELED || rc == WEFT_ENOMEM) {
+    response_clear(&r);
+    return rc;
+  }
+  *ttl_ms = c->cfg.robots_ttl_ms;
+  if (rc != 0 || r.status >= 500 || r.status == 429) {
+    *ttl_ms = c->cfg.robots_retry_ms;
+    rc = robots_new_all(0, out);
+  } else if (r.status / 100 != 2) {
+    rc = robots_new_all(1, out);
+  } else {
+    rc = robots_parse(r.body ? r.body : "", r.body ? r.body_len : 0, c->agent,
+                      out);
+  }
+  response_clear(&r);
+  return rc;
+}
+
+/* The robots rules in force for h into *out, fetching them first if they
+ * are missing or expired (one task fetches, the others wait for it).
+ * Returns 0, WEFT_ECANCELED or WEFT_ENOMEM. Suspends. */
+static int host_robots(crawl_t *c, host_t *h, const robots_t **out) {
+  pthread_mutex_lock(&h->mu);
+  robots_t *r = h->robots;
+  bool fresh = r && weft_time_ms() < h->robots_until;
+  pthread_mutex_unlock(&h->mu);
+  if (fresh) {
+    *out = r;
+    return 0;
+  }
+  int rc = weft_lock_acquire(&h->robots_lock);
+  if (rc != 0)
+    return rc;
+  pthread_mutex_lock(&h->mu);
+  r = h->robots;
+  fresh = r && weft_time_ms() < h->robots_until;
+  pthread_mutex_unlock(&h->mu);
+  if (!fresh) {
+    robots_t *nr = NULL;
+    unsigned ttl = 0;
+    robots_link_t *old = malloc(sizeof(*old));
+    rc = old ? robots_fetch(c, h, &nr, &ttl) : WEFT_ENOMEM;
+    if (rc == 0) {
+      pthread_mutex_lock(&h->mu);
+      old->r = h->robots; /* readers may still hold it: freed at the end */
+      old->next = h->robots_old;
+      h->robots_old = old;
+      old = NULL;
+      h->robots = r = nr;
+      h->robots_until = weft_time_ms() + ttl;
+      h->crawl_delay_ms = robots_crawl_delay_ms(nr, c->cfg.max_delay_ms);
+      pthread_mutex_unlock(&h->mu);
+    }
+    free(old);
+  }
+  weft_lock_release(&h->robots_lock);
+  *out = r;
+  return rc;
+}
+
+/* Append s as a JSON string (quoted; ", \ and control characters escaped,
+ * bytes over 0x7e as \u00XX, that is read as Latin-1, so that the line is
+ * valid JSON whatever a server sent). */
+static void json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\')
+      fprintf(f, "\\%c", *p);
+    else if (*p < 0x20 || *p > 0x7e)
+      fprintf(f, "\\u%04x", *p);
+    else
+      fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
+/* One JSONL line for it (cfg.jsonl). error: NULL, an error kind's name,
+ * "robots" or "cancelled". */
+static void jsonl_write(crawl_t *c, const item_t *it, const char *final_url,
+                        const crawl_outcome_t *o, const response_t *r,
+                        size_t links, uint64_t ms, const char *error) {
+  FILE *f = c->cfg.jsonl;
+  pthread_mutex_lock(&c->report_mu);
+  fputs("{\"url\":", f);
+  json_str(f, it->url);
+  fputs(",\"final_url\":", f);
+  json_str(f, final_url);
+  fprintf(f, ",\"status\":%d,\"content_type\":", o->status);
+  if (r && r->ctype[0])
+    json_str(f, r->ctype);
+  else
+    fputs("null", f);
+  fprintf(f,
+          ",\"bytes\":%" PRIu64 ",\"body_bytes\":%zu,\"links\":%zu"
+          ",\"fetch_ms\":%" PRIu64 ",\"depth\":%u,\"error\":",
+          o->bytes, r && r->want_body ? r->body_len : (size_t)0, links, ms,
+          it->depth);
+  if (error)
+    json_str(f, error);
+  else
+    fputs("null", f);
+  fputs("}\n", f);
+  pthread_mutex_unlock(&c->report_mu);
+}
+
+/* Save a 2xx body to save_dir (crawl.h: the file's name). Suspends. */
+static __attribute__((noinline)) void save_body(crawl_t *c, const item_t *it,
+                                                const response_t *r) {
+  /* Plain FNV-1a, so that a name can be computed elsewhere. */
+  uint64_t h = 0xcbf29ce484222325u;
+  for (const char *p = it->url; *p; p++) {
+    h ^= (unsigned char)*p;
+    h *= 0x100000001b3u;
+  }
+  char path[4096];
+  int n = snprintf(path, sizeof(path), "%s/%016" PRIx64, c->cfg.save_dir, h);
+  if (n < 0 || (size_t)n >= sizeof(path))
+    return;
+  weft_file_t *f;
+  if (weft_file_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644, &f) != 0)
+    return;
+  int rc = r->body_len ? weft_file_write(f, r->body, r->body_len, NULL) : 0;
+  if (weft_file_close(f) == 0 && rc == 0)
+    count(&c->n.saved, 1);
+  weft_file_free(f);
+}
+
+static void finish(crawl_t *c, const item_t *it, int rc, response_t *rp,
+                   crawl_outcome_t *o, uint64_t start);
+
+/* Fetch one URL, with retries; count and log the outcome (also into *o);
+ * admit what it links to. Returns WEFT_ECANCELED if the fetch was cut
+ * short. */
+static int fetch(crawl_t *c, const item_t *it, crawl_outcome_t *o) {
+  response_t r = {0};
+  o->status = 0;
+  o->error = -1;
+  o->cancelled = 0;
+  o->denied = 0;
+  o->bytes = 0;
+  uint64_t start = c->cfg.jsonl ? weft_time_ms() : 0;
+  uint64_t seed = hash_bytes(it->url, strlen(it->url));
+  int rc = 0;
+  if (c->cfg.robots) {
+    const robots_t *rules = NULL;
+    rc = host_robots(c, it->host, &rules);
+    if (rc == 0 && !robots_allowed(rules, it->target, strlen(it->target))) {
+      o->denied = 1;
+      count(&c->n.robots_denied, 1);
+      report(c, it, "robots", -1, NULL);
+      if (c->cfg.jsonl)
+        jsonl_write(c, it, it->url, o, NULL, 0, weft_time_ms() - start,
+                    "robots");
+      return 0;
+    }
+  }
+  for (unsigned n = 0; rc == 0; n++) {
     rc = weft_semaphore_acquire(&it->host->sem);
     if (rc != 0)
       break;
-    rc = attempt(c, it, &r);
+    rc = pace(c, it->host);
+    if (rc == 0)
+      rc = attempt(c, it, &r);
     weft_semaphore_release(&it->host->sem);
     bool again;
     if (rc == 0)
@@ -1215,12 +1836,39 @@ static int fetch(crawl_t *c, const item_t *it) {
     if (rc != 0)
       break;
   }
+  finish(c, it, rc, &r, o, start);
+  response_clear(&r);
+  return rc;
+}
+
+/* What fetch() does once the attempts are over (rc: the last one's
+ * result): count and log the outcome into *o, follow the redirect or the
+ * links, save the body, write the JSONL line. Out of line: its buffers
+ * (URLs, paths) then never sit on the stack under attempt()'s 16 KiB read
+ * buffer, which is what a crawl's hundreds of fetch tasks' stacks are made
+ * of (peak RSS). May suspend (save_dir). */
+static __attribute__((noinline)) void finish(crawl_t *c, const item_t *it,
+                                             int rc, response_t *rp,
+                                             crawl_outcome_t *o,
+                                             uint64_t start) {
+  /* A shallow copy, read only (find_links() rewrites NUL bytes inside the
+   * body, not the pointers): rp keeps owning what it points to. */
+  response_t r = *rp;
+  o->bytes = r.bytes;
+  char url[URL_MAX]; /* a redirect's target */
+  const char *final_url = it->url;
+  size_t links = 0;
   if (rc == WEFT_ECANCELED) {
     count(&c->n.cancelled, 1);
     report(c, it, "cancelled", -1, NULL);
+    o->cancelled = 1;
   } else if (rc != 0) {
+    o->error = (int)classify(rc);
     fail(c, it, classify(rc), rc);
   } else {
+    o->status = r.status;
+    if (r.encoding == ENC_GZIP || r.encoding == ENC_DEFLATE)
+      count(&c->n.decoded, 1);
     count(&c->n.pages, 1);
     count(&c->n.status[r.status > 0 && r.status < CRAWL_STATUS_MAX ? r.status
                                                                    : 0],
@@ -1233,40 +1881,49 @@ static int fetch(crawl_t *c, const item_t *it) {
     bool redirect = r.status == 301 || r.status == 302 || r.status == 303 ||
                     r.status == 307 || r.status == 308;
     if (redirect && r.location) {
-      char url[URL_MAX];
       size_t authority_at, target_at;
       UriUriA page;
       if (it->hops >= c->cfg.max_redirects) {
+        o->error = CRAWL_ERR_REDIRECTS;
         fail(c, it, CRAWL_ERR_REDIRECTS, 0);
       } else if (uriParseSingleUriA(&page, it->url, NULL) == URI_SUCCESS) {
         if (resolve(&page, r.location, strlen(r.location), url, &authority_at,
                     &target_at)) {
-          if (admit(c, url, target_at, it->hops + 1) == 1)
+          final_url = url;
+          if (admit(c, url, target_at, it->depth, it->hops + 1) == 1)
             count(&c->n.redirects, 1);
         } else {
           count(&c->n.skipped, 1);
         }
         uriFreeUriMembersA(&page);
       }
-    } else if (r.want_body && r.body) {
-      follow_links(c, it, &r);
+    } else if (r.want_body) {
+      if (c->cfg.save_dir)
+        save_body(c, it, &r); /* first: find_links() rewrites NUL bytes */
+      if (r.html && r.body)
+        links = follow_links(c, it, &r);
     }
   }
-  response_clear(&r);
-  return rc;
+  if (c->cfg.jsonl)
+    jsonl_write(c, it, final_url, o, rc == 0 ? &r : NULL, links,
+                weft_time_ms() - start,
+                o->cancelled  ? "cancelled"
+                : o->error >= 0 ? crawl_err_name((crawl_err_t)o->error)
+                                : NULL);
 }
 
 static void *fetch_task(void *arg) {
   item_t *it = arg;
   crawl_t *c = it->c;
+  crawl_outcome_t o;
   count(&c->n.in_flight, 1);
-  fetch(c, it);
+  fetch(c, it, &o);
   int w = weft_worker_index();
   if (w >= 0 && (unsigned)w < c->workers)
     count(&c->fetches[w], 1);
   atomic_fetch_sub_explicit(&c->n.in_flight, 1, memory_order_relaxed);
   weft_semaphore_release(&c->global);
-  item_done(c, it); /* last: the crawl may end as soon as this returns */
+  item_done(c, it, &o); /* last: the crawl may end as soon as it returns */
   return NULL;
 }
 
@@ -1277,7 +1934,9 @@ static void snapshot(const crawl_t *c, crawl_stats_t *s) {
   s->errors = load(&n->errors);
   s->cancelled = load(&n->cancelled);
   s->in_flight = load(&n->in_flight);
-  s->queued = load(&n->queued);
+  /* Signed: another process may take what this one admitted. */
+  int64_t queued = (int64_t)load(&n->queued);
+  s->queued = queued > 0 ? (uint64_t)queued : 0;
   s->retries = load(&n->retries);
   s->redirects = load(&n->redirects);
   s->links = load(&n->links);
@@ -1287,6 +1946,10 @@ static void snapshot(const crawl_t *c, crawl_stats_t *s) {
   s->bytes = load(&n->bytes);
   s->tls_handshakes = load(&n->tls_handshakes);
   s->tls_resumed = load(&n->tls_resumed);
+  s->robots_fetches = load(&n->robots_fetches);
+  s->robots_denied = load(&n->robots_denied);
+  s->decoded = load(&n->decoded);
+  s->saved = load(&n->saved);
   for (size_t i = 0; i < CRAWL_STATUS_MAX; i++)
     s->status[i] = load(&n->status[i]);
   for (size_t i = 0; i < CRAWL_ERR_COUNT; i++)
@@ -1312,6 +1975,7 @@ static void *stop_task(void *arg) {
   crawl_t *c = arg;
   if (weft_event_wait(c->cfg.stop) == 0) {
     atomic_store_explicit(&c->stopping, 1, memory_order_relaxed);
+    c->fr.ops->stop(c->fr.self); /* ends the dispatcher's take() */
     weft_taskgroup_cancel(&c->group); /* fetch tasks, helpers, this one */
   }
   return NULL;
@@ -1333,25 +1997,31 @@ static void crawl_free(crawl_t *c) {
       }
       weft_semaphore_destroy(&h->sem);
       pthread_mutex_destroy(&h->mu);
+      weft_lock_destroy(&h->robots_lock);
+      robots_free(h->robots);
+      while (h->robots_old) {
+        robots_link_t *l = h->robots_old;
+        h->robots_old = l->next;
+        robots_free(l->r);
+        free(l);
+      }
       free(h->idle);
       free(h->origin);
       free(h->name);
       free(h);
     }
   }
-  for (size_t i = 0; i < VISITED_SHARDS; i++) {
-    shard_t *s = &c->visited[i];
-    for (size_t j = 0; j < s->cap; j++)
-      free(s->slots[j].key);
-    free(s->slots);
-    pthread_mutex_destroy(&s->mu);
-  }
-  if (c->frontier) {
-    void *it;
-    while (weft_queue_try_get(c->frontier, &it) == 0)
-      free(it);
-    weft_queue_free(c->frontier);
-  }
+  if (c->own_fr)
+    c->fr.ops->close(c->fr.self);
+  for (size_t i = 0; i < c->ninclude; i++)
+    regfree(&c->include[i]);
+  for (size_t i = 0; i < c->nexclude; i++)
+    regfree(&c->exclude[i]);
+  free(c->include);
+  free(c->exclude);
+  for (size_t i = 0; i < c->nseed_domains; i++)
+    free(c->seed_domains[i]);
+  free(c->seed_domains);
   weft_semaphore_destroy(&c->global);
   pthread_mutex_destroy(&c->hosts_mu);
   pthread_mutex_destroy(&c->report_mu);
@@ -1409,6 +2079,50 @@ static int make_tls(crawl_t *c) {
   return c->tls_rc;
 }
 
+/* Check and compile what the scope, politeness and output options say:
+ * the user agent token, the include and exclude patterns, save_dir.
+ * Returns 0, WEFT_EINVAL, WEFT_ENOMEM, or weft_fs_stat()'s error for
+ * save_dir (WEFT_ENOENT...; WEFT_ENOTDIR if it is not a directory).
+ * Suspends (save_dir). */
+static int setup_scope(crawl_t *c) {
+  const crawl_config_t *cfg = &c->cfg;
+  c->agent = cfg->user_agent ? cfg->user_agent : "weft-crawler";
+  size_t alen = strlen(c->agent);
+  if (alen == 0 || alen > 64 || cfg->scope > CRAWL_SCOPE_ANY ||
+      (cfg->ndomains && !cfg->domains) || (cfg->ninclude && !cfg->include) ||
+      (cfg->nexclude && !cfg->exclude))
+    return WEFT_EINVAL;
+  for (size_t i = 0; i < alen; i++) {
+    char ch = c->agent[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          ch == '_' || ch == '-'))
+      return WEFT_EINVAL; /* RFC 9309's product token */
+  }
+  if (cfg->ninclude && !(c->include = calloc(cfg->ninclude, sizeof(regex_t))))
+    return WEFT_ENOMEM;
+  if (cfg->nexclude && !(c->exclude = calloc(cfg->nexclude, sizeof(regex_t))))
+    return WEFT_ENOMEM;
+  for (; c->ninclude < cfg->ninclude; c->ninclude++)
+    if (!cfg->include[c->ninclude] ||
+        regcomp(&c->include[c->ninclude], cfg->include[c->ninclude],
+                REG_EXTENDED | REG_NOSUB) != 0)
+      return WEFT_EINVAL;
+  for (; c->nexclude < cfg->nexclude; c->nexclude++)
+    if (!cfg->exclude[c->nexclude] ||
+        regcomp(&c->exclude[c->nexclude], cfg->exclude[c->nexclude],
+                REG_EXTENDED | REG_NOSUB) != 0)
+      return WEFT_EINVAL;
+  if (cfg->save_dir) {
+    struct stat st;
+    int rc = weft_fs_stat(cfg->save_dir, &st);
+    if (rc != 0)
+      return rc;
+    if (!S_ISDIR(st.st_mode))
+      return WEFT_ENOTDIR;
+  }
+  return 0;
+}
+
 int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
   memset(stats, 0, sizeof(*stats));
   if (!cfg || cfg->nseeds == 0 || cfg->concurrency == 0 || cfg->per_host == 0 ||
@@ -1427,17 +2141,31 @@ int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
   c->cfg = *cfg;
   c->workers = (unsigned)nworkers;
   c->start_ms = weft_time_ms();
-  for (size_t i = 0; i < VISITED_SHARDS; i++)
-    pthread_mutex_init(&c->visited[i].mu, NULL);
   pthread_mutex_init(&c->hosts_mu, NULL);
   pthread_mutex_init(&c->report_mu, NULL);
   weft_semaphore_init(&c->global, cfg->concurrency);
   c->fetches = calloc(c->workers, sizeof(*c->fetches));
-  int rc = c->fetches ? weft_queue_new(0, &c->frontier) : WEFT_ENOMEM;
+  int rc = c->fetches ? 0 : WEFT_ENOMEM;
+  if (rc == 0 && cfg->frontier) {
+    c->fr = *cfg->frontier;
+    if (!c->fr.ops || !c->fr.ops->admit || !c->fr.ops->take ||
+        !c->fr.ops->done || !c->fr.ops->stop)
+      rc = WEFT_EINVAL;
+  } else if (rc == 0) {
+    rc = crawl_frontier_local_new(cfg->max_pages, &c->fr);
+    c->own_fr = rc == 0;
+  }
   /* A context asked for explicitly is made now, so that a bad ca_file
    * fails the crawl at once; the default one when it is first needed. */
   if (rc == 0 && (cfg->tls || cfg->ca_file || cfg->insecure_no_verify))
     rc = make_tls(c);
+  if (rc != 0) {
+    crawl_free(c);
+    return rc;
+  }
+
+  if (rc == 0)
+    rc = setup_scope(c);
   if (rc != 0) {
     crawl_free(c);
     return rc;
@@ -1453,10 +2181,32 @@ int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
       crawl_free(c);
       return WEFT_EINVAL;
     }
-    if (!host_get(c, url, target_at, true) ||
-        admit(c, url, target_at, 0) < 0) {
+    if (!host_get(c, url, target_at, true)) {
       crawl_free(c);
       return WEFT_ENOMEM;
+    }
+    if (c->cfg.scope == CRAWL_SCOPE_DOMAIN) {
+      char **d = realloc(c->seed_domains,
+                         (c->nseed_domains + 1) * sizeof(*d));
+      char dom[URL_MAX];
+      const char *auth = url + authority_at, *end = url + target_at;
+      const char *colon = auth[0] == '[' ? memchr(auth, ']', (size_t)(end - auth))
+                                         : memchr(auth, ':', (size_t)(end - auth));
+      if (auth[0] == '[' && colon)
+        colon++;
+      size_t nlen = (size_t)((colon ? colon : end) - auth);
+      if (d)
+        c->seed_domains = d;
+      if (!d || !domain_of(auth, nlen, dom, sizeof(dom)) ||
+          !(d[c->nseed_domains] = strdup(dom))) {
+        crawl_free(c);
+        return WEFT_ENOMEM;
+      }
+      c->nseed_domains++;
+    }
+    if ((rc = admit(c, url, target_at, 0, 0)) < 0) {
+      crawl_free(c);
+      return rc;
     }
   }
 
@@ -1472,21 +2222,49 @@ int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
   int result = rc;
 
   /* The dispatcher. Seeds can all be duplicates of one another, never
-   * zero, so the frontier holds at least one item here. */
+   * zero, so the local frontier holds at least one item here. */
   while (result == 0) {
-    void *p;
-    rc = weft_queue_get(c->frontier, &p);
-    if (rc == WEFT_EQUEUE_SHUTDOWN)
+    crawl_item_t ci;
+    rc = c->fr.ops->take(c->fr.self, &ci);
+    if (rc == WEFT_EOF)
       break; /* every admitted item is done */
     if (rc != 0) {
-      result = rc; /* the caller was cancelled: stop as for `stop` */
+      /* WEFT_ECANCELED after stop: the crawl ran. Else the caller was
+       * cancelled (stop as for `stop`), or the frontier failed. */
+      if (!(rc == WEFT_ECANCELED &&
+            atomic_load_explicit(&c->stopping, memory_order_relaxed)))
+        result = rc;
       break;
     }
-    item_t *it = p;
+    /* Signed arithmetic: see snapshot(). */
     atomic_fetch_sub_explicit(&c->n.queued, 1, memory_order_relaxed);
+    item_t *it = malloc(sizeof(*it));
+    if (it) {
+      it->c = c;
+      it->ci = ci;
+      it->url = ci.url;
+      it->hops = ci.hops;
+      it->depth = ci.depth;
+      /* The canonical form: "scheme://authority/target". */
+      const char *auth = strstr(ci.url, "://");
+      const char *slash = auth ? strchr(auth + 3, '/') : NULL;
+      it->target = slash;
+      it->host = slash ? host_get(c, ci.url, (size_t)(slash - ci.url), true)
+                       : NULL;
+    }
+    if (!it || !it->host) {
+      /* Out of memory, or a frontier that hands out a URL that is not
+       * canonical: failed for good. */
+      crawl_outcome_t o = {.status = 0, .error = CRAWL_ERR_OTHER};
+      count(&c->n.errors, 1);
+      count(&c->n.error[CRAWL_ERR_OTHER], 1);
+      c->fr.ops->done(c->fr.self, &ci, &o);
+      free(it);
+      continue;
+    }
     if (atomic_load_explicit(&c->stopping, memory_order_relaxed)) {
       count(&c->n.cancelled, 1);
-      item_done(c, it);
+      item_done(c, it, &cancelled_outcome);
       continue;
     }
     rc = weft_semaphore_acquire(&c->global);
@@ -1497,24 +2275,28 @@ int crawl_run(const crawl_config_t *cfg, crawl_stats_t *stats) {
     }
     if (rc != 0) {
       count(&c->n.cancelled, 1);
-      item_done(c, it);
+      item_done(c, it, &cancelled_outcome);
       if (rc != WEFT_ETASKGROUP_SHUTDOWN) /* stop cancelled the group */
         result = rc;
     }
   }
-  if (result != 0)
+  if (result != 0) {
     atomic_store_explicit(&c->stopping, 1, memory_order_relaxed);
+    c->fr.ops->stop(c->fr.self);
+  }
   /* Ends the helpers, and on an early stop the fetch tasks in flight. */
   weft_taskgroup_cancel(&c->group);
   rc = weft_taskgroup_wait(&c->group);
   if (result == 0 && rc != 0 && rc != WEFT_ECANCELED)
     result = rc;
   weft_taskgroup_destroy(&c->group);
-  /* After an early stop, what was still queued was never dispatched. */
-  void *p;
-  while (weft_queue_try_get(c->frontier, &p) == 0) {
-    count(&c->n.cancelled, 1);
-    free(p);
+  /* After an early stop, what the local frontier still holds was never
+   * dispatched (it drops it when it is closed). A shared frontier keeps
+   * such URLs for the other crawlers: not counted here. */
+  if (c->own_fr) {
+    int64_t left = (int64_t)load(&c->n.queued);
+    if (left > 0)
+      count(&c->n.cancelled, (uint64_t)left);
   }
   rc = fill_stats(c, stats);
   if (result == 0)

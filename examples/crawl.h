@@ -7,10 +7,11 @@
  * flight, and returns what happened in a crawl_stats_t. It runs inside a
  * weft task and spreads its work over every worker of the runtime:
  *
- *  1. The frontier is an unbounded weft_queue of admitted URLs. A URL is
- *     admitted once: when it is first inserted into the visited set (a
- *     hash set sharded 64 ways, shared by every task), and only while fewer
- *     than max_pages URLs were admitted.
+ *  1. The frontier (crawl_frontier_ops_t below) holds the admitted URLs
+ *     and the set of every URL seen. By default it is process-local: an
+ *     unbounded weft_queue and a hash set sharded 64 ways, shared by every
+ *     task; a URL is admitted once, when it is first inserted into the set,
+ *     and only while fewer than max_pages URLs were admitted.
  *  2. The calling task is the dispatcher: it takes a URL from the frontier,
  *     acquires a permit of the global Semaphore (`concurrency`), and spawns
  *     one fetch task for it into a task group.
@@ -21,15 +22,17 @@
  *     transient failures with exponential backoff, admits the target of a
  *     redirect and, for a text/html body, every <a href> libxml2's HTML
  *     parser finds.
- *  4. Every admitted URL is counted as outstanding until its fetch task has
- *     finished with it; the task that brings the count to zero shuts the
- *     frontier down, which ends the dispatcher's loop. The dispatcher then
+ *  4. Every URL taken is done() with the frontier when its fetch task has
+ *     finished with it; the frontier's take() returns WEFT_EOF once nothing
+ *     is queued or in flight (the local one counts the admitted URLs not
+ *     yet done), which ends the dispatcher's loop. The dispatcher then
  *     cancels the helper tasks (progress, stop watcher), waits for the group
  *     and frees everything.
  *  5. Stopping early (`stop` set, from any thread): the watcher cancels the
  *     group, so every fetch task in flight returns WEFT_ECANCELED from its
  *     current suspension point, aborts its connection and finishes; the
- *     dispatcher drops what is still queued. The stats are complete all the
+ *     frontier's stop() ends the dispatcher's take(), and what is still
+ *     queued is counted as cancelled. The stats are complete all the
  *     same, with `interrupted` set.
  *
  * What is retried (up to `retries` more attempts, after backoff_ms, then
@@ -59,6 +62,34 @@
  * handshake or TLS failure as CRAWL_ERR_TLS; neither is retried. A server
  * that closes without TLS's close_notify before its response is complete
  * counts as a reset (never as a complete response).
+ *
+ * Bodies. Every request says "Accept-Encoding: gzip, deflate"; a gzip,
+ * x-gzip or deflate body (zlib-wrapped or raw) is decoded as it arrives,
+ * and max_body applies to the decoded size too (a gzip bomb fails as
+ * CRAWL_ERR_TOOLARGE after max_body bytes of output); one that does not
+ * decode fails as CRAWL_ERR_PARSE. A body in another content coding is
+ * not read (no links). Chunked bodies are de-chunked by http_parser.
+ *
+ * Real-web options (crawl_config_t; all off by default, at no cost then):
+ *  - robots: each host's /robots.txt (examples/robots.h) is fetched before
+ *    its first page, once (the other tasks of that host wait for it), and
+ *    cached for robots_ttl_ms; a URL it disallows is not fetched: counted
+ *    in robots_denied, logged "robots <url>", done() with denied set.
+ *  - delay_ms and Crawl-delay: requests to one host start at least that
+ *    far apart; only that host's tasks sleep (docs/design.md §11), each
+ *    holding one of the `concurrency` permits meanwhile (so keep per_host
+ *    small when one host dominates a delayed crawl).
+ *  - scope, domains, include, exclude, max_depth: which links and
+ *    redirects are admitted (seeds always are).
+ *  - jsonl: one JSON object per line for each URL done, with the keys
+ *    url, final_url (a redirect's resolved target, else url), status (0
+ *    if none), content_type (null if none), bytes (received for its last
+ *    attempt, headers included), body_bytes (decoded body kept: 2xx HTML,
+ *    or any 2xx with save_dir), links (<a href> found), fetch_ms (from
+ *    its fetch task's start, robots.txt and politeness waits included),
+ *    depth, error (null, an error kind's name, "robots" or "cancelled").
+ *    Strings are JSON-escaped; bytes over 0x7e appear as \u00XX.
+ *  - save_dir: each 2xx body, decoded, in its own file (see save_dir).
  */
 #ifndef WEFT_EXAMPLES_CRAWL_H
 #define WEFT_EXAMPLES_CRAWL_H
@@ -96,6 +127,104 @@ typedef enum crawl_err {
 
 struct crawl_stats;
 
+/* ------------------------------------------------------------------------ */
+/* The frontier                                                              */
+
+/* Where admitted URLs wait for a fetch, and the set of URLs ever seen. The
+ * engine talks to it only through crawl_frontier_ops_t, so that the same
+ * engine crawls from the process-local frontier (crawl_frontier_local_new(),
+ * the default) or from one shared by several crawler processes (Redis:
+ * examples/crawl_redis.c).
+ *
+ * An item's life: admit() (once per URL, ever: the frontier's seen-set
+ * decides) -> queued -> take() hands it to this engine with a lease ->
+ * done() (fetched, failed for good, or cancelled) releases the lease. The
+ * engine calls admit() for the seeds and for every link and redirect target
+ * that its scope follows; the frontier alone enforces max_pages (it must
+ * count admissions globally when it is shared). The crawl is complete when
+ * nothing is queued and nothing is leased anywhere: take() says so with
+ * WEFT_EOF. */
+
+/* An item handed out by take(). */
+typedef struct crawl_item {
+  const char *url; /* canonical absolute URL, NUL-terminated; owned by the
+                      frontier and valid until done() for this item */
+  unsigned depth;  /* links followed from a seed to reach it (seeds: 0; a
+                      redirect target keeps its source's depth) */
+  unsigned hops;   /* redirects followed to reach it (max_redirects) */
+  void *lease;     /* opaque to the engine: the frontier's token for it */
+} crawl_item_t;
+
+/* What became of an item, given to done(). */
+typedef struct crawl_outcome {
+  int status;      /* HTTP status of the final response; 0 if none */
+  int error;       /* the crawl_err_t it failed with, or -1 */
+  int cancelled;   /* 1: cut short by stop, not fetched (a shared frontier
+                      may hand it out again; the local one drops it) */
+  int denied;      /* 1: its host's robots.txt disallows it: not fetched */
+  uint64_t bytes;  /* bytes received for it, headers and bodies */
+} crawl_outcome_t;
+
+/* admit()'s verdicts. */
+enum {
+  CRAWL_ADMIT_SEEN = 0,     /* seen before (or the frontier is stopped) */
+  CRAWL_ADMIT_NEW = 1,      /* new: queued */
+  CRAWL_ADMIT_FULL = 2      /* new but max_pages were admitted: dropped
+                               (and remembered as seen) */
+};
+
+typedef struct crawl_frontier_ops {
+  /* Insert url[0..n) (canonical, from the engine) into the seen-set; if it
+   * is new and fewer than max_pages URLs were admitted (globally), queue
+   * it with depth and hops. *verdict is a CRAWL_ADMIT_* value. Returns 0
+   * or a negative error (WEFT_ENOMEM...: *verdict is then undefined).
+   * Called from any task, concurrently; may suspend. */
+  int (*admit)(void *self, const char *url, size_t n, unsigned depth,
+               unsigned hops, int *verdict);
+  /* The next item to fetch, with its lease, into *out; suspends until one
+   * is available. Returns 0, WEFT_EOF when the crawl is complete (nothing
+   * queued, nothing leased), WEFT_ECANCELED when stop() was called or the
+   * calling task was cancelled, or another negative error. Called by one
+   * task at a time (the dispatcher). */
+  int (*take)(void *self, crawl_item_t *out);
+  /* The item's fetch is finished: releases its lease and counts it; after
+   * this it is never handed out again (unless o->cancelled and the
+   * frontier is shared). Any task; must not suspend for long. Returns 0 or
+   * a negative error (the engine ignores it: the item is done). */
+  int (*done)(void *self, const crawl_item_t *it, const crawl_outcome_t *o);
+  /* The crawl stops early: take(), waiting now or called later, returns
+   * WEFT_ECANCELED. From any task or thread; never suspends. */
+  void (*stop)(void *self);
+  /* Free the frontier and whatever is still queued. Not while another call
+   * is running. crawl_run() never calls it: the frontier's owner does. */
+  void (*close)(void *self);
+} crawl_frontier_ops_t;
+
+/* A frontier: its operations and their `self`. */
+typedef struct crawl_frontier {
+  const crawl_frontier_ops_t *ops;
+  void *self;
+} crawl_frontier_t;
+
+/* Make a process-local frontier (what crawl_run() uses when the config has
+ * none): a visited set sharded 64 ways and an unbounded weft_queue, which
+ * admits at most max_pages URLs (0: no limit). take() returns WEFT_EOF when
+ * every URL it admitted was done(). Returns 0 or WEFT_ENOMEM. */
+int crawl_frontier_local_new(size_t max_pages, crawl_frontier_t *out);
+
+/* Which hosts a crawl follows links and redirects to (crawl_config_t.scope).
+ * The seeds' own hosts are always followed. */
+typedef enum crawl_scope {
+  CRAWL_SCOPE_HOST,   /* the seeds' origins, plus the same name under the
+                         other scheme on the default ports (the default) */
+  CRAWL_SCOPE_DOMAIN, /* any host in a seed's domain: the seed's host name
+                         minus its first label when it has three or more
+                         (www.example.com -> example.com and its
+                         subdomains), else the name itself; no public
+                         suffix list, so a seed a.co.uk allows *.co.uk */
+  CRAWL_SCOPE_ANY     /* any host (what any_host also says) */
+} crawl_scope_t;
+
 /* The configuration of a crawl. Fill with crawl_config_init(), then set. */
 typedef struct crawl_config {
   const char *const *seeds; /* absolute http:// or https:// URLs to start
@@ -109,7 +238,52 @@ typedef struct crawl_config {
   unsigned backoff_ms;      /* first retry delay (100) */
   unsigned max_redirects;   /* redirect hops followed from a URL (5) */
   size_t max_body;          /* largest body accepted, bytes (8 MiB) */
-  int any_host;             /* follow links to hosts other than the seeds' */
+  int any_host;             /* follow links to hosts other than the seeds'
+                               (CRAWL_SCOPE_ANY) */
+  crawl_scope_t scope;      /* which hosts are followed (CRAWL_SCOPE_HOST) */
+  /* Domains followed as well, whatever the scope: a host whose name is one
+   * of them or ends with "." and one of them (case-insensitive). */
+  const char *const *domains;
+  size_t ndomains;
+  /* POSIX extended regular expressions (regcomp(REG_EXTENDED)) matched
+   * against a link's or redirect's canonical URL: if any include pattern
+   * is given, a URL must match one to be admitted; a URL that matches an
+   * exclude pattern is not admitted. Seeds are exempt. A pattern that does
+   * not compile fails crawl_run() with WEFT_EINVAL. */
+  const char *const *include;
+  size_t ninclude;
+  const char *const *exclude;
+  size_t nexclude;
+  int max_depth;            /* links followed from a seed at most (0: the
+                               seeds only; redirects do not count); -1, the
+                               default: no limit */
+  /* Politeness (all off by default). */
+  const char *user_agent;   /* the product token of the User-Agent header
+                               ("<token>/<weft version>") and of robots.txt
+                               matching (default "weft-crawler") */
+  int robots;               /* obey each host's /robots.txt (RFC 9309,
+                               examples/robots.h): fetched before the host's
+                               first page (up to 5 redirects followed, to
+                               any host), cached robots_ttl_ms; a 4xx (or a
+                               6th redirect) allows everything; a 5xx, a
+                               429 or no answer disallows everything for
+                               robots_retry_ms, then it is fetched again */
+  unsigned robots_ttl_ms;   /* default 24 h */
+  unsigned robots_retry_ms; /* default 60 s */
+  unsigned delay_ms;        /* least time between the starts of two
+                               requests to one host (0: none); a larger
+                               robots.txt Crawl-delay wins (with robots) */
+  unsigned max_delay_ms;    /* Crawl-delay is capped at this (30 s) */
+  /* Output (off by default). */
+  FILE *jsonl;              /* one JSON object per line for each URL done,
+                               written under a lock (see crawl_run()) */
+  const char *save_dir;     /* save each 2xx body (decoded) to
+                               DIR/<16 hex digits of the FNV-1a 64-bit hash
+                               of the canonical URL>; the directory must
+                               exist (else crawl_run() fails with
+                               weft_fs_stat()'s error, or WEFT_ENOTDIR); a
+                               body that cannot be written is skipped (not
+                               counted in saved) */
   int no_keep_alive;        /* send "Connection: close": a connection per
                                request (politeness, tests of TLS resumption) */
   /* https: the client context of every TLS connection (weft/tls.h), shared
@@ -134,6 +308,10 @@ typedef struct crawl_config {
   void (*progress)(const struct crawl_stats *snapshot, void *arg);
   void *progress_arg;   /* passed to progress */
   unsigned progress_ms; /* its period (default 250) */
+  /* The frontier to crawl from (the caller owns it and closes it after
+   * crawl_run()); NULL: a local one made with max_pages, for this crawl.
+   * With a frontier, max_pages is the frontier's (this one is ignored). */
+  const crawl_frontier_t *frontier;
   /* If not NULL, one line per URL when it is done: "<status> <url>" for a
    * response, "<error-name> <url>" for a failure (crawl_err_name()),
    * "cancelled <url>" for a fetch cut short by stop. Written under a lock,
@@ -151,14 +329,15 @@ typedef struct crawl_worker_stats {
 
 /* What a crawl did. Counters are final once crawl_run() returns. */
 typedef struct crawl_stats {
-  uint64_t admitted; /* URLs admitted to the frontier */
+  uint64_t admitted; /* URLs this crawl admitted to the frontier */
   uint64_t pages;    /* responses received (one per URL at most) */
   uint64_t status[CRAWL_STATUS_MAX]; /* responses by status code */
   uint64_t errors;                   /* URLs that failed, all kinds */
   uint64_t error[CRAWL_ERR_COUNT];   /* URLs that failed, by kind */
   uint64_t cancelled;                /* fetches cut short by stop */
   uint64_t in_flight;  /* fetch tasks running now (snapshots only) */
-  uint64_t queued;     /* admitted URLs not yet dispatched */
+  uint64_t queued;     /* URLs this crawl admitted and did not take yet
+                          (snapshots only; 0 if others take them) */
   uint64_t retries;    /* attempts beyond each URL's first */
   uint64_t redirects;  /* redirect targets admitted */
   uint64_t links;      /* <a href> links found in HTML bodies */
@@ -170,6 +349,10 @@ typedef struct crawl_stats {
   uint64_t tls_handshakes; /* TLS connections opened (https) */
   uint64_t tls_resumed;    /* of which resumed a session (abbreviated
                               handshake, weft_tls_info_t.resumed) */
+  uint64_t robots_fetches; /* robots.txt requests (with robots) */
+  uint64_t robots_denied;  /* URLs not fetched: robots.txt disallows them */
+  uint64_t decoded;        /* responses whose body was gzip or deflate */
+  uint64_t saved;          /* bodies written to save_dir */
   uint64_t elapsed_ms; /* wall time of the crawl */
   int interrupted;     /* 1 if stop ended the crawl early */
   /* The first URL that failed with each kind ("" if none), for reports. */
@@ -188,7 +371,10 @@ void crawl_config_init(crawl_config_t *cfg);
 /* Crawl as cfg says and fill *stats (free it with crawl_stats_destroy()).
  * Must be called from a task. Returns 0 when the crawl ran (whatever the
  * pages answered, and also when stopped early), or: WEFT_EINVAL (a seed is
- * not an absolute http:// or https:// URL, or a count is 0), WEFT_ENOMEM,
+ * not an absolute http:// or https:// URL, or a count is 0; user_agent
+ * not a token of letters, "_" and "-"; an include or exclude pattern that
+ * does not compile; a frontier without its operations), WEFT_ENOMEM,
+ * save_dir's errors (WEFT_ENOENT, WEFT_ENOTDIR...),
  * the errors of weft_tls_ctx_new() when making the TLS context (ca_file
  * missing, WEFT_ENOENT, or not PEM, WEFT_ETLS_CONFIG; WEFT_ENOSYS for
  * ca_file or insecure_no_verify in a library built without TLS),

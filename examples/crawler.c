@@ -5,7 +5,14 @@
  *     crawler [--workers N] [--concurrency C] [--per-host H] [--max-pages K]
  *             [--timeout MS] [--retries R] [--max-redirects N] [--any-host]
  *             [--no-keep-alive] [--ca-file FILE] [--insecure]
- *             [--log FILE] [--quiet] URL...
+ *             [--user-agent TOKEN] [--robots] [--delay-ms MS]
+ *             [--same-domain] [--allow-domain D]... [--include RE]...
+ *             [--exclude RE]... [--max-depth N] [--max-body BYTES]
+ *             [--jsonl FILE|-] [--save-dir DIR]
+ *             [--log FILE] [--quiet]
+ *             [--redis redis://HOST:PORT/NAME [--lease-ms MS]
+ *              [--host-delay-ms MS]] URL...
+ *     crawler --redis redis://HOST:PORT/NAME --status
  *
  * It fetches every http:// and https:// page reachable from the URLs given,
  * on the hosts of those URLs (--any-host: on any host), each at most once,
@@ -18,6 +25,22 @@
  * 5), and the crawl stops admitting URLs after K (default 0: no limit).
  * N workers (default 0: one per core) share the work.
  * crawl.h says exactly what is retried and what each error kind means.
+ *
+ * On the real web (crawl.h says exactly what each does): --robots obeys
+ * each host's robots.txt (RFC 9309) for the product token --user-agent
+ * (default weft-crawler, also sent as "User-Agent: TOKEN/VERSION");
+ * --delay-ms MS keeps requests to one host MS apart (a larger Crawl-delay
+ * wins with --robots); --same-domain follows the seeds' domains (a host
+ * name minus its first label), --allow-domain D also D and its subdomains;
+ * --include RE and --exclude RE (POSIX extended regular expressions on the
+ * canonical URL, repeatable) filter links and redirects; --max-depth N
+ * follows links at most N deep; --max-body BYTES (default 8 MiB) bounds a
+ * body, decoded size included. gzip and deflate bodies are decoded.
+ * --jsonl FILE writes one JSON object per URL (url, final_url, status,
+ * content_type, bytes, body_bytes, links, fetch_ms, depth, error); with
+ * "-" it goes to stdout, and progress and summary to stderr. --save-dir
+ * DIR saves each 2xx body under DIR, named by the 16 hex digits of the
+ * FNV-1a 64-bit hash of the canonical URL.
  *
  * https: the server's certificate is verified against the system's CA
  * store, or against the CAs of --ca-file (PEM: a private CA, such as
@@ -51,15 +74,33 @@
  * URL that is not an absolute http:// or https:// URL), 1 for any other
  * failure (a --ca-file that cannot be read included).
  *
+ * Many processes: with --redis, the frontier (the URLs seen, queued and
+ * leased, and the crawl's counters) is kept in Redis under keys NAME:*
+ * (crawl_redis.h), and every crawler started with the same URL and NAME,
+ * on any machine, works on the same crawl: each URL is fetched once in
+ * all, a URL whose process died is handed out again after its lease
+ * (--lease-ms, default 120000; a live process renews its leases every
+ * third of that), --max-pages counts in all, and at most one URL of an origin is
+ * taken per --host-delay-ms (default: --delay-ms) across the processes,
+ * on top of --delay-ms within each process. Stopping
+ * every process and starting them again resumes the crawl; nothing
+ * finished is fetched again. If Redis goes away, the crawlers say so,
+ * retry with backoff, and go on when it is back. Each process prints its
+ * own summary; `crawler --redis URL --status` prints the crawl's global
+ * progress (admitted, queued, leased, done, by status and error, leases
+ * by process) and exits.
+ *
  * Signals: the main task installs a handler for SIGINT and SIGTERM
  * (weft_signal_add_handler(), asyncio's loop.add_signal_handler()) before
  * the crawl starts. The handler runs as a task: on the first signal it sets
  * the crawl's stop event, on which the crawl's stop watcher task waits; on
  * the second it exits.
  */
-#define _POSIX_C_SOURCE 200809L /* isatty */
+#define _POSIX_C_SOURCE 200809L /* isatty, fileno */
 
 #include "crawl.h"
+#include "crawl_redis.h"
+#include "redis.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -74,12 +115,17 @@ typedef struct options {
   unsigned workers;     /* --workers: 0 = one per core */
   int quiet;            /* --quiet */
   const char *log_path; /* --log */
+  const char *jsonl_path; /* --jsonl ("-": stdout) */
+  const char *redis;    /* --redis URL */
+  int status;           /* --status */
+  crawl_redis_opts_t ropts; /* --lease-ms, --host-delay-ms */
   crawl_config_t crawl; /* the rest */
 } options_t;
 
 /* What the progress callback remembers between two calls. */
 typedef struct progress {
-  int tty;             /* stdout is a terminal: rewrite one line */
+  FILE *out;           /* stdout, or stderr when the JSONL goes to stdout */
+  int tty;             /* out is a terminal: rewrite one line */
   uint64_t last_pages; /* pages at the previous call */
   uint64_t last_ms;    /* elapsed_ms at the previous call */
   int shown;           /* a progress line was printed */
@@ -95,14 +141,16 @@ static void show_progress(const crawl_stats_t *s, void *arg) {
   p->last_pages = s->pages + s->errors;
   p->last_ms = s->elapsed_ms;
   if (p->tty)
-    printf("\r%9" PRIu64 " pages %6" PRIu64 " in flight %6" PRIu64
-           " errors %9.0f pages/s ",
-           s->pages, s->in_flight, s->errors, rate);
+    fprintf(p->out,
+            "\r%9" PRIu64 " pages %6" PRIu64 " in flight %6" PRIu64
+            " errors %9.0f pages/s ",
+            s->pages, s->in_flight, s->errors, rate);
   else
-    printf("progress: %" PRIu64 " pages, %" PRIu64 " in flight, %" PRIu64
-           " errors, %.0f pages/s\n",
-           s->pages, s->in_flight, s->errors, rate);
-  fflush(stdout);
+    fprintf(p->out,
+            "progress: %" PRIu64 " pages, %" PRIu64 " in flight, %" PRIu64
+            " errors, %.0f pages/s\n",
+            s->pages, s->in_flight, s->errors, rate);
+  fflush(p->out);
   p->shown = 1;
 }
 
@@ -139,7 +187,26 @@ static void *crawler_main(void *arg) {
   if ((j->rc = weft_signal_add_handler(SIGINT, on_stop_signal, j->st)) != 0 ||
       (j->rc = weft_signal_add_handler(SIGTERM, on_stop_signal, j->st)) != 0)
     return NULL;
+  if (!j->o->redis) {
+    j->rc = crawl_run(&j->o->crawl, &j->stats);
+    return NULL;
+  }
+  if (j->o->status) {
+    j->rc = crawl_redis_status(j->o->redis, stdout);
+    return NULL;
+  }
+  /* The shared frontier: max_pages counts across every process. */
+  crawl_frontier_t fr;
+  j->o->ropts.url = j->o->redis;
+  j->o->ropts.max_pages = j->o->crawl.max_pages;
+  if (!j->o->ropts.host_delay_ms) /* --delay-ms holds across processes too */
+    j->o->ropts.host_delay_ms = j->o->crawl.delay_ms;
+  if ((j->rc = crawl_frontier_redis_new(&j->o->ropts, &fr)) != 0)
+    return NULL;
+  j->o->crawl.frontier = &fr;
   j->rc = crawl_run(&j->o->crawl, &j->stats);
+  fr.ops->close(fr.self);
+  j->o->crawl.frontier = NULL;
   return NULL;
 }
 
@@ -175,35 +242,43 @@ static int make_tls(crawl_config_t *cfg, weft_tls_ctx_t **out) {
   return 0;
 }
 
-static void print_summary(const crawl_stats_t *s) {
+static void print_summary(FILE *out, const crawl_stats_t *s) {
   double secs = (double)s->elapsed_ms / 1000.0;
-  printf("%s: %" PRIu64 " pages, %" PRIu64 " errors in %.3f s: %.1f pages/s, "
+  fprintf(out, "%s: %" PRIu64 " pages, %" PRIu64 " errors in %.3f s: %.1f pages/s, "
          "%" PRIu64 " bytes\n",
          s->interrupted ? "Interrupted" : "Crawled", s->pages, s->errors, secs,
          secs > 0 ? (double)s->pages / secs : 0.0, s->bytes);
   for (int i = 0; i < CRAWL_STATUS_MAX; i++) {
     if (s->status[i])
-      printf("status %d: %" PRIu64 "\n", i, s->status[i]);
+      fprintf(out, "status %d: %" PRIu64 "\n", i, s->status[i]);
   }
   for (int k = 0; k < CRAWL_ERR_COUNT; k++) {
     if (s->error[k])
-      printf("error %s: %" PRIu64 " (first: %s%s%s)\n",
+      fprintf(out, "error %s: %" PRIu64 " (first: %s%s%s)\n",
              crawl_err_name((crawl_err_t)k), s->error[k],
              s->first_error_url[k], s->first_error_reason[k][0] ? ": " : "",
              s->first_error_reason[k]);
   }
   if (s->cancelled)
-    printf("cancelled: %" PRIu64 "\n", s->cancelled);
-  printf("urls: %" PRIu64 " admitted, %" PRIu64 " links found, %" PRIu64
+    fprintf(out, "cancelled: %" PRIu64 "\n", s->cancelled);
+  fprintf(out, "urls: %" PRIu64 " admitted, %" PRIu64 " links found, %" PRIu64
          " redirects followed, %" PRIu64 " not followed, %" PRIu64 " retries\n",
          s->admitted, s->links, s->redirects, s->skipped, s->retries);
-  printf("connections: %" PRIu64 " opened, %" PRIu64 " reused\n", s->connects,
+  fprintf(out, "connections: %" PRIu64 " opened, %" PRIu64 " reused\n", s->connects,
          s->reuses);
+  if (s->robots_fetches || s->robots_denied)
+    fprintf(out, "robots: %" PRIu64 " robots.txt fetched, %" PRIu64
+            " URLs disallowed\n",
+            s->robots_fetches, s->robots_denied);
+  if (s->decoded || s->saved)
+    fprintf(out, "bodies: %" PRIu64 " decoded (gzip, deflate), %" PRIu64
+            " saved\n",
+            s->decoded, s->saved);
   if (s->tls_handshakes)
-    printf("tls: %" PRIu64 " handshakes, %" PRIu64 " resumed\n",
+    fprintf(out, "tls: %" PRIu64 " handshakes, %" PRIu64 " resumed\n",
            s->tls_handshakes, s->tls_resumed);
   for (unsigned w = 0; w < s->workers; w++)
-    printf("worker %u: %" PRIu64 " fetches, %" PRIu64 " tasks run, %" PRIu64
+    fprintf(out, "worker %u: %" PRIu64 " fetches, %" PRIu64 " tasks run, %" PRIu64
            " spawned, %" PRIu64 " stolen\n",
            w, s->worker[w].fetches, s->worker[w].tasks_run,
            s->worker[w].spawned, s->worker[w].stolen);
@@ -216,7 +291,15 @@ static int usage(void) {
           "               [--timeout MS] [--retries R] [--max-redirects N] "
           "[--any-host]\n"
           "               [--no-keep-alive] [--ca-file FILE] [--insecure]\n"
-          "               [--log FILE] [--quiet] URL...\n");
+          "               [--user-agent TOKEN] [--robots] [--delay-ms MS]\n"
+          "               [--same-domain] [--allow-domain D]... "
+          "[--include RE]... [--exclude RE]...\n"
+          "               [--max-depth N] [--max-body BYTES] [--jsonl FILE|-]\n"
+          "               [--save-dir DIR]\n"
+          "               [--log FILE] [--quiet]\n"
+          "               [--redis redis://HOST:PORT/NAME [--lease-ms MS]"
+          " [--host-delay-ms MS]] URL...\n"
+          "       crawler --redis redis://HOST:PORT/NAME --status\n");
   return 2;
 }
 
@@ -233,12 +316,28 @@ static int parse_count(const char *s, unsigned long min, unsigned long max,
   return 1;
 }
 
+static void free_args(const char **seeds, const char **domains,
+                      const char **include, const char **exclude) {
+  free(seeds);
+  free(domains);
+  free(include);
+  free(exclude);
+}
+
 int main(int argc, char **argv) {
   options_t o = {0};
   crawl_config_init(&o.crawl);
+  crawl_redis_opts_init(&o.ropts);
   const char **seeds = calloc((size_t)argc, sizeof(*seeds));
-  if (!seeds)
+  /* --allow-domain, --include, --exclude: at most argc of each. */
+  const char **domains = calloc((size_t)argc, sizeof(*domains));
+  const char **include = calloc((size_t)argc, sizeof(*include));
+  const char **exclude = calloc((size_t)argc, sizeof(*exclude));
+  if (!seeds || !domains || !include || !exclude)
     return 1;
+  o.crawl.domains = domains;
+  o.crawl.include = include;
+  o.crawl.exclude = exclude;
   size_t nseeds = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -258,6 +357,36 @@ int main(int argc, char **argv) {
       o.crawl.ca_file = argv[++i];
     else if (strcmp(a, "--log") == 0 && has_value)
       o.log_path = argv[++i];
+    else if (strcmp(a, "--jsonl") == 0 && has_value)
+      o.jsonl_path = argv[++i];
+    else if (strcmp(a, "--save-dir") == 0 && has_value)
+      o.crawl.save_dir = argv[++i];
+    else if (strcmp(a, "--user-agent") == 0 && has_value)
+      o.crawl.user_agent = argv[++i];
+    else if (strcmp(a, "--robots") == 0)
+      o.crawl.robots = 1;
+    else if (strcmp(a, "--same-domain") == 0)
+      o.crawl.scope = CRAWL_SCOPE_DOMAIN;
+    else if (strcmp(a, "--allow-domain") == 0 && has_value)
+      domains[o.crawl.ndomains++] = argv[++i];
+    else if (strcmp(a, "--include") == 0 && has_value)
+      include[o.crawl.ninclude++] = argv[++i];
+    else if (strcmp(a, "--exclude") == 0 && has_value)
+      exclude[o.crawl.nexclude++] = argv[++i];
+    else if (NUM("--delay-ms", 0, 3600000))
+      o.crawl.delay_ms = (unsigned)v;
+    else if (NUM("--max-depth", 0, 1000000))
+      o.crawl.max_depth = (int)v;
+    else if (NUM("--max-body", 1, (unsigned long)SIZE_MAX))
+      o.crawl.max_body = v;
+    else if (strcmp(a, "--redis") == 0 && has_value)
+      o.redis = argv[++i];
+    else if (strcmp(a, "--status") == 0)
+      o.status = 1;
+    else if (NUM("--lease-ms", 1, 86400000))
+      o.ropts.lease_ms = (unsigned)v;
+    else if (NUM("--host-delay-ms", 0, 86400000))
+      o.ropts.host_delay_ms = (unsigned)v;
     else if (NUM("--workers", 0, 1024))
       o.workers = (unsigned)v;
     else if (NUM("--concurrency", 1, 100000))
@@ -273,31 +402,66 @@ int main(int argc, char **argv) {
     else if (NUM("--max-redirects", 0, 100))
       o.crawl.max_redirects = (unsigned)v;
     else if (a[0] == '-' && a[1] == '-')
-      return free(seeds), usage();
+      return free_args(seeds, domains, include, exclude), usage();
     else
       seeds[nseeds++] = a;
 #undef NUM
   }
+  if (o.status && !o.redis)
+    return free_args(seeds, domains, include, exclude), usage();
+  if (o.status) { /* --status: print the crawl's progress, nothing else */
+    o.quiet = 1;
+    weft_config_t scfg;
+    weft_config_init(&scfg);
+    scfg.workers = 1;
+    static stopper_t sst; /* the handlers need one; nothing sets it */
+    static weft_event_t sstop = WEFT_EVENT_INITIALIZER;
+    sst.stop = &sstop;
+    job_t sj = {.o = &o, .st = &sst};
+    int src = weft_run(crawler_main, &sj, &scfg, NULL);
+    free_args(seeds, domains, include, exclude);
+    if (src != 0 || sj.rc != 0) {
+      fprintf(stderr, "crawler: --status: %s\n",
+              redis_strerror(src != 0 ? src : sj.rc));
+      return sj.rc == WEFT_EINVAL ? 2 : 1;
+    }
+    return 0;
+  }
   if (nseeds == 0)
-    return free(seeds), usage();
+    return free_args(seeds, domains, include, exclude), usage();
   weft_tls_ctx_t *tls;
   if (make_tls(&o.crawl, &tls) != 0)
-    return free(seeds), 1;
+    return free_args(seeds, domains, include, exclude), 1;
   o.crawl.seeds = seeds;
   o.crawl.nseeds = nseeds;
 
-  FILE *log = NULL;
+  FILE *log = NULL, *jsonl = NULL;
+  int jsonl_stdout = o.jsonl_path && strcmp(o.jsonl_path, "-") == 0;
   if (o.log_path) {
     log = fopen(o.log_path, "w");
     if (!log) {
       fprintf(stderr, "crawler: %s: %s\n", o.log_path, strerror(errno));
       weft_tls_ctx_free(tls);
-      free(seeds);
+      free_args(seeds, domains, include, exclude);
       return 1;
     }
     o.crawl.log = log;
   }
-  progress_t prog = {.tty = isatty(STDOUT_FILENO)};
+  if (o.jsonl_path) {
+    jsonl = jsonl_stdout ? stdout : fopen(o.jsonl_path, "w");
+    if (!jsonl) {
+      fprintf(stderr, "crawler: %s: %s\n", o.jsonl_path, strerror(errno));
+      if (log)
+        fclose(log);
+      weft_tls_ctx_free(tls);
+      free_args(seeds, domains, include, exclude);
+      return 1;
+    }
+    o.crawl.jsonl = jsonl;
+  }
+  /* The JSONL on stdout: progress and summary go to stderr. */
+  FILE *out = jsonl_stdout ? stderr : stdout;
+  progress_t prog = {.out = out, .tty = isatty(fileno(out))};
   if (!o.quiet) {
     o.crawl.progress = show_progress;
     o.crawl.progress_arg = &prog;
@@ -316,19 +480,22 @@ int main(int argc, char **argv) {
   int rc = weft_run(crawler_main, &job, &cfg, NULL);
 
   if (prog.tty && prog.shown)
-    printf("\n");
+    fprintf(out, "\n");
   int status = 0;
   if (rc != 0) {
     fprintf(stderr, "crawler: weft_run: %s\n", weft_strerror(rc));
     status = 1;
   } else if (job.rc == WEFT_EINVAL) {
     fprintf(stderr,
-            "crawler: every URL must be an absolute http:// or https:// URL\n");
+            "crawler: every URL must be an absolute http:// or https:// URL, "
+            "--user-agent a token of letters, '_' and '-', and every "
+            "--include and --exclude a POSIX extended regular expression%s\n",
+            o.redis ? ", and --redis redis://HOST:PORT/NAME" : "");
     status = usage();
   } else {
     if (job.rc != 0)
-      fprintf(stderr, "crawler: %s\n", weft_strerror(job.rc));
-    print_summary(&job.stats);
+      fprintf(stderr, "crawler: %s\n", redis_strerror(job.rc));
+    print_summary(out, &job.stats);
     /* Only the signal handler sets the stop event. */
     int sig = atomic_load(&st.signal);
     status = job.rc != 0 ? 1 : job.stats.interrupted && sig ? 128 + sig : 0;
@@ -336,7 +503,10 @@ int main(int argc, char **argv) {
   crawl_stats_destroy(&job.stats);
   if (log && fclose(log) != 0 && status == 0)
     status = 1;
+  if (jsonl && (jsonl_stdout ? fflush(jsonl) : fclose(jsonl)) != 0 &&
+      status == 0)
+    status = 1;
   weft_tls_ctx_free(tls);
-  free(seeds);
+  free_args(seeds, domains, include, exclude);
   return status;
 }

@@ -7,7 +7,10 @@
 # that trusts the CA (--ca-file) is echoed; one that does not, and one that
 # expects another name, fail with their own reasons, and the server counts
 # their two failed handshakes.
+# ECHO_TEST_SLOW=N multiplies the waits for the server's start (10 s) and
+# exit (20 s): tests/valgrind runs both programs under memcheck.
 set -u
+slow=${ECHO_TEST_SLOW:-1}
 server=$1
 client=$2
 tls=${3:-0}
@@ -26,7 +29,7 @@ start() {
   pid=$!
   port=
   i=0
-  while [ $i -lt 100 ]; do
+  while [ $i -lt $((100 * slow)) ]; do
     port=$(sed -n 's/^Serving on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$dir/$name.out")
     [ -n "$port" ] && break
     if ! kill -0 $pid 2>/dev/null; then break; fi
@@ -39,11 +42,12 @@ start() {
   fi
 }
 
-# stop NAME: SIGTERM, then it must exit 0 within 20 s; sets fail if not.
+# stop NAME: SIGTERM, then it must exit 0 within 20 s (times ECHO_TEST_SLOW);
+# sets fail if not.
 stop() {
   kill -TERM $pid
   i=0
-  while kill -0 $pid 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+  while kill -0 $pid 2>/dev/null && [ $i -lt $((200 * slow)) ]; do sleep 0.1; i=$((i + 1)); done
   if kill -0 $pid 2>/dev/null; then
     echo "echo_server did not exit on SIGTERM"; exit 1
   fi

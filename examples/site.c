@@ -6,7 +6,25 @@
  *          [--links L] [--slow-share X] [--slow-ms MS] [--no-slow]
  *          [--redirect-share X] [--error-share X] [--hang-share X]
  *          [--missing-share X] [--tls-cert FILE --tls-key FILE] [--quiet]
- *          [--root DIR]
+ *          [--root DIR] [--robots] [--crawl-delay MS] [--gzip]
+ *          [--access-log FILE] [--hits FILE]
+ *
+ * --robots serves site_model.h's SITE_ROBOTS_TXT at /robots.txt (404
+ * without it), with "Crawl-delay: MS/1000" added when --crawl-delay is
+ * given, and counts the requests for pages it disallows ("robots
+ * violations: N" at shutdown). --gzip answers a request whose
+ * Accept-Encoding names gzip with a gzip body in chunks of 1000 bytes
+ * (Transfer-Encoding: chunked), for crawlers' tests. --access-log FILE
+ * writes "<weft_time_ms()> <target>" for each request (the tests read
+ * request spacing and what was asked for from it).
+ *
+ * GET /metrics (and HEAD) answers, in either mode, with the runtime's
+ * metrics in the Prometheus text format (weft_metrics_write_prometheus(),
+ * docs/observability.md): workers, tasks, steals, parks, busy time, queue
+ * depths, the poll-time histogram.
+ * --hits FILE: at exit, write to FILE one line "N COUNT" for every page
+ * /page/N whose response was sent COUNT > 0 times (HEAD included), so that
+ * tests can check that a crawl fetched each page once.
  *
  * --root DIR serves the files under DIR instead of the synthetic site
  * (site_files.h: GET and HEAD, bodies by weft_stream_sendfile(), ".." and
@@ -73,6 +91,7 @@
 #include <weft.h>
 
 #include <http_parser.h>
+#include <zlib.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -108,6 +127,11 @@ typedef struct site {
   const char *tls_key;          /* --tls-key */
   weft_tls_ctx_t *tls;          /* the server context, or NULL */
   const char *root;             /* --root, canonical; NULL: the model */
+  unsigned crawl_delay_ms;      /* --crawl-delay: robots.txt's Crawl-delay */
+  int gzip;                     /* --gzip */
+  const char *access_log_path;  /* --access-log */
+  FILE *access_log;             /* --access-log, or NULL */
+  atomic_long robots_violations; /* requests for disallowed pages */
   size_t body_max;              /* largest body, for the connection buffers */
   char base[SITE_BASE_MAX + 1]; /* "http[s]://H:P" of the full-URL links */
   int nworkers;                 /* the runtime's worker count */
@@ -116,6 +140,9 @@ typedef struct site {
   atomic_int stopping;          /* set once shutdown began */
   weft_event_t idle;  /* set when the last handler ends after stopping */
   weft_event_t ready; /* set once base is written */
+  const char *hits_path; /* --hits */
+  atomic_uint *hits;     /* responses sent per page number, or NULL */
+  size_t nhits;          /* entries of hits: 2 * pages (404s included) */
 } site_t;
 
 /* One connection: its parser, the request being parsed and its buffers. */
@@ -128,6 +155,12 @@ typedef struct conn {
   size_t in_len;       /* bytes in in[] */
   size_t url_len;      /* bytes of the request target in url[] */
   int url_overflow;    /* the target did not fit in url[] */
+  char field[16];      /* the current header name (prefix), lower case */
+  size_t field_len;    /* its length, saturated at sizeof(field) */
+  int in_ae;           /* the current header is Accept-Encoding */
+  int accept_gzip;     /* the request's Accept-Encoding names gzip */
+  char ae[64];         /* Accept-Encoding's value so far (cut) */
+  size_t ae_len;       /* its length */
   char url[URL_MAX];   /* the current request's target */
   char head[HEAD_MAX]; /* the response's status line and headers */
   char in[IN_CAP];     /* bytes read */
@@ -141,6 +174,57 @@ static int on_message_begin(http_parser *p) {
   conn_t *c = p->data;
   c->url_len = 0;
   c->url_overflow = 0;
+  c->field_len = 0;
+  c->in_ae = 0;
+  c->accept_gzip = 0;
+  c->ae_len = 0;
+  return 0;
+}
+
+/* --gzip: whether Accept-Encoding names gzip (a token "gzip" anywhere in
+ * its first 63 bytes; "gzip;q=0" is taken as yes: the site is a test
+ * server, not a negotiation reference). */
+static void ae_done(conn_t *c) {
+  c->ae[c->ae_len] = '\0';
+  for (char *t = c->ae; (t = strstr(t, "gzip")) != NULL; t += 4) {
+    char before = t == c->ae ? ',' : t[-1];
+    if (before == ',' || before == ' ' || before == '\t')
+      c->accept_gzip = 1;
+  }
+  c->in_ae = 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+  conn_t *c = p->data;
+  if (c->in_ae)
+    ae_done(c);
+  if (c->field_len == SIZE_MAX) /* the previous header's value came */
+    c->field_len = 0;
+  for (size_t i = 0; i < len && c->field_len < sizeof(c->field); i++) {
+    char ch = at[i];
+    c->field[c->field_len++] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+  }
+  return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+  conn_t *c = p->data;
+  if (c->field_len != SIZE_MAX) {
+    c->in_ae = c->field_len == 15 && memcmp(c->field, "accept-encoding", 15) == 0;
+    c->field_len = SIZE_MAX; /* in a value: the next field starts anew */
+    c->ae_len = 0;
+  }
+  for (size_t i = 0; c->in_ae && i < len && c->ae_len < sizeof(c->ae) - 1; i++) {
+    char ch = at[i];
+    c->ae[c->ae_len++] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+  }
+  return 0;
+}
+
+static int on_headers_complete(http_parser *p) {
+  conn_t *c = p->data;
+  if (c->in_ae)
+    ae_done(c);
   return 0;
 }
 
@@ -165,6 +249,9 @@ static int on_message_complete(http_parser *p) {
 static const http_parser_settings settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
     .on_message_complete = on_message_complete,
 };
 
@@ -203,6 +290,7 @@ static const char *reason(int status) {
 /* A response being built: the status, an optional header and the body. */
 typedef struct response {
   int status;
+  const char *ctype;  /* Content-Type, NULL: text/html; charset=utf-8 */
   const char *header; /* one extra header line without CRLF, or NULL */
   size_t body_len;    /* bytes of c->body */
   int with_body;      /* 0 for HEAD */
@@ -219,6 +307,61 @@ static size_t plain_body(conn_t *c, int status) {
   return n > 0 ? (size_t)n : 0;
 }
 
+/* --gzip: send r's body gzip-compressed, in chunks of GZIP_CHUNK bytes
+ * (Transfer-Encoding: chunked: the length of a compressed body is known
+ * only at its end when a server streams it; here it is compressed whole
+ * first, and chunked all the same, for crawlers' tests). */
+#define GZIP_CHUNK 1000
+static int send_gzip(conn_t *c, const response_t *r, const char *ctype,
+                     const char *conn_hdr) {
+  z_stream z;
+  memset(&z, 0, sizeof(z));
+  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    return WEFT_ENOMEM;
+  uLong cap = deflateBound(&z, (uLong)r->body_len);
+  unsigned char *gz = malloc(cap);
+  if (!gz) {
+    deflateEnd(&z);
+    return WEFT_ENOMEM;
+  }
+  z.next_in = (Bytef *)c->body;
+  z.avail_in = (uInt)r->body_len;
+  z.next_out = gz;
+  z.avail_out = (uInt)cap;
+  int zr = deflate(&z, Z_FINISH);
+  size_t len = cap - z.avail_out;
+  deflateEnd(&z);
+  if (zr != Z_STREAM_END) {
+    free(gz);
+    return WEFT_ENOBUFS;
+  }
+  int n = snprintf(c->head, sizeof(c->head),
+                   "HTTP/1.1 %d %s\r\n"
+                   "Server: weft-site\r\n"
+                   "Content-Type: %s\r\n"
+                   "Content-Encoding: gzip\r\n"
+                   "Transfer-Encoding: chunked\r\n"
+                   "%s%s%s\r\n",
+                   r->status, reason(r->status), ctype,
+                   r->header ? r->header : "", r->header ? "\r\n" : "",
+                   conn_hdr);
+  int rc = n < 0 || (size_t)n >= sizeof(c->head)
+               ? WEFT_ENOBUFS
+               : weft_stream_write(c->s, c->head, (size_t)n);
+  for (size_t off = 0; rc == 0 && off < len; off += GZIP_CHUNK) {
+    size_t k = len - off < GZIP_CHUNK ? len - off : GZIP_CHUNK;
+    char size[16];
+    int sn = snprintf(size, sizeof(size), "%zx\r\n", k);
+    weft_iovec_t iov[3] = {
+        {size, (size_t)sn}, {gz + off, k}, {(void *)(uintptr_t)"\r\n", 2}};
+    rc = weft_stream_writev(c->s, iov, 3);
+  }
+  if (rc == 0)
+    rc = weft_stream_write(c->s, "0\r\n\r\n", 5);
+  free(gz);
+  return rc;
+}
+
 /* Queue r. Returns 0, or an error of the stream. */
 static int send_response(conn_t *c, const response_t *r) {
   site_t *site = c->site;
@@ -227,19 +370,25 @@ static int send_response(conn_t *c, const response_t *r) {
     conn_hdr = "Connection: close\r\n";
   else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
     conn_hdr = "Connection: keep-alive\r\n";
-  int n =
-      snprintf(c->head, sizeof(c->head),
-               "HTTP/1.1 %d %s\r\n"
-               "Server: weft-site\r\n"
-               "Content-Type: text/html; charset=utf-8\r\n"
-               "Content-Length: %zu\r\n"
-               "%s%s%s\r\n",
-               r->status, reason(r->status), r->body_len,
-               r->header ? r->header : "", r->header ? "\r\n" : "", conn_hdr);
-  if (n < 0 || (size_t)n >= sizeof(c->head))
-    return WEFT_ENOBUFS;
-  weft_iovec_t iov[2] = {{c->head, (size_t)n}, {c->body, r->body_len}};
-  int rc = weft_stream_writev(c->s, iov, r->with_body && r->body_len ? 2 : 1);
+  const char *ctype = r->ctype ? r->ctype : "text/html; charset=utf-8";
+  int rc;
+  if (site->gzip && c->accept_gzip && r->with_body && r->body_len > 0) {
+    rc = send_gzip(c, r, ctype, conn_hdr);
+  } else {
+    int n = snprintf(c->head, sizeof(c->head),
+                     "HTTP/1.1 %d %s\r\n"
+                     "Server: weft-site\r\n"
+                     "Content-Type: %s\r\n"
+                     "Content-Length: %zu\r\n"
+                     "%s%s%s\r\n",
+                     r->status, reason(r->status), ctype, r->body_len,
+                     r->header ? r->header : "", r->header ? "\r\n" : "",
+                     conn_hdr);
+    if (n < 0 || (size_t)n >= sizeof(c->head))
+      return WEFT_ENOBUFS;
+    weft_iovec_t iov[2] = {{c->head, (size_t)n}, {c->body, r->body_len}};
+    rc = weft_stream_writev(c->s, iov, r->with_body && r->body_len ? 2 : 1);
+  }
   if (rc == 0)
     rc = weft_stream_drain(c->s);
   if (rc == 0) {
@@ -247,6 +396,59 @@ static int send_response(conn_t *c, const response_t *r) {
     if (w >= 0 && w < site->nworkers)
       /* relaxed: a statistic, read after the handlers have ended. */
       atomic_fetch_add_explicit(&site->requests[w].n, 1, memory_order_relaxed);
+  }
+  return rc;
+}
+
+/* GET /metrics: the runtime's metrics, Prometheus text format 0.0.4. The
+ * text goes in a buffer of its own (its size grows with the workers), sized
+ * by a first call; the counters may grow between the two calls, hence the
+ * margin and the retry. Returns 0, or an error of the stream or
+ * WEFT_ENOMEM. */
+static int send_metrics(conn_t *c, int with_body, int keep_alive) {
+  long need = weft_metrics_write_prometheus(NULL, NULL, 0);
+  char *text = NULL;
+  for (int tries = 0; need >= 0 && tries < 3; tries++) {
+    size_t cap = (size_t)need + 1024;
+    free(text);
+    text = malloc(cap);
+    if (!text)
+      return WEFT_ENOMEM;
+    need = weft_metrics_write_prometheus(NULL, text, cap);
+    if (need >= 0 && (size_t)need < cap)
+      break;
+  }
+  if (need < 0) {
+    free(text);
+    return (int)need;
+  }
+  const char *conn_hdr = "";
+  if (!keep_alive)
+    conn_hdr = "Connection: close\r\n";
+  else if (c->parser.http_major == 1 && c->parser.http_minor == 0)
+    conn_hdr = "Connection: keep-alive\r\n";
+  int n = snprintf(c->head, sizeof(c->head),
+                   "HTTP/1.1 200 OK\r\n"
+                   "Server: weft-site\r\n"
+                   "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                   "Content-Length: %ld\r\n"
+                   "%s\r\n",
+                   need, conn_hdr);
+  if (n < 0 || (size_t)n >= sizeof(c->head)) {
+    free(text);
+    return WEFT_ENOBUFS;
+  }
+  weft_iovec_t iov[2] = {{c->head, (size_t)n}, {text, (size_t)need}};
+  int rc = weft_stream_writev(c->s, iov, with_body && need > 0 ? 2 : 1);
+  if (rc == 0)
+    rc = weft_stream_drain(c->s);
+  free(text); /* the write sent it or copied what it could not send */
+  if (rc == 0) {
+    int w = weft_worker_index();
+    if (w >= 0 && w < c->site->nworkers)
+      /* relaxed: a statistic, read after the handlers have ended. */
+      atomic_fetch_add_explicit(&c->site->requests[w].n, 1,
+                                memory_order_relaxed);
   }
   return rc;
 }
@@ -304,6 +506,7 @@ static long long page_number(const char *path, size_t len) {
  * with the connection, 1 to close it after the response, -1 to drop it. */
 static int respond(conn_t *c) {
   site_t *site = c->site;
+  long long hit = -1; /* the page number, for --hits */
   const site_model_t *m = &site->model;
   http_parser *p = &c->parser;
   response_t r = {.with_body = 1,
@@ -329,6 +532,18 @@ static int respond(conn_t *c) {
       plen = u.field_data[UF_PATH].len;
     }
     long long n = page_number(path, plen);
+    if (site->access_log) /* locked by stdio: one whole line each */
+      fprintf(site->access_log, "%llu %.*s\n",
+              (unsigned long long)weft_time_ms(), (int)c->url_len, c->url);
+    if (n >= 0 && m->p.robots && site_page_disallowed(m, (uint64_t)n))
+      /* relaxed: a statistic, read after the handlers have ended. */
+      atomic_fetch_add_explicit(&site->robots_violations, 1,
+                                memory_order_relaxed);
+    if (plen == 8 && memcmp(path, "/metrics", 8) == 0) {
+      if (send_metrics(c, p->method != HTTP_HEAD, r.keep_alive) != 0)
+        return -1;
+      return r.keep_alive ? 0 : 1;
+    }
     if (site->root) {
       const char *conn_hdr = !r.keep_alive ? "Connection: close\r\n"
                              : p->http_major == 1 && p->http_minor == 0
@@ -347,6 +562,15 @@ static int respond(conn_t *c) {
         return r.keep_alive ? 0 : 1;
       }
       r.status = st;
+    } else if (m->p.robots && plen == 11 && memcmp(path, "/robots.txt", 11) == 0) {
+      r.status = 200;
+      r.ctype = "text/plain; charset=utf-8";
+      int k = snprintf(c->body, site->body_max, "%s", SITE_ROBOTS_TXT);
+      if (k > 0 && site->crawl_delay_ms)
+        k += snprintf(c->body + k, site->body_max - (size_t)k,
+                      "Crawl-delay: %u.%03u\n", site->crawl_delay_ms / 1000,
+                      site->crawl_delay_ms % 1000);
+      r.body_len = k > 0 ? (size_t)k : 0;
     } else if (plen == 1 && path[0] == '/') {
       r.status = 301;
       memcpy(location, "Location: ", 10);
@@ -355,6 +579,7 @@ static int respond(conn_t *c) {
     } else if (n < 0) {
       r.status = 404;
     } else {
+      hit = n;
       site_kind_t kind = site_page_kind(m, (uint64_t)n);
       if (kind == SITE_HANG) {
         wait_reading(c, WEFT_NO_TIMEOUT);
@@ -382,6 +607,9 @@ static int respond(conn_t *c) {
   r.with_body = p->method != HTTP_HEAD;
   if (send_response(c, &r) != 0)
     return -1;
+  if (site->hits && hit >= 0 && (unsigned long long)hit < site->nhits)
+    /* relaxed: a statistic, read after the handlers have ended. */
+    atomic_fetch_add_explicit(&site->hits[hit], 1, memory_order_relaxed);
   return r.keep_alive ? 0 : 1;
 }
 
@@ -597,6 +825,10 @@ static void *site_main(void *arg) {
   }
   if (site->tls)
     printf("TLS handshakes failed: %ld\n", weft_server_tls_failures(server));
+  if (site->model.p.robots)
+    printf("robots violations: %ld\n",
+           atomic_load_explicit(&site->robots_violations,
+                                memory_order_relaxed));
   weft_server_free(server);
   return NULL;
 }
@@ -614,7 +846,9 @@ static int usage(void) {
                   "[--hang-share X]\n"
                   "            [--missing-share X] [--tls-cert FILE --tls-key "
                   "FILE] [--quiet]\n"
-                  "            [--root DIR]\n");
+                  "            [--root DIR] [--robots] [--crawl-delay MS] "
+                  "[--gzip]\n"
+                  "            [--access-log FILE] [--hits FILE]\n");
   return 2;
 }
 
@@ -652,6 +886,14 @@ static int parse_args(int argc, char **argv, site_t *site, site_params_t *p) {
       p->slow_share = 0;
       continue;
     }
+    if (strcmp(a, "--robots") == 0) {
+      p->robots = 1;
+      continue;
+    }
+    if (strcmp(a, "--gzip") == 0) {
+      site->gzip = 1;
+      continue;
+    }
     if (!v)
       return -1;
     i++;
@@ -661,8 +903,15 @@ static int parse_args(int argc, char **argv, site_t *site, site_params_t *p) {
       site->tls_cert = v;
     else if (strcmp(a, "--tls-key") == 0)
       site->tls_key = v;
+    else if (strcmp(a, "--hits") == 0)
+      site->hits_path = v;
     else if (strcmp(a, "--root") == 0)
       site->root = v;
+    else if (strcmp(a, "--access-log") == 0)
+      site->access_log_path = v;
+    else if (strcmp(a, "--crawl-delay") == 0 &&
+             parse_u64(v, 3600000, &x) == 0)
+      site->crawl_delay_ms = (unsigned)x;
     else if (strcmp(a, "--port") == 0 && parse_u64(v, 65535, &x) == 0)
       site->port = (int)x;
     else if (strcmp(a, "--workers") == 0 && parse_u64(v, 1024, &x) == 0)
@@ -739,7 +988,19 @@ int main(int argc, char **argv) {
   }
   if (site.tls_cert && make_tls(&site) != 0)
     return 1;
+  if (site.access_log_path &&
+      !(site.access_log = fopen(site.access_log_path, "w"))) {
+    fprintf(stderr, "site: %s: %s\n", site.access_log_path, strerror(errno));
+    weft_tls_ctx_free(site.tls);
+    return 1;
+  }
   site.body_max = site_body_max(&site.model);
+  if (site.hits_path) {
+    site.nhits = 2 * (size_t)params.pages;
+    site.hits = calloc(site.nhits, sizeof(*site.hits));
+    if (!site.hits)
+      return 1;
+  }
   weft_event_init(&site.idle);
   weft_event_init(&site.ready);
   setvbuf(stdout, NULL, _IOLBF, 0); /* "Serving on" must show at once */
@@ -748,9 +1009,26 @@ int main(int argc, char **argv) {
   weft_config_init(&cfg);
   cfg.workers = site.workers;
   int rc = weft_run(site_main, &site, &cfg, NULL);
+  if (site.hits) {
+    FILE *hf = fopen(site.hits_path, "w");
+    if (!hf) {
+      fprintf(stderr, "site: %s: %s\n", site.hits_path, strerror(errno));
+      rc = 1;
+    }
+    for (size_t i = 0; hf && i < site.nhits; i++) {
+      unsigned h = atomic_load_explicit(&site.hits[i], memory_order_relaxed);
+      if (h)
+        fprintf(hf, "%zu %u\n", i, h);
+    }
+    if (hf && fclose(hf) != 0)
+      rc = 1;
+    free(site.hits);
+  }
   weft_event_destroy(&site.idle);
   weft_event_destroy(&site.ready);
   free(site.requests);
   weft_tls_ctx_free(site.tls);
+  if (site.access_log && fclose(site.access_log) != 0)
+    rc = 1;
   return rc == 0 ? 0 : 1;
 }

@@ -68,6 +68,7 @@ void site_params_init(site_params_t *p) {
   p->error_share = 0.02;
   p->hang_share = 0.001;
   p->missing_share = 0.01;
+  p->robots = 0;
 }
 
 int site_model_init(site_model_t *m, const site_params_t *p) {
@@ -400,8 +401,10 @@ int site_reach_compute(const site_model_t *m, site_reach_t *r) {
   memset(r, 0, sizeof(*r));
   r->universe = (size_t)m->p.pages * 2; /* missing pages are below 2*pages */
   r->seen = calloc(r->universe, 1);
+  if (m->p.robots)
+    r->denied = calloc(r->universe, 1);
   uint64_t *stack = malloc(r->universe * sizeof(*stack));
-  if (!r->seen || !stack) {
+  if (!r->seen || !stack || (m->p.robots && !r->denied)) {
     free(stack);
     site_reach_free(r);
     return -ENOMEM;
@@ -424,7 +427,10 @@ int site_reach_compute(const site_model_t *m, site_reach_t *r) {
       count = site_page_links(m, n, links, SITE_LINKS_MAX);
     }
     for (size_t i = 0; i < count; i++) {
-      if (!r->seen[links[i]]) {
+      if (r->denied && site_page_disallowed(m, links[i])) {
+        r->ndenied += !r->denied[links[i]];
+        r->denied[links[i]] = 1;
+      } else if (!r->seen[links[i]]) {
         r->seen[links[i]] = 1;
         stack[top++] = links[i];
       }
@@ -436,7 +442,20 @@ int site_reach_compute(const site_model_t *m, site_reach_t *r) {
 
 void site_reach_free(site_reach_t *r) {
   free(r->seen);
+  free(r->denied);
   r->seen = NULL;
+  r->denied = NULL;
+}
+
+int site_page_disallowed(const site_model_t *m, uint64_t n) {
+  char digits[24], q[16];
+  fmt(digits, sizeof(digits), "%llu", (unsigned long long)n);
+  page_query(m, n, q, sizeof(q));
+  /* "Allow: /page/30" (8 bytes) beats "Disallow: /page/3" (7) and ties
+   * with the "*?rev=1" disallow rule (8 bytes too): allow. */
+  if (digits[0] == '3' && digits[1] == '0')
+    return 0;
+  return digits[0] == '3' || strncmp(q, "?rev=1", 6) == 0;
 }
 
 size_t site_count_kind(const site_model_t *m, site_kind_t k) {

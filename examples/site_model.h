@@ -56,6 +56,18 @@
  *    redirect target (REDIRECT pages); ERROR_500, HANG and NOT_FOUND pages
  *    are leaves. Each of them is fetched once under its canonical URL; a
  *    crawler started at "/" fetches "/" once more.
+ *
+ * 5. robots.txt (params.robots). The site then serves SITE_ROBOTS_TXT at
+ *    /robots.txt (404 otherwise): a group for another agent that
+ *    disallows everything, and a "*" group that disallows the pages whose
+ *    number starts with "3" except those starting with "30", and the URLs
+ *    whose query starts with "rev=1", with allow winning the tie between
+ *    "Allow: /page/30" and the "?rev=1" disallow rule (both 8 bytes) for
+ *    pages 30... with such a query. site_page_disallowed() says it for a page
+ *    without parsing anything, so that it checks a crawler's robots.txt
+ *    code independently. A crawler that obeys it fetches the pages of
+ *    section 4 reachable through allowed pages only: a disallowed page is
+ *    never fetched, so its links are not followed; page 0 is allowed.
  */
 #ifndef SITE_MODEL_H
 #define SITE_MODEL_H
@@ -95,6 +107,9 @@ typedef struct site_params {
   double error_share;    /* share of ERROR_500 pages; 0.02 */
   double hang_share;     /* share of HANG pages; 0.001 */
   double missing_share;  /* share of links to pages that do not exist; 0.01 */
+  int robots;            /* the site serves SITE_ROBOTS_TXT, and what a
+                            crawler must fetch (section 5) leaves out the
+                            pages it disallows; 0 */
 } site_params_t;
 
 /* A site: its parameters and the thresholds derived from them. */
@@ -104,10 +119,26 @@ typedef struct site_model {
   uint64_t missing_cut; /* hash threshold of a link to a missing page */
 } site_model_t;
 
-/* What a crawler started at page 0 must fetch (section 4 above). */
+/* The robots.txt served with params.robots (section 5). */
+#define SITE_ROBOTS_TXT                                                        \
+  "# robots.txt of weft's synthetic site\n"                                    \
+  "User-agent: otherbot\n"                                                     \
+  "Disallow: /\n"                                                              \
+  "\n"                                                                         \
+  "User-agent: *\n"                                                            \
+  "Disallow: /page/3\n"                                                        \
+  "Allow: /page/30\n"                                                          \
+  "Disallow: /*?rev=1\n"
+
+/* What a crawler started at page 0 must fetch (sections 4 and 5 above). */
 typedef struct site_reach {
   size_t universe;                 /* seen[] covers pages 0..universe-1 */
   unsigned char *seen;             /* seen[N] = 1 if page N is fetched */
+  unsigned char *denied;           /* with params.robots: denied[N] = 1 if
+                                      page N is linked from a fetched page
+                                      but disallowed (never fetched); else
+                                      NULL */
+  size_t ndenied;                  /* how many such pages */
   size_t total;                    /* pages fetched, each once */
   size_t by_kind[SITE_KIND_COUNT]; /* of those, how many of each kind */
 } site_reach_t;
@@ -173,6 +204,10 @@ int site_reach_compute(const site_model_t *m, site_reach_t *r);
 
 /* Release r's memory (r itself is the caller's). */
 void site_reach_free(site_reach_t *r);
+
+/* 1 if SITE_ROBOTS_TXT disallows page n's canonical path for any agent
+ * but "otherbot", 0 if not (whatever params.robots says). */
+int site_page_disallowed(const site_model_t *m, uint64_t n);
 
 /* How many of pages 0..pages-1 are of kind k. */
 size_t site_count_kind(const site_model_t *m, site_kind_t k);

@@ -13,6 +13,8 @@
 #include "weft/error.h"
 #include "weft/task.h"
 #include "weft/runtime.h"
+#include "weft/metrics.h"
+#include "weft/debug.h"
 #include "weft/queue.h"
 #include "weft/timeout.h"
 #include "weft/taskgroup.h"
@@ -26,5 +28,6 @@
 #include "weft/signal.h"
 #include "weft/process.h"
 #include "weft/udp.h"
+#include "weft/dump.h"
 
 #endif /* WEFT_H */

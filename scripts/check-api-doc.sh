@@ -379,8 +379,8 @@ self_test() {
     "printf '\\n### weft_nonexistent\\n\\n\`\`\`c\\nint weft_nonexistent(void);\\n\`\`\`\\n' >>docs/api.md"
   expect_drift "a function added to a header" "no entry for function weft_new_call" \
     "sed -i 's/^WEFT_END_DECLS/WEFT_EXTERN int weft_new_call(void);\\nWEFT_END_DECLS/' include/weft/task.h"
-  expect_drift "a macro removed from a header" "names WEFT_TASK_NAME_MAX, which" \
-    "sed -i '/^#define WEFT_TASK_NAME_MAX/d' include/weft/task.h"
+  expect_drift "a macro removed from a header" "names WEFT_SENDFILE_CHUNK, which" \
+    "sed -i '/^#define WEFT_SENDFILE_CHUNK/d' include/weft/file.h"
   expect_drift "a constant the docs do not name" "constant WEFT_OFFLOAD_GRACE_MS_DEFAULT" \
     "sed -i 's/WEFT_OFFLOAD_GRACE_MS_DEFAULT/WEFT_OFFLOAD_GRACE_DEFAULT/' docs/api.md"
   expect_drift "an error code the docs do not name" "constant WEFT_EOTHER_RUNTIME" \

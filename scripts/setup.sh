@@ -20,9 +20,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # workload (docs/design.md says why this one).
 # liburiparser-dev and libxml2-dev are the URL library and the HTML parser
 # of examples/crawler and weft-bench's crawl workload (docs/design.md §6).
+# zlib1g-dev decodes the crawler's gzip and deflate bodies and compresses
+# examples/site's --gzip responses (docs/design.md §6).
 # The openssl command also makes the throw-away CA and server certificate
 # of examples/mkcert.sh, for the examples' TLS tests and the demo's https
 # crawl (docs/design.md §6).
+# gdb (with its Python) runs the gdb extension's tests (tests/gdb:
+# tools/gdb/weft-gdb.py's `info weft-tasks` and `weft-bt` in batch mode).
+# valgrind runs the valgrind_* tests (examples under memcheck) and ships
+# valgrind/valgrind.h, with which src/stack.c registers task stacks.
+# libhiredis-dev (RESP reader and command formatter) and redis-server are
+# the Redis client of examples/redis.c, the crawler's --redis frontier and
+# their tests (docs/design.md §6).
 packages=(
   build-essential
   cmake
@@ -32,15 +41,21 @@ packages=(
   python3
   libuv1-dev
   libssl-dev
+  libunwind-dev   # optional: task dump backtraces (design.md §6)
   openssl
   curl
   libcmocka-dev
   libhttp-parser-dev
   liburiparser-dev
   libxml2-dev
+  zlib1g-dev
+  libhiredis-dev
+  redis-server
   libasan8
   libubsan1
   libtsan2
+  gdb
+  valgrind
 )
 
 installed() {

@@ -6,14 +6,17 @@
 #              public declaration of include/ and names nothing else; then
 #              its --self-test (each kind of drift, made on a copy, is
 #              reported). Needs no build.
-#  3. normal:  build/ (RelWithDebInfo, -DWEFT_WERROR=ON), ctest.
+#  3. normal:  build/ (RelWithDebInfo, -DWEFT_WERROR=ON), ctest (with the
+#              gdb_* tests, gdb in batch mode, and the valgrind_* ones,
+#              examples under memcheck: about 1 min together).
 #  4. layers:  scripts/check-layers.sh build: the module graph of src/, from
 #              its #include lines and from build/'s library objects (nm),
 #              has no cycle outside sched/; then its --self-test (a made-up
 #              cycle in each graph is reported).
 #  5. install: `cmake --install build` into a temporary prefix, then
 #              tests/install/check.sh on it (pkg-config and find_package
-#              consumers, SONAME, exported symbols).
+#              consumers, SONAME, exported symbols, the gdb extension
+#              auto-loaded).
 #  6. demo:    scripts/demo.sh (the README's main demo command) on that same
 #              build/: it must exit 0, and the crawl must print its summary.
 #  7. tsan:    build-tsan/ (-DWEFT_SANITIZE=thread, no benchmarks), ctest.

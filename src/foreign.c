@@ -66,10 +66,12 @@
  * 5), so either side may go first. The future holds a reference to the
  * runtime handle, whose foreign.mu weft_future_cancel locks.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "foreign.h"
 #include "list.h"
 #include "record.h"
+#include "report.h"
 #include "sched/runtime.h"
 #include "sched/worker.h"
 #include "spinlock.h"
@@ -81,7 +83,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-/* A submitted task's record and its link to the future. */
+/* A submitted task's record and its link to the future. tools/gdb reads
+ * `link` by name. */
 typedef struct foreign_rec {
   weft_task_t task;   /* first: the block is freed as the record */
   weft__list_t link;  /* in rt->foreign.tasks; under foreign.mu */
@@ -309,6 +312,10 @@ int weft_runtime_submit(weft_runtime_t *rt, weft_task_fn fn, void *arg,
     weft__task_free_foreign(&rec->task);
     if (f)
       future_destroy(f);
+    if (rc == WEFT_ERUNTIME_SHUTDOWN) /* debug mode: say where */
+      return weft__report_misuse(&rt->cfg, "weft_runtime_submit", rc,
+                                 "on a runtime whose main task has "
+                                 "finished");
     return rc;
   }
   rec->fut = f;
@@ -373,6 +380,7 @@ static int wait_in_task(weft_future_t *f, weft_task_t *self,
   }
   weft__list_push_back(&f->waiters, &wt.link);
   weft__spin_unlock(&f->lock);
+  weft__wait_note(self, WEFT_WAIT_FUTURE, f);
   int rc = weft__wait(&wt, &f->lock, deadline, 0);
   if (rc)
     return rc;
@@ -448,4 +456,14 @@ int weft_future_cancel(weft_future_t *f) {
 void weft_future_free(weft_future_t *f) {
   if (f)
     future_unref(f);
+}
+
+void weft__foreign_each(weft_runtime_t *rt, void (*fn)(weft_task_t *t,
+                                                       void *arg),
+                        void *arg) {
+  pthread_mutex_lock(&rt->foreign.mu);
+  weft__list_t *head = &rt->foreign.tasks;
+  for (weft__list_t *l = head->next; l != head; l = l->next)
+    fn(&weft__container_of(l, foreign_rec_t, link)->task, arg);
+  pthread_mutex_unlock(&rt->foreign.mu);
 }

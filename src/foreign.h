@@ -22,5 +22,11 @@
 void weft__foreign_init(weft_runtime_t *rt);
 void weft__foreign_close(weft_runtime_t *rt);
 void weft__foreign_destroy(weft_runtime_t *rt);
+/* fn(t, arg) for every record of a submitted task not yet freed, under
+ * foreign.mu (step 6 keeps them linked): the task dump's walk (dump.c),
+ * which reads each under its own protocol. */
+void weft__foreign_each(weft_runtime_t *rt, void (*fn)(weft_task_t *t,
+                                                       void *arg),
+                        void *arg);
 
 #endif /* WEFT_FOREIGN_INT_H */

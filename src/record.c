@@ -39,6 +39,8 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
+/* tools/gdb/weft-gdb.py walks these by name (next, recs) and knows
+ * TASK_SLAB: keep them in step. */
 #define TASK_SLAB 64
 
 typedef struct task_slab {
@@ -50,12 +52,14 @@ void weft__record_pool_init(weft__record_pool_t *p,
                             _Atomic(weft_task_t *) *remote_free) {
   p->free = NULL;
   p->nfree = 0;
-  p->slabs = NULL;
+  atomic_init(&p->slabs, NULL);
   p->remote_free = remote_free;
 }
 
 void weft__record_once(weft_task_t *t, weft__worker_t *home) {
-  atomic_init(&t->state, 0);
+  /* COMPLETE until a spawn publishes the task (task.c): a dumper never
+   * claims a record that is not yet, or no longer, a task (dump.c). */
+  atomic_init(&t->state, WEFT__ST_COMPLETE);
   atomic_init(&t->refs, 0);
   atomic_init(&t->cancels, 0);
   atomic_init(&t->freed, 1);
@@ -98,8 +102,8 @@ weft_task_t *weft__record_alloc_slow(weft__record_pool_t *p,
     /* No memset: record_once() initialises what outlives a task, and
      * task_init() the rest at every spawn (zeroing the slab first doubled
      * the writes to its fresh pages). */
-    slab->next = p->slabs;
-    p->slabs = slab;
+    /* relaxed: the owner's own list. */
+    slab->next = atomic_load_explicit(&p->slabs, memory_order_relaxed);
     for (int i = TASK_SLAB; i-- > 0;) {
       weft_task_t *t = &slab->recs[i];
       weft__record_once(t, home);
@@ -108,6 +112,9 @@ weft_task_t *weft__record_alloc_slow(weft__record_pool_t *p,
       weft__record_poison(t);
     }
     p->nfree += TASK_SLAB;
+    /* release: the records' first initialisation (record_once) is visible
+     * to a dumper that acquires the list (weft__record_each_slab). */
+    atomic_store_explicit(&p->slabs, slab, memory_order_release);
   }
   weft_task_t *t = p->free;
   p->free = t->next;
@@ -129,7 +136,8 @@ void weft__record_free_remote(_Atomic(weft_task_t *) *remote_free,
 
 void weft__record_free_all(weft__record_pool_t *p) {
   weft__record_reclaim(p);
-  task_slab_t *s = p->slabs;
+  /* relaxed: the runtime has ended; nothing walks the list any more. */
+  task_slab_t *s = atomic_load_explicit(&p->slabs, memory_order_relaxed);
   while (s) {
     task_slab_t *next = s->next;
 #if defined(WEFT_SANITIZE_THREAD)
@@ -140,14 +148,16 @@ void weft__record_free_all(weft__record_pool_t *p) {
     weft__aligned_free(s);
     s = next;
   }
-  p->slabs = NULL;
+  atomic_store_explicit(&p->slabs, NULL, memory_order_relaxed);
   p->free = NULL;
 }
 
 void weft__record_each_live(weft__record_pool_t *p,
                             void (*fn)(weft_task_t *t)) {
   weft__record_reclaim(p);
-  for (task_slab_t *s = p->slabs; s; s = s->next) {
+  /* relaxed: the owner's own list. */
+  for (task_slab_t *s = atomic_load_explicit(&p->slabs, memory_order_relaxed);
+       s; s = s->next) {
     for (int i = 0; i < TASK_SLAB; i++) {
       weft_task_t *t = &s->recs[i];
       /* relaxed: only home makes a free record a task again (and home is
@@ -157,4 +167,15 @@ void weft__record_each_live(weft__record_pool_t *p,
         fn(t);
     }
   }
+}
+
+void weft__record_each_slab(weft__record_pool_t *p,
+                            void (*fn)(weft_task_t *recs, unsigned n,
+                                       void *arg),
+                            void *arg) {
+  /* acquire: pairs with the owner's release push; a slab's `next` is
+   * written before its push and never again. */
+  for (task_slab_t *s = atomic_load_explicit(&p->slabs, memory_order_acquire);
+       s; s = s->next)
+    fn(s->recs, TASK_SLAB, arg);
 }

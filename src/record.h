@@ -47,6 +47,9 @@ typedef struct weft__task_kind {
   int done_via_sched;
 } weft__task_kind_t;
 
+/* tools/gdb/weft-gdb.py reads these fields by name (state, freed, started,
+ * ctx, stack, worker, home, id, name_state, name, and any field named wait*
+ * or parent): rename one there too. */
 struct weft_task {
   /* --- line 0: everything a suspend/resume touches (weft_yield, the run
    * loop, weft__task_run), so that a switch costs one task cache line. --- */
@@ -88,6 +91,11 @@ struct weft_task {
                              (the library's own tasks that must clean up,
                              weft__spawn_always); its stack is taken at
                              spawn, so it cannot fail to start */
+  atomic_uchar status_read; /* 1 once an owner of a handle read the status
+                               (weft__task_status_read): debug mode
+                               reports failures nobody read (task.c) */
+  uint8_t wait_kind;      /* weft_wait_kind_t (weft/dump.h): what it waits
+                             on, noted before it suspends (waitnote.h) */
   weft__list_t joinq;          /* weft__waiter_t of tasks awaiting this one */
 #if defined(WEFT_CTX_ucontext)
   weft__ctx_t ctx;        /* saved context while not running */
@@ -102,8 +110,6 @@ struct weft_task {
    * 0 = not yet, 1 = being written, 2 = name valid (task.c). */
   atomic_int name_state;
   void *local;            /* task-local storage slot */
-  char *tls_err;          /* reason of its last TLS failure (io/tls_ctx.c),
-                             the task's own; freed when its body returns */
   weft_timeout_t *scope;  /* innermost entered timeout scope (wait.c) */
   weft__worker_t *pin;    /* pinned worker or NULL */
   weft__worker_t *home;   /* worker whose pool holds the record */
@@ -121,11 +127,35 @@ struct weft_task {
    * the words below, which it stores and copying readers load atomically
    * (relaxed). Never reset: it stays even between renames. */
   atomic_uint name_seq;
+  /* When it last suspended (waitnote.h): the low 32 bits of its worker's
+   * loop clock in ms (uv_now, weft_time_ms's epoch); dumps take the time
+   * since as a difference modulo 2^32 (right for 49 days). */
+  uint32_t wait_since_ms;
   union {
     char name[WEFT_TASK_NAME_MAX + 1];
     uint64_t name_words[(WEFT_TASK_NAME_MAX + 1) / 8];
   };
+  /* Task dumps (dump.c, protocol at its top). Plain fields: parent_id and
+   * born_ms are written by the spawner before it publishes the task, the
+   * wait_* ones (and wait_kind, wait_since_ms above, in holes) by the task
+   * itself before it suspends (weft__wait_note, waitnote.h); a dumper
+   * reads them only while it holds the record (DUMPING) and, for the
+   * wait_* ones, while the task is not running. Times are the low 32 bits
+   * of a worker's loop clock (uv_now: ms, the epoch of weft_time_ms), so
+   * that the record stays 256 bytes: a bigger one costs a page fault per
+   * 64 more tasks (spawn_many: +25% here, docs/design.md). Kept plain and
+   * named for tools/gdb. */
+  uint64_t parent_id;     /* id of the task that spawned it; 0: none */
+  const void *wait_obj;   /* the object it waits on, NULL if none */
+  uint32_t born_ms;       /* when it was spawned */
+  uint32_t wait_deadline_ms; /* its wait's own deadline; 0: none */
 };
+
+#if !defined(WEFT_SANITIZE_THREAD) && !defined(WEFT_SANITIZE_ADDRESS) &&     \
+    !defined(WEFT_CTX_ucontext) && UINTPTR_MAX == UINT64_MAX
+/* Four cache lines: a fifth costs a page fault per 64 spawned tasks. */
+_Static_assert(sizeof(struct weft_task) == 256, "the task record grew");
+#endif
 
 _Static_assert((WEFT_TASK_NAME_MAX + 1) % 8 == 0,
                "task names are copied in whole words");
@@ -166,10 +196,14 @@ weft__task_name_peek(const weft_task_t *t, char buf[WEFT_TASK_NAME_MAX + 1]) {
  * free list and slabs, touched by the worker's thread only, and a pointer
  * to its remote-free stack, which lives with the worker's fields other
  * threads write (weft__worker_t.remote), off the owner's cache lines. */
+/* tools/gdb/weft-gdb.py walks `slabs` (record.c's struct task_slab). */
 typedef struct weft__record_pool {
   weft_task_t *free;                  /* free records homed here */
   unsigned nfree;
-  void *slabs;                        /* record slabs allocated here */
+  /* Record slabs allocated here: pushed by the owner (release), walked
+   * by any thread (acquire: task dumps, weft__record_each_slab); freed only
+   * when the runtime ends. */
+  _Atomic(void *) slabs;
   _Atomic(weft_task_t *) *remote_free; /* records freed on other threads */
 } weft__record_pool_t;
 
@@ -258,6 +292,13 @@ void weft__record_reclaim(weft__record_pool_t *p);
  * the shutdown walk. Owner only. */
 void weft__record_each_live(weft__record_pool_t *p,
                             void (*fn)(weft_task_t *t));
+/* fn(recs, n, arg) for every slab of p, from any thread while p's runtime
+ * is registered (registry.h): the task dump's walk (dump.c). The records
+ * may be in any state: fn reads them under dump.c's protocol. */
+void weft__record_each_slab(weft__record_pool_t *p,
+                            void (*fn)(weft_task_t *recs, unsigned n,
+                                       void *arg),
+                            void *arg);
 /* Free every slab of p (the runtime's end: every task has finished). */
 void weft__record_free_all(weft__record_pool_t *p);
 

@@ -51,6 +51,7 @@
 #include "stack.h"
 #include "task_int.h"
 #include "timer.h"
+#include "watchdog.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -89,6 +90,10 @@ static int resolve_config(const weft_config_t *in, weft_config_t *out) {
     return WEFT_EINVAL;
   if (out->offload_grace_ms == 0)
     out->offload_grace_ms = WEFT_OFFLOAD_GRACE_MS_DEFAULT;
+  if (out->metrics_poll_sample == 0)
+    out->metrics_poll_sample = WEFT_METRICS_POLL_SAMPLE_DEFAULT;
+  if (out->metrics_poll_sample > (1u << 24))
+    return WEFT_EINVAL;
   if (out->deterministic) {
     out->workers = 1;
     out->disable_lifo = 1;
@@ -100,7 +105,7 @@ static int resolve_config(const weft_config_t *in, weft_config_t *out) {
     if (out->workers > 1024)
       out->workers = 1024;
   }
-  return 0;
+  return weft__watchdog_config(out); /* debug mode, watchdog, environment */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -399,6 +404,8 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
     w->own.rt = rt;
     w->own.index = i;
     w->own.rng = 0x9E3779B9u * (i + 1);
+    weft__metrics_init(&w->remote.m, &w->own.sample, c.metrics_poll_sample,
+                       i);
     weft__record_pool_init(&w->records, &w->remote.remote_free);
     weft__list_init(&w->io.objs);
     weft__list_init(&w->io.offloads);
@@ -408,6 +415,13 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
   if (!rt->main) {
     runtime_free(rt);
     return WEFT_ENOMEM;
+  }
+  rc = weft__watchdog_init(rt); /* before the threads: their handler reads
+                                   it (watchdog.c) */
+  if (rc) {
+    weft__task_unref_main(rt->main);
+    runtime_free(rt);
+    return rc;
   }
   weft__registry_add(rt); /* linked until every worker has stopped */
   if (c.overflow_handler)
@@ -436,10 +450,12 @@ int weft_run(weft_task_fn main, void *arg, const weft_config_t *cfg,
     rc0 = weft__sigint_install(rt); /* on worker 0's loop */
   rc = start_handshake(rt, rc0 ? rc0 : rc);
   if (rc == 0) {
+    weft__watchdog_start(rt); /* every worker thread exists */
     weft__sched_schedule(rt->main, 0); /* from this (not yet worker) thread */
     weft__worker_loop(w0);
   }
   exit_handshake(rt);
+  weft__watchdog_stop(rt); /* no worker runs a loop: none is sampled */
   if (opened0) {
     weft__sigint_uninstall(rt); /* before its async handle's loop closes */
     worker_close(w0);

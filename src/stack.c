@@ -14,6 +14,10 @@
 #if defined(WEFT_SANITIZE_ADDRESS)
 #include <sanitizer/asan_interface.h>
 #endif
+#if defined(WEFT_HAVE_VALGRIND)
+/* Client requests: a few no-op instructions when not under valgrind. */
+#include <valgrind/valgrind.h>
+#endif
 
 /* 1 if transparent huge pages are on for every anonymous mapping
  * ("[always]"), so that stack slabs must opt out with MADV_NOHUGEPAGE. */
@@ -73,7 +77,9 @@ static void header_init(weft__stack_t *h, char *region, unsigned guarded) {
   h->usable = (size_t)((char *)h - region);
   h->guarded = guarded;
   h->trimmed = 0;
+  h->vg_id = 0;
   h->canary = WEFT__STACK_CANARY;
+  h->tls_err = NULL;
 }
 
 #ifndef MADV_GUARD_INSTALL
@@ -222,11 +228,19 @@ weft__stack_t *weft__stack_alloc(weft__stack_pool_t *p,
 #if defined(WEFT_SANITIZE_ADDRESS)
   ASAN_UNPOISON_MEMORY_REGION(s->lo, s->usable); /* see weft__stack_release */
 #endif
+#if defined(WEFT_HAVE_VALGRIND)
+  if (RUNNING_ON_VALGRIND) /* stack.h: valgrind */
+    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + s->usable);
+#endif
   return s;
 }
 
 void weft__stack_release(weft__stack_pool_t *p, weft__stack_cache_t *c,
                          weft__stack_t *s) {
+#if defined(WEFT_HAVE_VALGRIND)
+  if (RUNNING_ON_VALGRIND)
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
 #if defined(WEFT_SANITIZE_ADDRESS)
   /* A free stack is poisoned, so that a pointer into a finished task's
    * frames draws a report; weft__stack_alloc() unpoisons it (which also

@@ -34,6 +34,13 @@
  * In ASan builds a free stack's usable part is poisoned (release poisons,
  * alloc unpoisons), so that a pointer kept into a finished task's frames is
  * reported when used; headers stay readable for the free lists.
+ *
+ * Under valgrind (a build that found valgrind/valgrind.h, and a process
+ * that RUNNING_ON_VALGRIND says runs under it) a stack is registered with
+ * VALGRIND_STACK_REGISTER while a task has it (alloc to release), so that
+ * memcheck takes a switch between stacks for a switch, not for a huge
+ * push or pop on one stack, which would mark the frames in between
+ * undefined or inaccessible.
  */
 #ifndef WEFT_STACK_H
 #define WEFT_STACK_H
@@ -54,8 +61,19 @@ typedef struct weft__stack {
   size_t usable;            /* bytes from lo up to this header */
   unsigned guarded;         /* 1 if a guard page lies below lo */
   unsigned trimmed;         /* 1 if its pages were given back while free */
-  uint64_t canary;          /* overflow sentinel for the stack above */
+  unsigned vg_id;           /* valgrind's id of it while a task has it and
+                               the process runs under valgrind (stack.c) */
+  char *tls_err;            /* the reason of its task's last TLS failure
+                               (io/tls_ctx.c), freed when the body returns:
+                               only a running task has one, and a running
+                               task has a stack (kept off the record, which
+                               must stay 256 bytes: record.h) */
+  uint64_t canary;          /* overflow sentinel for the stack above: the
+                               header's highest word (keep it last) */
 } weft__stack_t;
+_Static_assert(offsetof(weft__stack_t, canary) + sizeof(uint64_t) ==
+                   sizeof(weft__stack_t),
+               "the canary is the stack header's highest word");
 
 typedef struct weft__stack_slab {
   struct weft__stack_slab *next; /* all slabs, for unmapping */

@@ -19,10 +19,12 @@
  *     public entry points that only read the fields left readable check
  *     `freed` themselves (asan_check_live).
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "compiler.h"
 #include "list.h"
 #include "record.h"
+#include "report.h"
 #include "sched/runtime.h"
 #include "sched/worker.h"
 #include "spinlock.h"
@@ -34,6 +36,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,10 +65,69 @@ static void asan_check_live(const weft_task_t *t) {
 #define asan_check_live(t) ((void)0)
 #endif
 
+/* Debug mode: the runtime's flag for a handle's caller, found without
+ * reading the record (which may be free, and poisoned in ASan builds): the
+ * calling worker's runtime, else the environment. */
+static const weft_config_t *caller_cfg(void) {
+  weft__worker_t *w = weft__worker_current();
+  return w ? &w->own.rt->cfg : NULL;
+}
+
+static int debug_on(const weft_config_t *cfg) {
+  return cfg ? cfg->debug : weft__debug_env();
+}
+
+/* Debug mode: a handle used after its record went back to its pool (after
+ * its last weft_task_unref()): report it and return 1, so that the call
+ * returns WEFT_EINVAL instead of touching a record that may already be
+ * another task's. Only a record not yet reused can be told apart: a reused
+ * one looks like a live task. */
+static int debug_freed(const weft_task_t *t, const char *what) {
+  /* relaxed: freed is 1 only on a record nobody may use (record.c). */
+  if (WEFT__LIKELY(!atomic_load_explicit(&t->freed, memory_order_relaxed)))
+    return 0;
+  const weft_config_t *cfg = caller_cfg();
+  if (!debug_on(cfg))
+    return 0;
+  weft__report_misuse(cfg, what, WEFT_EINVAL,
+                      "on a task handle already released (its last "
+                      "reference was dropped)");
+  return 1;
+}
+
+/* Debug mode: a failed task whose status nobody read loses its last
+ * reference (asyncio's "Task exception was never retrieved"). Cancelled
+ * tasks are not reported (asyncio does not report them either), nor the
+ * main task (weft_run returns its status) or submitted ones (their future
+ * holds the status). */
+static void report_unretrieved(weft_task_t *t, const char *name) {
+  weft_watchdog_report_t r;
+  memset(&r, 0, sizeof(r));
+  r.kind = WEFT_REPORT_UNRETRIEVED;
+  r.task_id = t->id;
+  r.task_name = name;
+  r.worker = -1;
+  r.status = t->status;
+  char head[256];
+  snprintf(head, sizeof(head),
+           "weft: debug: task '%s' (id %llu) failed with %s (%s) and its "
+           "status was never read (await, result, gather or a task group)",
+           name, (unsigned long long)t->id, weft_err_name(t->status),
+           weft_strerror(t->status));
+  weft__report_emit(&t->rt->cfg, &r, head);
+}
+
 /* The last reference was dropped: the record goes back, by its kind's hook
  * or to its home worker's pool. */
+static const char *name_of(weft_task_t *t);
+
 static void record_release(weft_task_t *t) {
   weft_runtime_t *rt = t->rt;
+  if (WEFT__UNLIKELY(rt->cfg.debug) && !t->kind->release && t->status != 0 &&
+      t->status != WEFT_ECANCELED &&
+      /* relaxed: ordered by the last reference's acq_rel drop. */
+      !atomic_load_explicit(&t->status_read, memory_order_relaxed))
+    report_unretrieved(t, name_of(t));
   if (rt->cfg.max_tasks)
     /* relaxed: a counter; the limit is approximate under races. */
     atomic_fetch_sub_explicit(&rt->live, 1, memory_order_relaxed);
@@ -123,9 +185,21 @@ static const char *name_of(weft_task_t *t) {
   return t->name;
 }
 
+/* The record is initialised: make it a task that dumpers may claim
+ * (dump.c protocol) and the scheduler may run. */
+static void task_publish_new(weft_task_t *t, uint64_t parent_id,
+                             uint64_t born_ms) {
+  t->parent_id = parent_id;
+  t->born_ms = (uint32_t)born_ms; /* low 32 bits (record.h) */
+  t->wait_kind = WEFT_WAIT_NONE;
+  /* release: a dumper that acquires the state word (or a later value of
+   * it) sees every field written at the spawn. */
+  atomic_store_explicit(&t->state, WEFT__ST_SCHEDULED, memory_order_release);
+}
+
 static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
                       void *arg, unsigned refs) {
-  atomic_store_explicit(&t->state, WEFT__ST_SCHEDULED, memory_order_relaxed);
+  /* state stays COMPLETE until task_publish_new() (dump.c protocol). */
   atomic_store_explicit(&t->refs, refs, memory_order_relaxed);
   atomic_store_explicit(&t->cancels, 0, memory_order_relaxed);
   atomic_store_explicit(&t->freed, 0, memory_order_relaxed);
@@ -141,12 +215,13 @@ static void task_init(weft_task_t *t, weft_runtime_t *rt, weft_task_fn fn,
   t->status = 0;
   t->yield_mark = 0;
   t->local = NULL;
-  t->tls_err = NULL;
   t->scope = NULL;
   t->scope_deadline = WEFT__NO_DEADLINE;
   t->rt = rt;
   t->kind = &weft__task_kind_spawned;
   t->always_start = 0;
+  /* relaxed: the record is not yet shared. */
+  atomic_store_explicit(&t->status_read, 0, memory_order_relaxed);
   t->discard = NULL;
 }
 
@@ -284,6 +359,7 @@ static int spawn(const weft_spawn_opts_t *opts, weft_task_fn fn, void *arg,
   weft__count(w, WEFT__C_SPAWNED);
   if (out)
     *out = t;
+  task_publish_new(t, w->own.current->id, w->own.loop.time);
   weft__sched_schedule(t, 1);
   return 0;
 }
@@ -313,6 +389,7 @@ weft_task_t *weft__task_new_main(weft_runtime_t *rt, weft_task_fn fn,
   t->kind = kind;
   copy_name(t->name, "main");
   atomic_store_explicit(&t->name_state, 2, memory_order_relaxed);
+  task_publish_new(t, 0, uv_hrtime() / 1000000u);
   if (rt->cfg.max_tasks)
     atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
   return t;
@@ -331,6 +408,8 @@ void weft__task_unref_main(weft_task_t *t) {
 
 weft_task_t *weft_task_ref(weft_task_t *t) {
   if (t) {
+    if (debug_freed(t, "weft_task_ref"))
+      return NULL;
     asan_check_live(t);
     /* relaxed: the caller already holds a reference. */
     atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
@@ -339,11 +418,29 @@ weft_task_t *weft_task_ref(weft_task_t *t) {
 }
 
 void weft_task_unref(weft_task_t *t) {
-  if (t)
-    asan_check_live(t);
+  if (!t)
+    return;
+  if (debug_freed(t, "weft_task_unref"))
+    return;
+  asan_check_live(t);
   /* acq_rel: the last dropper sees every other holder's accesses. */
-  if (t && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
-    record_release(t);
+  if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  /* The last reference, dropped by a handle. Before completion the task
+   * still holds its own, so this one was dropped twice: in debug mode, put
+   * it back and report instead of freeing a running task's record.
+   * acquire: pairs with the release that set COMPLETE. */
+  if (WEFT__UNLIKELY(!(atomic_load_explicit(&t->state, memory_order_acquire) &
+                       WEFT__ST_COMPLETE)) &&
+      t->rt->cfg.debug) {
+    /* relaxed: as weft_task_ref; the caller's (bad) reference is back. */
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    weft__report_misuse(&t->rt->cfg, "weft_task_unref", WEFT_EINVAL,
+                        "dropped more references than it took (the task "
+                        "still runs and holds its own)");
+    return;
+  }
+  record_release(t);
 }
 
 static int is_complete(const weft_task_t *t) {
@@ -355,18 +452,18 @@ static int is_complete(const weft_task_t *t) {
 static int collect(const weft_task_t *t, void **result) {
   if (result)
     *result = t->result;
-  return t->status;
+  return weft__task_status_read(t);
 }
 
 int weft_task_done(const weft_task_t *t) {
-  if (!t)
+  if (!t || debug_freed(t, "weft_task_done"))
     return WEFT_EINVAL;
   asan_check_live(t);
   return is_complete(t);
 }
 
 int weft_task_result(const weft_task_t *t, void **result) {
-  if (!t)
+  if (!t || debug_freed(t, "weft_task_result"))
     return WEFT_EINVAL;
   asan_check_live(t);
   if (!is_complete(t))
@@ -397,8 +494,10 @@ static int join_link(weft_task_t *t, weft__waiter_t *wt, weft_task_t *self) {
 /* Await t without being cancellable (cleanup paths). */
 static void await_uncancellable(weft_task_t *t, weft_task_t *self) {
   weft__waiter_t wt;
-  if (join_link(t, &wt, self))
+  if (join_link(t, &wt, self)) {
+    weft__wait_note(self, WEFT_WAIT_TASK, t);
     weft__wait(&wt, &t->joinq_lock, WEFT__NO_DEADLINE, 1);
+  }
 }
 
 /* await t until deadline. Cancelling the caller cancels t too (asyncio's
@@ -406,13 +505,14 @@ static void await_uncancellable(weft_task_t *t, weft_task_t *self) {
  * gets t's outcome, unless `shield`: then the caller returns WEFT_ECANCELED
  * at once and t runs on (asyncio.shield). */
 static int await_until(weft_task_t *t, uint64_t deadline, void **result,
-                       int shield) {
-  if (!t)
+                       int shield, const char *what) {
+  if (!t || debug_freed(t, what))
     return WEFT_EINVAL;
   asan_check_live(t);
   weft_task_t *self = weft__task_current();
   if (!self)
-    return WEFT_ENOTTASK;
+    return weft__report_misuse(NULL, what, WEFT_ENOTTASK,
+                               "called outside a task");
   if (t == self)
     return WEFT_EDEADLK;
   if (result)
@@ -423,6 +523,7 @@ static int await_until(weft_task_t *t, uint64_t deadline, void **result,
   }
   weft__waiter_t wt;
   if (join_link(t, &wt, self)) {
+  weft__wait_note(self, WEFT_WAIT_TASK, t);
     int rc = weft__wait(&wt, &t->joinq_lock, deadline, 0);
     if (rc == WEFT_ETIMEDOUT) {
       /* asyncio.wait_for: cancel the awaited task and wait for it. */
@@ -444,24 +545,26 @@ static int await_until(weft_task_t *t, uint64_t deadline, void **result,
 }
 
 int weft_task_await(weft_task_t *t, void **result) {
-  return await_until(t, WEFT__NO_DEADLINE, result, 0);
+  return await_until(t, WEFT__NO_DEADLINE, result, 0, "weft_task_await");
 }
 
 int weft_task_shield(weft_task_t *t, void **result) {
-  return await_until(t, WEFT__NO_DEADLINE, result, 1);
+  return await_until(t, WEFT__NO_DEADLINE, result, 1, "weft_task_shield");
 }
 
 int weft_task_wait_for(weft_task_t *t, uint64_t timeout_ms, void **result) {
   if (!weft__task_current())
-    return t ? WEFT_ENOTTASK : WEFT_EINVAL;
+    return t ? weft__report_misuse(NULL, "weft_task_wait_for", WEFT_ENOTTASK,
+                                   "called outside a task")
+             : WEFT_EINVAL;
   uint64_t deadline = timeout_ms == WEFT_NO_TIMEOUT
                           ? WEFT__NO_DEADLINE
                           : weft__deadline_after_ms(timeout_ms);
-  return await_until(t, deadline, result, 0);
+  return await_until(t, deadline, result, 0, "weft_task_wait_for");
 }
 
 int weft_task_cancel(weft_task_t *t) {
-  if (!t)
+  if (!t || debug_freed(t, "weft_task_cancel"))
     return WEFT_EINVAL;
   asan_check_live(t);
   /* A worker of t's runtime wakes from its run loop, which the runtime's
@@ -632,6 +735,7 @@ int weft__tasks_wait(weft_task_t *const *tasks, size_t n, weft_task_t *self,
 
   int rc = 0;
   weft__waitctx_t c;
+  weft__wait_note(self, WEFT_WAIT_TASKS, n ? tasks[0] : NULL);
   weft__wait_begin(&c, self, deadline);
   while (!ready(arg) && (rc = weft__wait_poll(&c, 0)) == 0)
     weft__park(self);
@@ -663,7 +767,7 @@ static int gather_ready(void *arg) {
     if (!is_complete(g->tasks[i]))
       pending++;
     else if (!g->all && g->tasks[i]->status != 0 && !g->failed)
-      g->failed = g->tasks[i]->status;
+      g->failed = weft__task_status_read(g->tasks[i]);
   }
   return g->failed != 0 || pending == 0;
 }
@@ -694,7 +798,7 @@ static int gather(weft_task_t *const *tasks, size_t n, void **results,
     if (results)
       results[i] = done ? tasks[i]->result : NULL;
     if (statuses)
-      statuses[i] = done ? tasks[i]->status : WEFT_EAGAIN;
+      statuses[i] = done ? weft__task_status_read(tasks[i]) : WEFT_EAGAIN;
   }
   return g.failed;
 }
@@ -724,6 +828,7 @@ weft_task_t *weft__task_new_foreign(weft_runtime_t *rt, weft_task_fn fn,
   copy_name(t->name, "foreign");
   /* relaxed: the scheduling push publishes the record. */
   atomic_store_explicit(&t->name_state, 2, memory_order_relaxed);
+  task_publish_new(t, 0, uv_hrtime() / 1000000u);
   return t;
 }
 

@@ -65,4 +65,15 @@ weft_task_t *weft__task_new_foreign(weft_runtime_t *rt, weft_task_fn fn,
                                     const weft__task_kind_t *kind);
 void weft__task_free_foreign(weft_task_t *t);
 
+/* t's status, for a caller that hands it to the program (await, result,
+ * gather, a task group's failure): marks it as retrieved, so that debug
+ * mode does not report the failure as never retrieved (task.c). */
+static inline int weft__task_status_read(const weft_task_t *ct) {
+  weft_task_t *t = (weft_task_t *)(uintptr_t)ct; /* the flag is the library's */
+  /* relaxed: read by the dropper of the last reference, which the
+   * reference count's acq_rel orders after this (the reader holds one). */
+  atomic_store_explicit(&t->status_read, 1, memory_order_relaxed);
+  return t->status;
+}
+
 #endif /* WEFT_TASK_INT_H */

@@ -32,6 +32,7 @@
 #ifndef WEFT_TASK_STATE_H
 #define WEFT_TASK_STATE_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -40,8 +41,20 @@ enum {
   WEFT__ST_NOTIFIED = 1u << 1,
   WEFT__ST_CANCEL = 1u << 2,
   WEFT__ST_COMPLETE = 1u << 3,
-  WEFT__ST_JOINED = 1u << 4
+  WEFT__ST_JOINED = 1u << 4,
+  /* Task dumps (dump.c, protocol at its top). RUNNING: a worker runs the
+   * task (its stack is live); set by the worker before it resumes the task
+   * (weft__state_run), cleared once its registers are saved (park, yield),
+   * never cleared after the task finished. DUMPING: a dumper is reading the
+   * record and, if RUNNING was clear, the saved stack; a worker that finds
+   * it set when it claims the task waits until it is clear. The index + 1
+   * of the running worker is kept in the bits from WEFT__ST_WORKER_SHIFT
+   * while RUNNING is set (0 otherwise). */
+  WEFT__ST_RUNNING = 1u << 5,
+  WEFT__ST_DUMPING = 1u << 6
 };
+#define WEFT__ST_WORKER_SHIFT 16u
+#define WEFT__ST_RUN_MASK (WEFT__ST_RUNNING | (0xffffu << WEFT__ST_WORKER_SHIFT))
 
 /* Returns 1 if the caller must enqueue the task (it was parked). */
 static inline int weft__state_wake(atomic_uint *st) {
@@ -74,14 +87,68 @@ static inline int weft__state_park(atomic_uint *st) {
   unsigned nw;
   do {
     if (old & WEFT__ST_NOTIFIED)
-      nw = old & ~(unsigned)WEFT__ST_NOTIFIED;
+      nw = old & ~(unsigned)(WEFT__ST_NOTIFIED | WEFT__ST_RUN_MASK);
     else
-      nw = old & ~(unsigned)WEFT__ST_SCHEDULED;
+      nw = old & ~(unsigned)(WEFT__ST_SCHEDULED | WEFT__ST_RUN_MASK);
     /* acq_rel: release makes the task's saved context visible to the waker
      * that will enqueue it; acquire pairs with a racing waker's release. */
   } while (!atomic_compare_exchange_weak_explicit(
       st, &old, nw, memory_order_acq_rel, memory_order_relaxed));
   return !(old & WEFT__ST_NOTIFIED);
+}
+
+/* Spin until no dumper holds the record (DUMPING clear). */
+static inline void weft__state_dump_wait(atomic_uint *st) {
+  unsigned spins = 0;
+  /* acquire: pairs with the dumper's release of DUMPING: its reads of the
+   * record and stack happen before what the caller does next. */
+  while (atomic_load_explicit(st, memory_order_acquire) & WEFT__ST_DUMPING)
+    if (++spins > 64)
+      sched_yield(); /* the dumper copies one task: a few microseconds */
+}
+
+/* Task dumps (dump.c protocol): the worker with index `worker` is about to
+ * resume (or first run) t. Waits out a dumper that is reading t's stack. */
+static inline void weft__state_run(atomic_uint *st, unsigned worker) {
+  /* acq_rel: acquire pairs with a dumper's release of DUMPING (its reads of
+   * the stack happen before the task writes it again); release continues
+   * the spawn's release sequence for dumpers reading a running task. */
+  unsigned old = atomic_fetch_or_explicit(
+      st, WEFT__ST_RUNNING | ((worker + 1u) << WEFT__ST_WORKER_SHIFT),
+      memory_order_acq_rel);
+  if (__builtin_expect((old & WEFT__ST_DUMPING) != 0, 0))
+    weft__state_dump_wait(st);
+}
+
+/* The task finished (scheduler context, before its completion): take
+ * DUMPING for good, waiting out a dumper that holds the record, so that no
+ * dumper reads it from now until a spawn reuses it (which overwrites the
+ * word). The task's COMPLETE comes later (task_publish). */
+static inline void weft__state_done_wait(atomic_uint *st) {
+  /* relaxed: the CAS below orders. */
+  unsigned old = atomic_load_explicit(st, memory_order_relaxed);
+  for (;;) {
+    if (old & WEFT__ST_DUMPING) {
+      weft__state_dump_wait(st);
+      old = atomic_load_explicit(st, memory_order_relaxed);
+      continue;
+    }
+    /* acquire: as in weft__state_dump_wait, for a dumper that held it
+     * before. */
+    if (atomic_compare_exchange_weak_explicit(st, &old,
+                                              old | WEFT__ST_DUMPING,
+                                              memory_order_acquire,
+                                              memory_order_relaxed))
+      return;
+  }
+}
+
+/* The task yielded (its registers are saved): it is no longer running. */
+static inline void weft__state_unrun(atomic_uint *st) {
+  /* release: the saved context and stack are visible to a dumper that
+   * acquires the cleared bit. */
+  atomic_fetch_and_explicit(st, ~(unsigned)WEFT__ST_RUN_MASK,
+                            memory_order_release);
 }
 
 /* Post a cancellation request. Returns 0 if the task already completed. */

@@ -66,9 +66,11 @@
  *     count at init, or a delivery the group did not cause, is a
  *     cancellation from outside (asyncio 3.13's TaskGroup.__aexit__).
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "list.h"
 #include "record.h"
+#include "report.h"
 #include "sched/worker.h"
 #include "spinlock.h"
 #include "sync/waitq.h"
@@ -235,7 +237,7 @@ static void entry_discard(void *arg) {
     e->unrun = 1; /* not stored yet: the spawner looks at its status */
   weft__spin_unlock(&g->lock);
   /* t's status is final: its worker wrote it before calling this. */
-  if (t && is_failure(t->status))
+  if (t && is_failure(weft__task_status_read(t)))
     on_failure(g, e, t->status);
   if (e->discard)
     e->discard(e->arg);
@@ -384,7 +386,7 @@ int weft_taskgroup_spawn_ex(weft_taskgroup_t *pg, weft_task_fn fn, void *arg,
      * its status was written before the discard took the lock). In the
      * same critical section as the push, so the owner never reaps it
      * unfailed. */
-    if (e->unrun && is_failure(t->status))
+    if (e->unrun && is_failure(weft__task_status_read(t)))
       unrun_failed = failure_locked(g, e, t->status);
   }
   weft__waitq_claim_n(&g->waitq, &claimed, 1, NULL);
@@ -425,7 +427,8 @@ int weft_taskgroup_wait(weft_taskgroup_t *pg) {
     return WEFT_EINVAL;
   weft_task_t *self = weft__task_current();
   if (!self)
-    return WEFT_ENOTTASK;
+    return weft__report_misuse(NULL, "weft_taskgroup_wait", WEFT_ENOTTASK,
+                               "called outside a task");
   group_t *g = impl(pg);
   if (g->owner != self)
     return WEFT_EPERM;
@@ -458,6 +461,7 @@ int weft_taskgroup_wait(weft_taskgroup_t *pg) {
       gw.cancellable = !uncancellable;
       weft__list_push_back(&g->waitq, &gw.link);
       weft__spin_unlock(&g->lock);
+      weft__wait_note(self, WEFT_WAIT_TASKGROUP, g);
       if (weft__wait(&gw, &g->lock, WEFT__NO_DEADLINE, uncancellable) != 0) {
         consumed = uncancellable = 1;
         shut_down(g);
@@ -468,6 +472,7 @@ int weft_taskgroup_wait(weft_taskgroup_t *pg) {
     weft__spin_unlock(&g->lock);
     if (!e->linked) /* step 3: linked only now, by the waiting owner */
       e->linked = weft__task_join_link(e->task, &e->jw, self);
+    weft__wait_note(self, WEFT_WAIT_TASKGROUP, g);
     if (e->linked && weft__wait(&e->jw, &e->task->joinq_lock, WEFT__NO_DEADLINE,
                                 uncancellable) != 0) {
       /* Detached by weft__wait: link again, and wait on uncancellably. */

@@ -42,9 +42,11 @@
  * point. During shutdown every wait returns WEFT_ECANCELED at once, so
  * shutdown cannot hang.
  */
+#include "waitnote.h"
 #include "compiler.h"
 #include "list.h"
 #include "record.h"
+#include "report.h"
 #include "sched/runtime.h"
 #include "sched/worker.h"
 #include "spinlock.h"
@@ -261,6 +263,7 @@ static uint64_t ctx_next(const weft__waitctx_t *c) {
 void weft__wait_begin(weft__waitctx_t *c, weft_task_t *t, uint64_t deadline) {
   c->t = t;
   c->deadline = deadline;
+  t->wait_deadline_ms = weft__wait_note_deadline(deadline); /* dumps */
   c->route = t->route;
   c->armed = 0;
   c->tw = NULL;
@@ -371,9 +374,11 @@ int weft__wait(weft__waiter_t *w, weft__spinlock_t *lock, uint64_t deadline,
 int weft_sleep(uint64_t ms) {
   weft_task_t *t = weft__task_current();
   if (!t)
-    return WEFT_ENOTTASK;
+    return weft__report_misuse(NULL, "weft_sleep", WEFT_ENOTTASK,
+                               "called outside a task");
   if (ms == 0)
     return weft_yield();
+  weft__wait_note(t, WEFT_WAIT_SLEEP, NULL);
   int rc = weft__wait(NULL, NULL, weft__deadline_after_ms(ms), 0);
   return rc == WEFT_ETIMEDOUT ? 0 : rc;
 }
@@ -381,10 +386,12 @@ int weft_sleep(uint64_t ms) {
 int weft_yield(void) {
   weft_task_t *t = weft__task_current();
   if (!t)
-    return WEFT_ENOTTASK;
+    return weft__report_misuse(NULL, "weft_yield", WEFT_ENOTTASK,
+                               "called outside a task");
   scopes_check(t);
   if (weft__wait_check_cancel(t))
     return WEFT_ECANCELED;
+  weft__wait_note(t, WEFT_WAIT_YIELD, NULL);
   weft__task_switch_out(t, WEFT__AFTER_YIELD);
   return 0;
 }

@@ -28,6 +28,7 @@
  * timeout nor when the waiting task is cancelled (asyncio.wait,
  * as_completed).
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "record.h"
 #include "sched/worker.h"
@@ -252,6 +253,7 @@ int weft_as_completed_next(weft_as_completed_t *pit, weft_task_t **task) {
     } else {
       link_pending(it, self);
       weft__waitctx_t c;
+      weft__wait_note(self, WEFT_WAIT_TASKS, it->npend ? it->tasks[0] : NULL);
       weft__wait_begin(&c, self, it->deadline);
       while ((k = first_done(it)) == it->npend &&
              (rc = weft__wait_poll(&c, 0)) == 0)

@@ -12,6 +12,7 @@
 #define WEFT_RUNTIME_H
 
 #include "common.h"
+#include "debug.h"
 #include "task.h"
 
 WEFT_BEGIN_DECLS
@@ -78,6 +79,35 @@ typedef struct weft_config {
    * SIGINT is restored to its default disposition when weft_run() returns.
    * While a runtime owns SIGINT, weft/signal.h refuses it (WEFT_EBUSY). */
   int sigint_cancels_main;
+  /* Metrics (weft/metrics.h): one task poll in about this many, chosen
+   * with jitter, is timed for the poll-time histogram; 1 times every poll
+   * (two clock reads per task switch); 0 = WEFT_METRICS_POLL_SAMPLE_DEFAULT
+   * (128). At most 1 << 24. */
+  unsigned metrics_poll_sample;
+  /* The watchdog (weft/debug.h, docs/observability.md): a task that runs
+   * watchdog_ms or longer without suspending is reported once per episode,
+   * with its name, id, worker, how long so far and where it is (its worker
+   * thread is sampled with a signal, not stopped). 0 = off, unless debug
+   * mode is on (then WEFT_WATCHDOG_MS_DEBUG); when 0, the environment
+   * variable WEFT_WATCHDOG_MS, a decimal number of ms, is used if set. A
+   * report comes within watchdog_ms / 5 (+ scheduling delays) of the
+   * crossing. At most 3600000 (WEFT_EINVAL beyond). */
+  uint64_t watchdog_ms;
+  /* Where reports go (watchdog and debug mode): NULL = stderr. */
+  weft_watchdog_fn watchdog_fn;
+  void *watchdog_arg;
+  /* The signal the watchdog samples workers with; 0 = SIGURG (which Go's
+   * runtime also uses: ignored by default, rarely used otherwise). Pick
+   * another one (e.g. SIGRTMIN + n) if the program uses SIGURG; weft
+   * installs its handler on first use and keeps it installed, passing
+   * signals it did not ask for to the handler that was there before.
+   * WEFT_EINVAL if not a valid signal, or SIGKILL, SIGSTOP, SIGSEGV,
+   * SIGBUS, SIGFPE, SIGILL, SIGABRT. */
+  int watchdog_signal;
+  /* Debug mode (asyncio's debug mode): also on when the environment
+   * variable WEFT_DEBUG is set to anything but "" or "0". Turns the
+   * watchdog on and reports misuse (weft/debug.h); docs/observability.md. */
+  int debug;
 } weft_config_t;
 
 /* Fill cfg with the defaults. Never fails; callable from anywhere. */

@@ -27,7 +27,7 @@
 #include "common.h"
 
 #define WEFT_VERSION_MAJOR 0
-#define WEFT_VERSION_MINOR 3
+#define WEFT_VERSION_MINOR 4
 #define WEFT_VERSION_PATCH 0
 
 /* 0xMMmmpp: compare with >= to test for a minimum version at compile time. */

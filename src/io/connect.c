@@ -10,6 +10,7 @@
  * woken), and the close callback frees the record. The caller never waits
  * for that, so a cancellation returns at once.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "io/stream_int.h"
 #include "io/tls_int.h"
@@ -49,8 +50,10 @@ static int connect_one(weft_task_t *t, weft__worker_t *home,
     uv_pipe_connect(&s->connect_req, &s->u.pipe, path, on_connect);
   else
     rc = uv_tcp_connect(&s->connect_req, &s->u.tcp, sa, on_connect);
-  if (rc == 0)
+  if (rc == 0) {
+    weft__wait_note(t, WEFT_WAIT_CONNECT, s);
     rc = weft__io_wait_flag(t, &s->connect_done, 0);
+  }
   s->connect_task = NULL;
   if (rc == 0)
     rc = s->connect_status;

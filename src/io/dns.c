@@ -15,6 +15,7 @@
  * uv_getnameinfo: the record is the request, the callback frees it when
  * the caller left, and the caller copies the names out of it otherwise.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "io/io.h"
 #include "record.h"
@@ -119,6 +120,7 @@ int weft__io_resolve(const char *host, int port, int passive,
     weft__free(op);
     return rc;
   }
+  weft__wait_note(t, WEFT_WAIT_DNS, op);
   rc = weft__io_wait_flag(t, &op->done, 0);
   if (rc) {
     op->task = NULL; /* the callback frees op */
@@ -197,7 +199,8 @@ int weft_getnameinfo(const struct sockaddr *addr, int flags, char *host,
   int rc = uv_getnameinfo(&w->own.loop, &op->req, on_gni, addr, flags);
   if (rc) {
     weft__free(op);
-  } else if ((rc = weft__io_wait_flag(t, &op->done, 0)) != 0) {
+  } else if ((weft__wait_note(t, WEFT_WAIT_DNS, op),
+              rc = weft__io_wait_flag(t, &op->done, 0)) != 0) {
     op->task = NULL; /* the callback frees op */
     uv_cancel((uv_req_t *)&op->req);
   } else {

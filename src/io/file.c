@@ -52,6 +52,7 @@
  *     grace it reports what is left (weft__file_report) and the loop is
  *     left behind with the requests (io/offload.c step 6).
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "io/io.h"
 #include "list.h"
@@ -207,6 +208,7 @@ static void op_issued(fs_op_t *op) {
  * done and still the caller's; WEFT_ECANCELED: op was abandoned to its
  * callback (step 4) and must not be touched again. */
 static int op_wait(weft_task_t *t, fs_op_t *op) {
+  weft__wait_note(t, WEFT_WAIT_FILE, op);
   int rc = weft__io_wait_flag(t, &op->done, 0);
   if (rc) {
     op->task = NULL;
@@ -460,6 +462,7 @@ static int file_enter(weft_file_t *f, weft_task_t **tp) {
 /* Wait for f's sequential turn (step 6); on home. */
 static int take_turn(weft_file_t *f, weft_task_t *t) {
   while (f->seq_busy && !f->closing) {
+    weft__wait_note(t, WEFT_WAIT_FILE, f);
     int rc = weft__io_wait_in(&f->seq_waiters, t);
     if (rc)
       return rc;
@@ -784,6 +787,7 @@ int weft_file_close(weft_file_t *f) {
   }
   file_stop(f);
   file_maybe_close(f);
+  weft__wait_note(t, WEFT_WAIT_FILE, f);
   while (!f->close_done && (rc = weft__io_wait_in(&f->close_waiters, t)) == 0)
     ;
   if (rc == 0) {

@@ -47,6 +47,7 @@
  *     after_work never runs, the result is neither delivered nor
  *     discarded. The loop's descriptors stay open.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "io/io.h"
 #include "list.h"
@@ -129,6 +130,7 @@ int weft_to_thread_ex(weft_thread_fn fn, void *arg,
     return rc;
   }
   weft__list_push_back(&w->io.offloads, &op->link);
+  weft__wait_note(t, WEFT_WAIT_OFFLOAD, op);
   rc = weft__io_wait_flag(t, &op->done, 0);
   if (rc) {
     /* Step 4; t still runs on w (the route), the loop's thread. */

@@ -51,6 +51,7 @@
  *     is closed (the loop then forgets the child); the child keeps running
  *     and is reaped when it exits.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "io/io.h"
 #include "io/stream_int.h"
@@ -458,6 +459,7 @@ static void cancel_signal(weft_process_t *p) {
 /* Wait on home until the exit was seen. */
 static int wait_exit(weft_process_t *p, weft_task_t *t) {
   while (!reaped(p)) {
+    weft__wait_note(t, WEFT_WAIT_SUBPROCESS, p);
     int rc = weft__io_wait_in(&p->waiters, t);
     if (rc) {
       cancel_signal(p);

@@ -56,6 +56,7 @@
  *     only once no request is out (or, with a poll handle, by its close
  *     callback).
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "io/stream_int.h"
 #include "io/tls_int.h"
@@ -142,6 +143,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 /* Wait for the request just issued (step 7). 0, or WEFT_ECANCELED once it
  * is back (withdrawn, or finished and counted by the caller). */
 static int wait_request(sf_op_t *op, weft_task_t *t, uv_req_t *req) {
+  weft__wait_note(t, WEFT_WAIT_FILE, op);
   int rc = weft__io_wait_flag(t, &op->done, 0);
   if (rc) {
     uv_cancel(req);
@@ -166,6 +168,7 @@ static int wait_senders(weft_stream_t *s, sf_op_t *op, weft_task_t *t,
     int rc = stream_stopped(s);
     if (rc || cond(s, op))
       return rc;
+    weft__wait_note(t, WEFT_WAIT_STREAM_WRITE, s);
     rc = weft__io_wait_in(&s->senders, t);
     if (rc)
       return rc;
@@ -272,6 +275,7 @@ static int wait_drained(weft_stream_t *s, weft_task_t *t) {
     int rc = stream_stopped(s);
     if (rc || below_high(s, NULL))
       return rc;
+    weft__wait_note(t, WEFT_WAIT_STREAM_WRITE, s);
     rc = weft__io_wait_in(&s->drainers, t);
     if (rc)
       return rc;

@@ -37,6 +37,7 @@
  * holders of a reference (relaxed); the decrement that reaches zero frees
  * the record (acq_rel, so it sees every other holder's writes).
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "compiler.h"
 #include "io/stream_int.h"
@@ -250,6 +251,7 @@ static void *acceptor_main(void *arg) {
       break;
     sl->kick = 0;
     sl->acceptor = t;
+    weft__wait_note(t, WEFT_WAIT_ACCEPT, sl);
     int rc = weft__io_wait_flag(t, &sl->kick, 0);
     sl->acceptor = NULL;
     if (rc) /* shutdown (nobody else cancels the acceptor) */
@@ -574,6 +576,7 @@ int weft_server_serve_forever(weft_server_t *srv) {
     return rc;
   weft__io_enter(t, srv->obj.home);
   while (!srv->closed) {
+    weft__wait_note(t, WEFT_WAIT_ACCEPT, srv);
     rc = weft__io_wait_in(&srv->forever, t);
     if (rc) {
       server_close_all(srv, t); /* asyncio closes the server */
@@ -618,6 +621,7 @@ int weft_server_wait_closed(weft_server_t *srv) {
     slot_t *sl = &srv->slots[i];
     weft__io_hop(t, sl->w);
     while (!slot_idle(sl)) {
+      weft__wait_note(t, WEFT_WAIT_IO, srv);
       rc = weft__io_wait_in(&sl->waiters, t);
       if (rc)
         break;

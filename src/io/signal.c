@@ -59,6 +59,7 @@
  *     clearing, so the wait sees it), so no uv_async_send can reach the
  *     async handle after it is closed.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "compiler.h"
 #include "io/io.h"
@@ -476,6 +477,7 @@ int weft_signal_wait(weft_signal_t *s, uint64_t timeout_ms, int *signum) {
     weft__list_init(&w.link);
     weft__waitctx_t c;
     s->nwait++;
+    weft__wait_note(t, WEFT_WAIT_SIGNAL, s);
     weft__wait_begin(&c, t, deadline);
     while (!(sig = take(s)) && (rc = weft__wait_poll(&c, 0)) == 0) {
       /* on_signal unlinks the waiters it wakes: link again. */
@@ -586,6 +588,7 @@ static void *dispatcher_main(void *arg) {
     g->kick = 0;
     g->dispatcher = t;
     /* Pinned to worker 0: its route is home already. */
+    weft__wait_note(t, WEFT_WAIT_SIGNAL, g);
     int rc = weft__io_wait_flag(t, &g->kick, 0);
     g->dispatcher = NULL;
     if (rc) /* shutdown: nobody else holds its handle */

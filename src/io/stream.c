@@ -50,6 +50,7 @@
  *     handle; abort() closes at once and the discarded data turns into
  *     WEFT_EPIPE for drain() and later writes.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "io/stream_int.h"
 #include "io/tls_int.h"
@@ -433,6 +434,7 @@ static int reader_wait(weft_stream_t *s, weft__reader_t *r, weft_task_t *t) {
   s->rnomem = 0; /* a new attempt at the read buffer */
   s->reader = r;
   start_reading(s);
+  weft__wait_note(t, WEFT_WAIT_STREAM_READ, s);
   int rc = reader_ready(s, r) ? 0 : weft__io_wait_flag(t, &r->fired, 0);
   s->reader = NULL;
   if (rc == 0 && s->rnomem && !r->dgot) {
@@ -829,6 +831,7 @@ int weft_stream_drain(weft_stream_t *s) {
       rc = 0;
       break;
     }
+    weft__wait_note(t, WEFT_WAIT_STREAM_WRITE, s);
     rc = weft__io_wait_in(&s->drainers, t);
     if (rc)
       break; /* cancelled: the queued data stays queued */
@@ -929,6 +932,7 @@ int weft_stream_wait_closed(weft_stream_t *s) {
   if (rc)
     return rc;
   while (!s->closed) {
+    weft__wait_note(t, WEFT_WAIT_STREAM_CLOSE, s);
     rc = weft__io_wait_in(&s->closers, t);
     if (rc)
       break;

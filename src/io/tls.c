@@ -49,6 +49,7 @@
  *     nginx, unlike asyncio). write_eof() sends close_notify and then
  *     shuts down TCP's write side; reading goes on (TLS 1.3 half-close).
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "io/tls_int.h"
 #include "record.h"
@@ -487,6 +488,7 @@ int weft__tls_handshake(weft_stream_t *s, weft_task_t *t0) {
     weft__waitctx_t c;
     t->hs_task = t0;
     t->hs_fired = 0;
+    weft__wait_note(t0, WEFT_WAIT_TLS, s);
     weft__wait_begin(&c, t0, deadline);
     while (!t->hs_fired && (rc = weft__wait_poll(&c, 0)) == 0)
       weft__park(t0);

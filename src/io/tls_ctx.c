@@ -56,13 +56,13 @@ void weft__tls_set_error(const char *msg) {
   if (!copy)
     return; /* the code alone tells the failure */
   memcpy(copy, msg, n + 1);
-  weft__free(t->tls_err);
-  t->tls_err = copy;
+  weft__free(t->stack->tls_err); /* t runs: it has a stack */
+  t->stack->tls_err = copy;
 }
 
 int weft_tls_error_string(char *buf, size_t cap) {
   weft_task_t *t = weft__task_current();
-  const char *msg = t ? t->tls_err : thread_err;
+  const char *msg = t ? t->stack->tls_err : thread_err;
   if (!msg)
     msg = "";
   size_t n = strlen(msg);

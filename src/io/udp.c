@@ -56,6 +56,7 @@
  * tasks have returned; only then may the endpoints be freed, since a task
  * woken with WEFT_EBADF still touches its endpoint before it returns.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "compiler.h"
 #include "io/io.h"
@@ -456,6 +457,7 @@ int weft_udp_recv(weft_udp_t *u, void *buf, size_t cap, weft_udp_info_t *info) {
       break;
     receiver_t r = {.task = t, .buf = buf, .cap = cap, .info = info};
     weft__list_push_back(&u->receivers, &r.link);
+    weft__wait_note(t, WEFT_WAIT_UDP_RECV, u);
     rc = weft__io_wait_flag(t, &r.fired, 0);
     if (weft__list_linked(&r.link))
       weft__list_remove(&r.link);
@@ -563,6 +565,7 @@ int weft_udp_drain(weft_udp_t *u) {
     }
     if (!u->paused)
       break;
+    weft__wait_note(t, WEFT_WAIT_UDP_SEND, u);
     rc = weft__io_wait_in(&u->drainers, t);
     if (rc)
       break;
@@ -987,6 +990,7 @@ static int slot_wait(slot_t *sl, weft_task_t *t, int uncancellable) {
   while (sl->live) {
     weft__io_waiter_t w = {.task = t};
     weft__list_push_back(&sl->closers, &w.link);
+    weft__wait_note(t, WEFT_WAIT_IO, sl);
     int rc = weft__io_wait_flag(t, &w.fired, uncancellable);
     if (weft__list_linked(&w.link))
       weft__list_remove(&w.link);

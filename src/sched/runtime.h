@@ -32,6 +32,8 @@ typedef struct weft__foreign {
   weft__list_t tasks;     /* records of submitted tasks not yet freed */
 } weft__foreign_t;
 
+/* tools/gdb/weft-gdb.py reads nworkers, workers, main, foreign.tasks and
+ * reg_link by name. */
 struct weft_runtime {
   /* Read on hot paths by every worker and written (almost) never: kept
    * off the cache lines of the shared queues below, whose writes would
@@ -59,6 +61,9 @@ struct weft_runtime {
   struct weft__sigint *sigint; /* SIGINT cancels main (io/signal.c), or
                                   NULL when cfg.sigint_cancels_main is 0 */
   weft__list_t reg_link;      /* in weft__registry (registry.h protocol) */
+  struct weft__watchdog *watchdog; /* NULL unless cfg.watchdog_ms; set
+                                      before the worker threads start
+                                      (watchdog.c) */
 };
 
 #endif /* WEFT_SCHED_RUNTIME_H */

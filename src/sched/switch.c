@@ -49,9 +49,9 @@ static void task_entry(void *arg) {
 #endif
   resumed(t);
   t->result = t->fn(t->arg);
-  if (t->tls_err) { /* weft_tls_error_string()'s, for the body only */
-    weft__free(t->tls_err);
-    t->tls_err = NULL;
+  if (t->stack->tls_err) { /* weft_tls_error_string()'s, body only */
+    weft__free(t->stack->tls_err);
+    t->stack->tls_err = NULL;
   }
   weft__task_switch_out(t, WEFT__AFTER_DONE);
   abort(); /* a finished task is never resumed */
@@ -136,6 +136,8 @@ int weft__task_prepare(weft__worker_t *w, weft_task_t *t) {
   if (!s && !(s = weft__stack_alloc(&t->rt->stacks, &w->stacks)))
     return WEFT_ENOMEM;
   t->stack = s;
+  s->tls_err = NULL;
+  weft__metric_set(&w->remote.m.stacks_cached, w->stacks.n); /* metrics */
   t->started = 1;
   t->check_canary = !s->guarded;
   weft__ctx_make(&t->ctx, s->lo, s->usable, task_entry, t);
@@ -148,6 +150,10 @@ int weft__task_prepare(weft__worker_t *w, weft_task_t *t) {
 
 void weft__task_run(weft__worker_t *w, weft_task_t *t) {
   int err;
+  /* Before prepare and the switch: a dumper holding t has finished with
+   * its stack and fields (dump.c protocol). Again after a direct pick that
+   * left t in next_run: idempotent. */
+  weft__state_run(&t->state, w->own.index);
   if (WEFT__UNLIKELY(!t->started) && (err = weft__task_prepare(w, t)) != 0) {
     /* Cancelled before its first run, or no stack: the task finishes
      * without running, with that status. */
@@ -211,6 +217,12 @@ void weft__coop_tick(void) {
   weft_task_t *t = weft__task_current();
   if (t && --t->budget == 0) {
     t->budget = WEFT__COOP_BUDGET;
+    /* The wait note of a yield (waitnote.h; stored here directly: the
+     * scheduler includes nothing above it). */
+    t->wait_kind = WEFT_WAIT_YIELD;
+    t->wait_obj = NULL;
+    t->wait_deadline_ms = 0;
+    t->wait_since_ms = (uint32_t)t->worker->own.loop.time;
     weft__task_switch_out(t, WEFT__AFTER_YIELD);
   }
 }
@@ -223,6 +235,7 @@ void weft__task_finish(weft__worker_t *w, weft_task_t *t) {
     if (!t->stack->guarded && weft__stack_overflowed(t->stack, NULL))
       weft__task_overflow_abort(t, 0);
     weft__stack_release(&t->rt->stacks, &w->stacks, t->stack);
+    weft__metric_set(&w->remote.m.stacks_cached, w->stacks.n); /* metrics */
     t->stack = NULL;
   }
   t->kind->complete(w, t);

@@ -73,6 +73,7 @@ static void on_timer(uv_timer_t *h) {
     woke = 1;
   }
   arm(w);
+  weft__metric_set(&w->remote.m.timers, w->timers.wheel.len); /* metrics */
   /* libuv runs due timers at the top of uv_run(UV_RUN_ONCE), before it
    * computes the poll timeout: without this, a parked worker would block in
    * the poll with the tasks just woken in its own queue. uv_stop makes that
@@ -86,12 +87,19 @@ void weft__timer_add(weft__worker_t *w, weft__timer_t *t) {
   if (w->timers.wheel.len == 0) /* the cursor may be far behind: catch it up */
     weft__wheel_restart(&w->timers.wheel, weft__now_ns() / WEFT__TICK_NS);
   weft__wheel_add(&w->timers.wheel, t);
+  weft__metric_set(&w->remote.m.timers, w->timers.wheel.len); /* metrics */
   if (t->tick < w->timers.armed)
     arm(w); /* else the uv timer fires first, and re-arms then */
 }
 
 void weft__timer_remove(weft__worker_t *w, weft__timer_t *t) {
+  /* A timer that fired (or was never added) is not on the wheel: a task
+   * may end its wait on another worker then, and must not touch w's wheel,
+   * which only w's thread may (the count below included). */
+  if (t->where == WEFT__TIMER_NONE)
+    return;
   weft__wheel_remove(&w->timers.wheel, t);
+  weft__metric_set(&w->remote.m.timers, w->timers.wheel.len); /* metrics */
   /* The uv timer may now fire early for a removed tick; on_timer then finds
    * nothing due and re-arms, which is cheaper than re-arming here. */
 }

@@ -157,10 +157,23 @@ void weft__worker_inbox_push(weft__worker_t *w, weft_task_t *t) {
      * before the read of `parked` below (Dekker with park). */
   } while (!atomic_compare_exchange_weak_explicit(
       &w->remote.inbox, &head, t, memory_order_seq_cst, memory_order_relaxed));
+  /* relaxed: a statistic (inbox depth = pushes - pops); several producers,
+   * so an RMW, on the line the CAS above just took. */
+  atomic_fetch_add_explicit(&w->remote.inbox_pushed, 1, memory_order_relaxed);
   foreign_wake_hook(w->own.rt);
   /* seq_cst: see above. */
   if (atomic_load_explicit(&w->remote.parked, memory_order_seq_cst))
     weft__worker_unpark(w);
+}
+
+/* weft__runq_push_overflow(), counted for the metrics. Out of line, so
+ * that ring_push() stays small enough to be inlined into its callers. */
+static __attribute__((noinline, cold)) int ring_overflow(weft__worker_t *w,
+                                                         weft_task_t *t) {
+  int rc = weft__runq_push_overflow(&w->remote.runq, t, &w->own.rt->inject);
+  if (rc == 0)
+    weft__metric_add(&w->remote.m.overflows, 1);
+  return rc;
 }
 
 /* Push t on the own ring or, when it is full, to the inject queue (with
@@ -174,7 +187,7 @@ static void ring_push(weft__worker_t *w, weft_task_t *t, int sc) {
       return;
     /* -1: a thief claimed tasks since the ring was found full; the retry
      * finds room or that claim in progress. */
-    if (weft__runq_push_overflow(&w->remote.runq, t, &w->own.rt->inject) == 0)
+    if (ring_overflow(w, t) == 0)
       return;
   }
 }
@@ -196,6 +209,7 @@ static void own_push(weft__worker_t *w, weft_task_t *t) {
   else
     w->own.own_head = t;
   w->own.own_tail = t;
+  weft__metric_add(&w->remote.m.own_len, 1);
 }
 
 static weft_task_t *own_pop(weft__worker_t *w) {
@@ -203,6 +217,7 @@ static weft_task_t *own_pop(weft__worker_t *w) {
   w->own.own_head = t->next;
   if (!w->own.own_head)
     w->own.own_tail = NULL;
+  weft__metric_add(&w->remote.m.own_len, (uint64_t)-1); /* wraps: minus 1 */
   return t;
 }
 
@@ -481,7 +496,13 @@ static inline int needs_poll(weft__worker_t *w, weft_task_t *t) {
 static inline void tick(weft__worker_t *w) {
   if (w->own.round_left)
     w->own.round_left--;
+  /* The watchdog reads this counter as the poll sequence (watchdog.c): it
+   * must change at every resumption. A per-poll timestamp, if one is ever
+   * taken, belongs here too. */
   weft__count(w, WEFT__C_RUN);
+  /* Poll-time sampling: no clock read unless this poll is sampled, or the
+   * sampled one switched directly to this one (sched/metrics.h). */
+  weft__metrics_poll_tick(&w->remote.m, &w->own.sample);
 }
 
 static inline __attribute__((always_inline)) weft_task_t *
@@ -642,7 +663,9 @@ static void park(weft__worker_t *w) {
     if (watch)
       uv_timer_start(&w->own.watch_timer, on_watch_timer, WEFT__SLOT_WATCH_MS,
                      0);
+    weft__metrics_park(&w->remote.m); /* busy time stops (metrics.h) */
     uv_run(&w->own.loop, UV_RUN_ONCE);
+    weft__metrics_unpark(&w->remote.m);
     uv_timer_stop(&w->own.trim_timer);
     uv_timer_stop(&w->own.watch_timer);
   }
@@ -666,6 +689,7 @@ after_switch(weft__worker_t *w, weft_task_t *t) {
       runq_push_notify(w, t); /* woken while switching: run it again */
     break;
   case WEFT__AFTER_YIELD:
+    weft__state_unrun(&t->state); /* saved: dumps may walk it (dump.c) */
     if (WEFT__UNLIKELY(routed_elsewhere(w, t))) {
       /* Moving to another worker (a pin, a stream's home): straight to its
        * inbox rather than through this worker's queue. */
@@ -676,6 +700,7 @@ after_switch(weft__worker_t *w, weft_task_t *t) {
     runq_push_notify(w, t);
     break;
   case WEFT__AFTER_DONE:
+    weft__state_done_wait(&t->state); /* a dumper copying it (dump.c) */
     weft__task_finish(w, t);
     break;
   }
@@ -705,6 +730,7 @@ static void run(weft__worker_t *w, weft_task_t *t) {
   t->yield_mark = 0;
   tick(w);
   weft__task_run(w, t);
+  weft__metrics_poll_done(&w->remote.m, &w->own.sample);
   finish_switch(w);
 }
 
@@ -721,10 +747,15 @@ weft_task_t *weft__sched_pick_direct(weft__worker_t *w, int may_start) {
   weft_task_t *t = next_local(w); /* round_left != 0: does not poll */
   if (!t)
     return NULL;
-  if (WEFT__UNLIKELY(routed_elsewhere(w, t) || needs_poll(w, t) ||
-                     (!t->started &&
-                      (!may_start || weft__task_prepare(w, t) != 0)))) {
+  if (WEFT__UNLIKELY(routed_elsewhere(w, t) || needs_poll(w, t))) {
     w->own.next_run = t; /* run() handles each of these */
+    return NULL;
+  }
+  /* t runs here (now or from next_run): claim it first (dump.c). */
+  weft__state_run(&t->state, w->own.index);
+  if (WEFT__UNLIKELY(!t->started &&
+                     (!may_start || weft__task_prepare(w, t) != 0))) {
+    w->own.next_run = t; /* run() handles it */
     return NULL;
   }
   t->yield_mark = 0;
@@ -757,5 +788,6 @@ void weft__worker_loop(weft__worker_t *w) {
     weft__idle_end_search(&rt->idle);
     w->own.searching = 0;
   }
+  weft__metrics_park(&w->remote.m); /* not busy any more */
   tls_worker = NULL;
 }

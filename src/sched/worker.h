@@ -15,6 +15,7 @@
 #include "ctx/ctx.h"
 #include "list.h"
 #include "record.h"
+#include "sched/metrics.h"
 #include "sched/runq.h"
 #include "stack.h"
 #include "task_state.h"
@@ -74,6 +75,9 @@ typedef struct weft__worker_remote {
   weft__runq_t runq;                  /* local ring (runq.h) */
   _Alignas(64) _Atomic(weft_task_t *) inbox; /* MPSC stack of tasks routed
                                                 here (worker.c) */
+  atomic_uint_fast64_t inbox_pushed;  /* pushes to inbox, by producers
+                                         (relaxed RMW, on inbox's line):
+                                         metrics (sched/metrics.h) */
   _Atomic(weft_task_t *) remote_free; /* MPSC stack of records homed here and
                                          freed elsewhere (record.c) */
   atomic_int parked;                  /* 1 while on the idle stack */
@@ -89,6 +93,8 @@ typedef struct weft__worker_remote {
   /* Shutdown accounting (runtime.c): monotonic, owner-written. */
   atomic_uint_fast64_t spawned;       /* tasks created by this worker */
   atomic_uint_fast64_t finished;      /* tasks that completed on it */
+  weft__wmetrics_t m;                 /* metrics: gauges, busy time, poll
+                                         histogram (sched/metrics.h) */
 } weft__worker_remote_t;
 
 /* The worker's own state (Tokio's Core): only the worker's thread touches
@@ -132,6 +138,7 @@ typedef struct weft__worker_own {
   int searching;                      /* counted as searching (idle.h) */
   int shutdown_seen;                  /* its tasks cancelled for shutdown */
   uint32_t rng;                       /* xorshift state for victim choice */
+  weft__wsample_t sample;             /* poll-time sampling (metrics.h) */
   int loop_abandoned;                 /* pool work outlived the grace
                                          period: the loop is never closed
                                          nor freed (runtime.c) */
@@ -175,6 +182,8 @@ typedef struct weft__worker_io {
 /* A worker: the parts above, each with its rule. `remote` and `own` start
  * on cache lines of their own, so that the other threads' writes to the
  * first never invalidate the owner's lines of the second. */
+/* tools/gdb/weft-gdb.py reads own.index, own.current and records.slabs by
+ * name. */
 struct weft__worker {
   weft__worker_remote_t remote;       /* other threads: atomics only */
   _Alignas(64) weft__worker_own_t own; /* owner (and the LIFO slot) */

@@ -38,9 +38,11 @@
  * Payloads travel in weft__waiter_t.item as an intptr_t: an index >= 0 or
  * a negative error code.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "list.h"
 #include "record.h"
+#include "report.h"
 #include "sched/worker.h"
 #include "spinlock.h"
 #include "timer.h"
@@ -155,7 +157,8 @@ int weft_barrier_wait(weft_barrier_t *pb) {
     return WEFT_EINVAL;
   weft_task_t *self = weft__task_current();
   if (!self)
-    return WEFT_ENOTTASK;
+    return weft__report_misuse(NULL, "weft_barrier_wait", WEFT_ENOTTASK,
+                               "called outside a task");
   barrier_t *b = impl(pb);
   weft__list_t claimed;
   weft__list_init(&claimed);
@@ -183,6 +186,7 @@ int weft_barrier_wait(weft_barrier_t *pb) {
   unsigned cycle = b->cycle;
   weft__spin_unlock(&b->lock);
 
+  weft__wait_note(self, WEFT_WAIT_BARRIER, b);
   int rc = weft__wait(&wt, &b->lock, WEFT__NO_DEADLINE, 0);
   if (rc != 0) {
     /* Step 3. */

@@ -22,6 +22,7 @@
  *     not count it; one notified before its cancel() returned returns 0 (the
  *     notification wins, the request stays pending).
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "list.h"
 #include "lock.h"
@@ -89,6 +90,7 @@ static int wait_locked(cond_t *c, weft_task_t *self) {
   weft__list_push_back(&c->waiters, &wt.link);
   weft__spin_unlock(&c->wq_lock);
   weft__lock_release(c->lock);
+  weft__wait_note(self, WEFT_WAIT_CONDITION, c);
   int rc = weft__wait(&wt, &c->wq_lock, WEFT__NO_DEADLINE, 0);
   /* Uncancellable: cannot fail (self does not hold the lock now). */
   weft__lock_acquire(c->lock, self, 1);

@@ -16,9 +16,11 @@
  *     WEFT_ECANCELED. One claimed before its cancel() returned returns 0
  *     (weft__wait lets the claim win; the request stays pending).
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "list.h"
 #include "record.h"
+#include "report.h"
 #include "sched/worker.h"
 #include "spinlock.h"
 #include "timer.h"
@@ -113,7 +115,8 @@ int weft_event_wait(weft_event_t *pe) {
     return WEFT_EINVAL;
   weft_task_t *self = weft__task_current();
   if (!self)
-    return WEFT_ENOTTASK;
+    return weft__report_misuse(NULL, "weft_event_wait", WEFT_ENOTTASK,
+                               "called outside a task");
   event_t *e = impl(pe);
   /* acquire: pairs with set()'s release store. */
   if (atomic_load_explicit(&e->set, memory_order_acquire)) {
@@ -131,5 +134,6 @@ int weft_event_wait(weft_event_t *pe) {
   weft__waiter_prepare(&wt, self, NULL);
   weft__list_push_back(&e->waiters, &wt.link);
   weft__spin_unlock(&e->wq_lock);
+  weft__wait_note(self, WEFT_WAIT_EVENT, e);
   return weft__wait(&wt, &e->wq_lock, WEFT__NO_DEADLINE, 0);
 }

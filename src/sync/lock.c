@@ -38,11 +38,13 @@
  * "am I the owner?": a task reads back its own last write or a later one
  * (coherence), so it sees itself only while it holds the lock.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "compiler.h"
 #include "list.h"
 #include "lock.h"
 #include "record.h"
+#include "report.h"
 #include "sched/worker.h"
 #include "spinlock.h"
 #include "timer.h"
@@ -155,6 +157,7 @@ static int acquire_slow(lock_t *l, weft_task_t *self, int uncancellable) {
   weft__list_push_back(&l->waiters, &wt.link);
   weft__spin_unlock(&l->wq_lock);
 
+  weft__wait_note(self, WEFT_WAIT_LOCK, l);
   int rc = weft__wait(&wt, &l->wq_lock, WEFT__NO_DEADLINE, uncancellable);
   if (rc != 0) {
     /* Not claimed, now unlinked: step 5. */
@@ -187,7 +190,8 @@ int weft_lock_acquire(weft_lock_t *pl) {
     return WEFT_EINVAL;
   weft_task_t *self = weft__task_current();
   if (!self)
-    return WEFT_ENOTTASK;
+    return weft__report_misuse(NULL, "weft_lock_acquire", WEFT_ENOTTASK,
+                               "called outside a task");
   /* Yield now and then before, never while, holding the lock. */
   weft__coop_tick();
   return weft__lock_acquire(pl, self, 0);

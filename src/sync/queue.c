@@ -35,9 +35,11 @@
  * item taken) anyway: weft__wait() lets the event win and the request stays
  * pending for the next suspension point.
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "list.h"
 #include "record.h"
+#include "report.h"
 #include "sched/worker.h"
 #include "spinlock.h"
 #include "timer.h"
@@ -319,7 +321,8 @@ static int get_locked(queue_t *q, void **item, weft__waiter_t **wake) {
 static int queue_op(queue_t *q, int put, void **slot, int block) {
   weft_task_t *self = NULL;
   if (block && !(self = weft__task_current()))
-    return WEFT_ENOTTASK;
+    return weft__report_misuse(NULL, put ? "weft_queue_put" : "weft_queue_get",
+                               WEFT_ENOTTASK, "called outside a task");
   weft__waiter_t *wake = NULL;
   weft__spin_lock(&q->lock);
   int rc = put ? put_locked(q, *slot, &wake) : get_locked(q, slot, &wake);
@@ -334,6 +337,7 @@ static int queue_op(queue_t *q, int put, void **slot, int block) {
   weft__waiter_prepare(&wt, self, put ? *slot : NULL);
   weft__list_push_back(put ? &q->putters : &q->getters, &wt.link);
   weft__spin_unlock(&q->lock);
+  weft__wait_note(self, put ? WEFT_WAIT_QUEUE_PUT : WEFT_WAIT_QUEUE_GET, q);
   rc = weft__wait(&wt, &q->lock, WEFT__NO_DEADLINE, 0);
   if (rc != 0)
     return rc;
@@ -417,6 +421,7 @@ int weft_queue_join(weft_queue_t *pq) {
   weft__waiter_prepare(&wt, self, NULL);
   weft__list_push_back(&q->joiners, &wt.link);
   weft__spin_unlock(&q->lock);
+  weft__wait_note(self, WEFT_WAIT_QUEUE_JOIN, q);
   return weft__wait(&wt, &q->lock, WEFT__NO_DEADLINE, 0);
 }
 

@@ -33,10 +33,12 @@
  * The bound of a BoundedSemaphore is checked by every release, including a
  * hand-over (which is a release immediately followed by an acquire).
  */
+#include "waitnote.h"
 #include "alloc.h"
 #include "compiler.h"
 #include "list.h"
 #include "record.h"
+#include "report.h"
 #include "sched/worker.h"
 #include "spinlock.h"
 #include "timer.h"
@@ -168,6 +170,7 @@ static int acquire_slow(sema_t *s, weft_task_t *self) {
   weft__list_push_back(&s->waiters, &wt.link);
   weft__spin_unlock(&s->wq_lock);
 
+  weft__wait_note(self, WEFT_WAIT_SEMAPHORE, s);
   int rc = weft__wait(&wt, &s->wq_lock, WEFT__NO_DEADLINE, 0);
   if (rc != 0) {
     weft__spin_lock(&s->wq_lock);
@@ -185,7 +188,8 @@ int weft_semaphore_acquire(weft_semaphore_t *ps) {
     return WEFT_EINVAL;
   weft_task_t *self = weft__task_current();
   if (!self)
-    return WEFT_ENOTTASK;
+    return weft__report_misuse(NULL, "weft_semaphore_acquire", WEFT_ENOTTASK,
+                               "called outside a task");
   weft__coop_tick();
   sema_t *s = impl(ps);
   if (WEFT__LIKELY(try_fast(s) == 0))

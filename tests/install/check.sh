@@ -11,6 +11,12 @@
 #  3. The CMake project beside this script finds the package with
 #     find_package(weft) (CMAKE_PREFIX_PATH=PREFIX), and both of its programs,
 #     linked with weft::weft and weft::weft_static, run.
+#  4. The gdb extension is installed where gdb looks for libweft.so's
+#     script (DATADIR/gdb/auto-load/REALPATH-OF-LIBWEFT.so.X.Y.Z-gdb.py) and
+#     is tools/gdb/weft-gdb.py; with gdb installed, gdb auto-loads it for the
+#     pkg-config consumer (that directory added to its auto-load paths) and
+#     `info weft-tasks` and `weft-bt` work there (with the library's debug
+#     information; told and skipped without it).
 #
 # Exits non-zero on the first failure. Uses $CC (default cc).
 set -euo pipefail
@@ -171,5 +177,44 @@ cmake --build "$work/cmake" -j "$(nproc)" >"$work/build.log" 2>&1 || {
 }
 run_consumer consumer "$work/cmake/consumer"
 run_consumer consumer_static "$work/cmake/consumer_static"
+
+# 4. The gdb extension.
+step "gdb extension: DATADIR/gdb/auto-load$(realpath "$so")-gdb.py"
+# (Found by name: the path under auto-load is LIBDIR as installed, which is
+# the real path unless the prefix has symbolic links; gdb's run below says
+# whether it is found.)
+gdbpy=$(find "$prefix" -path "*/gdb/auto-load/*" \
+  -name "$(basename "$(realpath "$so")")-gdb.py" | head -n 1)
+[[ -n $gdbpy ]] ||
+  fail "no gdb/auto-load$(realpath "$so")-gdb.py under $prefix"
+cmp -s "$gdbpy" "$here/../../tools/gdb/weft-gdb.py" ||
+  fail "$gdbpy differs from tools/gdb/weft-gdb.py"
+autoload=${gdbpy%%/gdb/auto-load/*}/gdb/auto-load
+echo "installed: $gdbpy"
+if ! command -v gdb >/dev/null 2>&1; then
+  echo "gdb not installed: auto-load not checked"
+elif ! readelf -S -W "$so" | grep -q '\.debug_info'; then
+  echo "$so has no debug information: auto-load not checked"
+else
+  # Stopped in square(), the task consumer.c's main task awaits: two tasks
+  # (main cannot have ended); weft-bt of the running one (its id depends on
+  # the worker main runs on) shows square.
+  out=$(LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    timeout 120 gdb -nx -batch \
+    -iex "add-auto-load-scripts-directory $autoload" \
+    -iex "add-auto-load-safe-path $autoload" \
+    -ex 'break square' -ex run -ex 'info weft-tasks' \
+    -ex 'python [gdb.execute("weft-bt " + l.split()[0]) for l in
+      gdb.execute("info weft-tasks", to_string=True).splitlines()
+      if " running " in l]' \
+    -ex continue "$work/consumer_pc" 2>&1) || true
+  grep -Eq '^weft runtime 0 at 0x[0-9a-f]+: [0-9]+ workers?, 2 tasks$' \
+    <<<"$out" && grep -Eq '^#0 .*square \(' <<<"$out" &&
+    grep -q "consumer ok weft $version" <<<"$out" || {
+    echo "$out" >&2
+    fail "gdb did not auto-load $gdbpy, or its commands failed"
+  }
+  echo "gdb auto-loaded it: info weft-tasks and weft-bt work"
+fi
 
 echo "install check: all passed (weft $version in $prefix)"
