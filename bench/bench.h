@@ -28,6 +28,10 @@ uint64_t bench_now_ns(void);
  * -1 if it cannot be read. */
 long bench_status_kb(const char *field);
 
+/* Page faults of the whole process so far (getrusage's ru_minflt, every
+ * thread; a huge-page fault counts one); -1 on error. */
+long bench_minflt(void);
+
 /* Print `RESULT <workload> weft <workers> <fmt...>` and a newline to stdout,
  * then flush it. fmt holds the metric and the keys: "ns_per_task=%.1f ...". */
 void bench_result(const char *workload, unsigned workers, const char *fmt, ...)

@@ -2,7 +2,8 @@
  * idle_memory: measure VmRSS; spawn 100,000 tasks that each block on one
  * shared event; once all are blocked, wait 200 ms and measure VmRSS again;
  * release them and wait for all. Metric: bytes_per_task =
- * (rss_parked - rss_before) / tasks.
+ * (rss_parked - rss_before) / tasks, and faults_per_task: the process's
+ * page faults over the same interval per task.
  *
  * The tasks block in weft_queue_get() on one unbounded queue (a parked
  * getter is exactly a task blocked on an event), a stand-in written before
@@ -23,6 +24,7 @@ struct idle_memory {
   bench_latch_t latch;   /* counts released tasks that have finished */
   long rss_before_kb;    /* VmRSS before the first spawn */
   long rss_parked_kb;    /* VmRSS with every task parked */
+  long faults;           /* page faults between the two readings */
 };
 
 static void *idle_task(void *arg) {
@@ -40,6 +42,7 @@ static void *idle_main(void *arg) {
   struct idle_memory *st = arg;
   int rc;
   st->rss_before_kb = bench_status_kb("VmRSS");
+  long f0 = bench_minflt();
   for (unsigned i = 0; i < TASKS; i++) {
     rc = weft_spawn(idle_task, st, NULL);
     if (rc != 0) {
@@ -56,6 +59,7 @@ static void *idle_main(void *arg) {
   if (rc != 0)
     goto fail_sleep;
   st->rss_parked_kb = bench_status_kb("VmRSS");
+  st->faults = bench_minflt() - f0;
 
   for (unsigned i = 0; i < TASKS; i++) {
     rc = weft_queue_try_put(st->event, st);
@@ -102,7 +106,8 @@ int bench_idle_memory(unsigned workers) {
       (double)(st.rss_parked_kb - st.rss_before_kb) * 1024.0 / TASKS;
   bench_result(WORKLOAD, workers,
                "bytes_per_task=%.0f rss_before_kb=%ld rss_parked_kb=%ld "
-               "tasks=%u",
-               bytes_per_task, st.rss_before_kb, st.rss_parked_kb, TASKS);
+               "tasks=%u faults_per_task=%.3f",
+               bytes_per_task, st.rss_before_kb, st.rss_parked_kb, TASKS,
+               (double)st.faults / TASKS);
   return 0;
 }

@@ -7,6 +7,8 @@
 
 #include "bench.h"
 
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +41,13 @@ long bench_status_kb(const char *field) {
   }
   fclose(f);
   return kb;
+}
+
+long bench_minflt(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return -1;
+  return ru.ru_minflt;
 }
 
 void bench_result(const char *workload, unsigned workers, const char *fmt,

@@ -2,7 +2,9 @@
  * timers: 100,000 tasks each sleep 1 + (x >> 33) % 100 ms, x an LCG
  * (x = x * 6364136223846793005 + 1442695040888963407, seed 42, stepped once
  * per task before spawning it); wait for all. Metrics: wall_ms from the first
- * spawn to the last completion, peak_rss_kb (VmHWM of the whole run).
+ * spawn to the last completion, peak_rss_kb (VmHWM of the whole run), and
+ * faults_per_task: the process's page faults over the same interval per
+ * task (issue 17's bound: one fresh stack page per sleeping task).
  *
  * The sleep is passed as the task's argument (an integer in a pointer), and
  * the state reaches the tasks through the latch pointer stored in a static:
@@ -16,6 +18,7 @@
 struct timers {
   bench_latch_t latch; /* counts tasks whose sleep has ended */
   uint64_t elapsed_ns; /* first spawn to last completion */
+  long faults;         /* page faults over the same interval */
 };
 
 /* The running workload's state; one runtime at a time in this program. */
@@ -32,6 +35,7 @@ static void *sleeper(void *arg) {
 static void *timers_main(void *arg) {
   struct timers *st = arg;
   uint64_t x = 42;
+  long f0 = bench_minflt();
   uint64_t t0 = bench_now_ns();
   for (unsigned i = 0; i < TASKS; i++) {
     x = x * 6364136223846793005u + 1442695040888963407u;
@@ -48,6 +52,7 @@ static void *timers_main(void *arg) {
     return weft_task_fail(rc);
   }
   st->elapsed_ns = bench_now_ns() - t0;
+  st->faults = bench_minflt() - f0;
   return NULL;
 }
 
@@ -68,7 +73,9 @@ int bench_timers(unsigned workers) {
   long hwm = bench_status_kb("VmHWM");
   if (hwm < 0)
     return bench_fail(WORKLOAD, "cannot read VmHWM from /proc/self/status");
-  bench_result(WORKLOAD, workers, "wall_ms=%.1f peak_rss_kb=%ld tasks=%u",
-               (double)st.elapsed_ns / 1e6, hwm, TASKS);
+  bench_result(WORKLOAD, workers,
+               "wall_ms=%.1f peak_rss_kb=%ld tasks=%u faults_per_task=%.3f",
+               (double)st.elapsed_ns / 1e6, hwm, TASKS,
+               (double)st.faults / TASKS);
   return 0;
 }

@@ -6,7 +6,8 @@
  *
  * Record lifetime (cross-thread protocol):
  *  1. A record is allocated from the spawning worker's free list (its
- *     "home"), which carves it from a slab of 64, and holds one reference
+ *     "home"), which carves it from a slab of 64 (malloc'd, or cut
+ *     from a 2 MiB chunk once the pool is large: slab_new), and holds one reference
  *     while the task has not completed plus one per handle (task.c).
  *     `freed` is 0 while it is a task, 1 while it is free.
  *  2. The last reference dropped frees it: on home, straight back to the
@@ -34,6 +35,8 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/mman.h>
 
 #if defined(WEFT_SANITIZE_THREAD)
 #include <sanitizer/tsan_interface.h>
@@ -45,14 +48,93 @@
 
 typedef struct task_slab {
   struct task_slab *next;           /* all slabs of a worker */
+  unsigned char in_chunk;           /* 1: carved from a chunk (below), not
+                                       malloc'd; the record offset (64)
+                                       stays what gdb assumes */
   weft_task_t recs[TASK_SLAB];      /* the records */
 } task_slab_t;
+
+/* Where slabs come from. The first CHUNK_AFTER slabs of a pool are
+ * malloc'd one by one (a runtime with a few hundred tasks keeps a few pages
+ * of records). Past that, slabs are carved from 2 MiB chunks mapped
+ * 2 MiB-aligned with MADV_HUGEPAGE: a program that holds tens of thousands
+ * of tasks at once (spawn_many queues a million before they run, idle_memory
+ * and timers park 100,000) then takes one huge-page fault per 127 slabs
+ * (8,128 records) instead of one fault per 16 records, which cost about
+ * 60% of spawn_many with one worker (design.md §7). The pool has already
+ * used CHUNK_AFTER slabs (2 MiB of records) when the first chunk comes,
+ * so a chunk at most doubles what the records take. Without transparent
+ * huge pages (THP "never") the madvise fails and the chunk is plain pages:
+ * the same as malloc. Chunks, like slabs, live until the runtime ends. */
+#define CHUNK_SIZE ((size_t)2 << 20)
+#define CHUNK_AFTER 128u
+#define CHUNK_SLABS ((CHUNK_SIZE - sizeof(void *)) / sizeof(task_slab_t))
+_Static_assert(offsetof(task_slab_t, recs) == 64,
+               "tools/gdb/weft-gdb.py reads records at slab + 64");
+
+/* A chunk: its mapping's base (for munmap), chained from the pool. The
+ * header is the chunk's first word; slabs follow at their alignment. */
+typedef struct record_chunk {
+  struct record_chunk *next;
+} record_chunk_t;
+
+/* Map a 2 MiB-aligned chunk: over-map by 2 MiB, then unmap the ends. */
+static record_chunk_t *chunk_map(void) {
+  size_t len = 2 * CHUNK_SIZE;
+  char *raw = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED)
+    return NULL;
+  char *base = (char *)(((uintptr_t)raw + CHUNK_SIZE - 1) &
+                        ~(uintptr_t)(CHUNK_SIZE - 1));
+  if (base > raw)
+    munmap(raw, (size_t)(base - raw));
+  if (raw + len > base + CHUNK_SIZE)
+    munmap(base + CHUNK_SIZE, (size_t)(raw + len - (base + CHUNK_SIZE)));
+  /* Fails harmlessly where THP is off or unsupported: plain pages. */
+  (void)madvise(base, CHUNK_SIZE, MADV_HUGEPAGE);
+  return (record_chunk_t *)(void *)base;
+}
+
+/* A fresh slab for p: malloc'd while the pool is small, else the next one
+ * of the current chunk. NULL without memory. */
+static task_slab_t *slab_new(weft__record_pool_t *p) {
+  if (p->nslabs < CHUNK_AFTER) {
+    task_slab_t *slab = weft__aligned_alloc(64, sizeof(task_slab_t));
+    if (slab) {
+      slab->in_chunk = 0;
+      p->nslabs++;
+    }
+    return slab;
+  }
+  if (p->chunk_left == 0) {
+    record_chunk_t *c = chunk_map();
+    if (!c)
+      return NULL;
+    c->next = p->chunks;
+    p->chunks = c;
+    p->chunk_left = CHUNK_SLABS;
+  }
+  /* Slabs are laid out from the chunk's first 64-byte boundary after the
+   * header, in order. */
+  char *first = (char *)p->chunks + 64;
+  task_slab_t *slab =
+      (task_slab_t *)(void *)(first +
+                              (CHUNK_SLABS - p->chunk_left) * sizeof(task_slab_t));
+  p->chunk_left--;
+  p->nslabs++;
+  slab->in_chunk = 1;
+  return slab;
+}
 
 void weft__record_pool_init(weft__record_pool_t *p,
                             _Atomic(weft_task_t *) *remote_free) {
   p->free = NULL;
   p->nfree = 0;
   atomic_init(&p->slabs, NULL);
+  p->nslabs = 0;
+  p->chunks = NULL;
+  p->chunk_left = 0;
   p->remote_free = remote_free;
 }
 
@@ -96,7 +178,7 @@ weft_task_t *weft__record_alloc_slow(weft__record_pool_t *p,
                                     weft__worker_t *home) {
   weft__record_reclaim(p);
   if (!p->free) {
-    task_slab_t *slab = weft__aligned_alloc(64, sizeof(task_slab_t));
+    task_slab_t *slab = slab_new(p);
     if (!slab)
       return NULL;
     /* No memset: record_once() initialises what outlives a task, and
@@ -145,10 +227,19 @@ void weft__record_free_all(weft__record_pool_t *p) {
       if (s->recs[i].tsan_fiber)
         __tsan_destroy_fiber(s->recs[i].tsan_fiber);
 #endif
-    weft__aligned_free(s);
+    if (!s->in_chunk)
+      weft__aligned_free(s);
     s = next;
   }
   atomic_store_explicit(&p->slabs, NULL, memory_order_relaxed);
+  for (record_chunk_t *c = p->chunks; c;) {
+    record_chunk_t *next = c->next;
+    munmap(c, CHUNK_SIZE);
+    c = next;
+  }
+  p->chunks = NULL;
+  p->chunk_left = 0;
+  p->nslabs = 0;
   p->free = NULL;
 }
 

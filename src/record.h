@@ -204,6 +204,10 @@ typedef struct weft__record_pool {
    * by any thread (acquire: task dumps, weft__record_each_slab); freed only
    * when the runtime ends. */
   _Atomic(void *) slabs;
+  unsigned nslabs;                    /* slabs allocated (owner) */
+  unsigned chunk_left;                /* slabs left in chunks' head */
+  void *chunks;                       /* 2 MiB chunks slabs are cut from
+                                         once the pool is large (record.c) */
   _Atomic(weft_task_t *) *remote_free; /* records freed on other threads */
 } weft__record_pool_t;
 

@@ -56,8 +56,11 @@ typedef struct weft_worker_metrics {
   uint64_t inbox_pops;     /* (c) tasks taken from its inbox */
   uint64_t parks;          /* (c) times it blocked in its loop */
   uint64_t unparks;        /* (c) wake-ups sent to it (uv_async_send) */
-  uint64_t io_polls;       /* (c) non-blocking polls of its loop (every
-                              61 resumptions); each park is a blocking one */
+  uint64_t io_polls;       /* (c) non-blocking polls of its loop (at a
+                              fairness check, every 61 resumptions, once
+                              the last poll is 50 us old, and before a
+                              yielded task resumes: docs/design.md section
+                              3); each park is a blocking one */
   uint64_t busy_ns;        /* (c) time it was not parked: running tasks,
                               polling its loop, searching for work */
   uint64_t timers_pending; /* (g) timers on its wheel (sleeps, timeouts) */

@@ -161,7 +161,8 @@ typedef struct weft_worker_stats {
   uint64_t lifo_runs;   /* resumptions that came from the LIFO slot */
   uint64_t inject_pops; /* tasks taken from the global inject queue */
   uint64_t inbox_pops;  /* tasks and requests taken from this worker's inbox */
-  uint64_t io_polls;    /* non-blocking polls of the loop (fairness ticks) */
+  uint64_t io_polls;    /* non-blocking polls of the loop (fairness checks
+                           at least 50 us apart, and yields: design.md §3) */
   uint64_t parks;       /* times the worker blocked in its loop */
   uint64_t wakeups;     /* uv_async_send calls made to wake this worker */
 } weft_worker_stats_t;

@@ -456,17 +456,35 @@ static void check_shutdown(weft__worker_t *w) {
   }
 }
 
-static void fair_poll(weft__worker_t *w) {
-  weft_runtime_t *rt = w->own.rt;
+/* Run the loop once without blocking (timers and I/O): a new poll epoch
+ * (yield_mark), counted, and timed for the gap rule (fair_poll). */
+static void loop_poll(weft__worker_t *w, uint64_t now) {
   w->own.poll_epoch += w->own.rt->nworkers; /* see yield_mark() */
+  w->own.last_poll_ns = now;
   weft__count(w, WEFT__C_POLLS);
+  uv_run(&w->own.loop, UV_RUN_NOWAIT);
+}
+
+/* The fairness check (every WEFT__FAIR_TICKS resumptions) and the poll a
+ * yielded task waits for (force). The inbox and a task of the inject queue
+ * are taken at every check; the loop is polled when forced, in
+ * deterministic mode (one asyncio loop iteration per round), or when the
+ * last poll is WEFT__POLL_GAP_US old (the gap rule, design.md section 3):
+ * a poll is an epoll_wait system call, a microsecond or more here, which
+ * 61 short resumptions (yield_many, ping_pong: under 10 us) would pay
+ * every few microseconds for nothing. */
+static void fair_poll(weft__worker_t *w, int force) {
+  weft_runtime_t *rt = w->own.rt;
   weft_task_t *t = inbox_take(w);
   if (t)
     runq_push(w, t);
   t = inject_take(w, 1);
   if (t)
     runq_push(w, t);
-  uv_run(&w->own.loop, UV_RUN_NOWAIT);
+  uint64_t now = uv_hrtime();
+  if (force || rt->cfg.deterministic ||
+      now - w->own.last_poll_ns >= WEFT__POLL_GAP_US * 1000u)
+    loop_poll(w, now);
   check_shutdown(w);
   if (rt->cfg.deterministic)
     w->own.round_left = weft__runq_len(&w->remote.runq);
@@ -508,7 +526,7 @@ static inline void tick(weft__worker_t *w) {
 static inline __attribute__((always_inline)) weft_task_t *
 next_local(weft__worker_t *w) {
   if (w->own.round_left == 0)
-    fair_poll(w);
+    fair_poll(w, 0);
   weft_task_t *t = slot_take(w);
   if (t) {
     if (w->own.lifo_streak < WEFT__LIFO_MAX ||
@@ -674,6 +692,8 @@ static void park(weft__worker_t *w) {
   w->own.searching = weft__idle_unpark_self(&rt->idle, w->own.index);
   atomic_store_explicit(&w->remote.parked, 0, memory_order_relaxed);
   w->own.poll_epoch += w->own.rt->nworkers; /* see yield_mark() */
+  if (!skip)
+    w->own.last_poll_ns = uv_hrtime(); /* the park polled (gap rule) */
   check_shutdown(w);
   if (rt->cfg.deterministic)
     w->own.round_left = weft__runq_len(&w->remote.runq);
@@ -726,7 +746,7 @@ static void run(weft__worker_t *w, weft_task_t *t) {
     return;
   }
   if (needs_poll(w, t))
-    fair_poll(w); /* a yielded task resumes only after a poll */
+    fair_poll(w, 1); /* a yielded task resumes only after a poll */
   t->yield_mark = 0;
   tick(w);
   weft__task_run(w, t);

@@ -29,6 +29,9 @@
 /* Ticks between fairness checks: inject queue, inbox and a non-blocking poll
  * of the loop (docs/design.md §3; Go and tokio use 61). */
 #define WEFT__FAIR_TICKS 61u
+/* The gap rule (worker.c fair_poll; docs/design.md section 3): a fairness
+ * check polls the loop only if its last poll is at least this old. */
+#define WEFT__POLL_GAP_US 50u
 /* Consecutive LIFO-slot runs before queued tasks get a turn. */
 #define WEFT__LIFO_MAX 3u
 /* The LIFO slot's bound (worker.c, "LIFO slot protocol"): a task in the slot
@@ -135,6 +138,7 @@ typedef struct weft__worker_own {
   unsigned lifo_streak;               /* consecutive LIFO runs */
   unsigned round_left;                /* ticks until the next fairness poll */
   uint64_t poll_epoch;                /* index + 1 + polls * nworkers */
+  uint64_t last_poll_ns;              /* uv_hrtime() of its last loop poll */
   int searching;                      /* counted as searching (idle.h) */
   int shutdown_seen;                  /* its tasks cancelled for shutdown */
   uint32_t rng;                       /* xorshift state for victim choice */
