@@ -284,35 +284,37 @@ static const wfield_t wfields[] = {
 };
 #undef WF
 
+/* One runtime-wide sample: its family header, then "NAME VALUE". */
+static void scalar(out_t *o, const char *name, const char *type,
+                   const char *help, uint64_t v) {
+  family(o, name, type, help);
+  put(o, "%s %" PRIu64 "\n", name, v);
+}
+
 static void write_all(weft_runtime_t *rt, out_t *o) {
   weft_runtime_metrics_t r;
   read_runtime(rt, &r);
-  family(o, "weft_workers", "gauge", "Worker threads of the runtime.");
-  put(o, "weft_workers %" PRIu64 "\n", r.workers);
+  scalar(o, "weft_workers", "gauge", "Worker threads of the runtime.",
+         r.workers);
   family(o, "weft_uptime_seconds", "gauge", "Time since the runtime started.");
   put(o, "weft_uptime_seconds ");
   put_seconds(o, r.uptime_ns);
   put(o, "\n");
-  family(o, "weft_tasks_alive", "gauge",
-         "Tasks spawned and not yet finished.");
-  put(o, "weft_tasks_alive %" PRIu64 "\n", r.tasks_alive);
-  family(o, "weft_tasks_spawned_total", "counter",
-         "Tasks created (main, spawned, submitted).");
-  put(o, "weft_tasks_spawned_total %" PRIu64 "\n", r.tasks_spawned);
-  family(o, "weft_tasks_finished_total", "counter", "Tasks that completed.");
-  put(o, "weft_tasks_finished_total %" PRIu64 "\n", r.tasks_finished);
-  family(o, "weft_inject_queue_depth", "gauge",
-         "Tasks in the runtime's global inject queue.");
-  put(o, "weft_inject_queue_depth %" PRIu64 "\n", r.inject_depth);
-  family(o, "weft_stacks_pooled", "gauge",
-         "Free task stacks in the runtime-wide pool.");
-  put(o, "weft_stacks_pooled %" PRIu64 "\n", r.stacks_pooled);
-  family(o, "weft_stacks_pooled_trimmed", "gauge",
-         "Pooled stacks whose pages were given back to the kernel.");
-  put(o, "weft_stacks_pooled_trimmed %" PRIu64 "\n", r.stacks_pooled_trimmed);
-  family(o, "weft_stack_size_bytes", "gauge",
-         "Address space of one task stack.");
-  put(o, "weft_stack_size_bytes %" PRIu64 "\n", r.stack_size);
+  scalar(o, "weft_tasks_alive", "gauge", "Tasks spawned and not yet finished.",
+         r.tasks_alive);
+  scalar(o, "weft_tasks_spawned_total", "counter",
+         "Tasks created (main, spawned, submitted).", r.tasks_spawned);
+  scalar(o, "weft_tasks_finished_total", "counter", "Tasks that completed.",
+         r.tasks_finished);
+  scalar(o, "weft_inject_queue_depth", "gauge",
+         "Tasks in the runtime's global inject queue.", r.inject_depth);
+  scalar(o, "weft_stacks_pooled", "gauge",
+         "Free task stacks in the runtime-wide pool.", r.stacks_pooled);
+  scalar(o, "weft_stacks_pooled_trimmed", "gauge",
+         "Pooled stacks whose pages were given back to the kernel.",
+         r.stacks_pooled_trimmed);
+  scalar(o, "weft_stack_size_bytes", "gauge",
+         "Address space of one task stack.", r.stack_size);
 
   weft_worker_metrics_t m;
   for (size_t f = 0; f < sizeof(wfields) / sizeof(wfields[0]); f++) {

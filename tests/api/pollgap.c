@@ -72,6 +72,26 @@ static void sleep_us(long us) {
   nanosleep(&ts, NULL);
 }
 
+/* Start the churn pair on c (zeroed here). */
+static void churn_start(churn_t *c, weft_task_t **ping, weft_task_t **pong) {
+  memset(c, 0, sizeof *c);
+  CHECK_OK(weft_queue_new(1, &c->a));
+  CHECK_OK(weft_queue_new(1, &c->b));
+  CHECK_OK(weft_spawn(churn_ping, c, ping));
+  CHECK_OK(weft_spawn(churn_pong, c, pong));
+}
+
+/* Stop the churn pair and free what churn_start made. */
+static void churn_stop(churn_t *c, weft_task_t *ping, weft_task_t *pong) {
+  atomic_store(&c->stop, 1);
+  CHECK_OK(weft_task_await(ping, NULL));
+  CHECK_OK(weft_task_await(pong, NULL));
+  weft_task_unref(ping);
+  weft_task_unref(pong);
+  CHECK_OK(weft_queue_free(c->a));
+  CHECK_OK(weft_queue_free(c->b));
+}
+
 typedef struct sender {
   int port;
   atomic_int sent;      /* datagrams sent */
@@ -114,12 +134,8 @@ static int cmp_double(const void *a, const void *b) {
 static void *latency_main(void *arg) {
   (void)arg;
   churn_t c;
-  memset(&c, 0, sizeof c);
-  CHECK_OK(weft_queue_new(1, &c.a));
-  CHECK_OK(weft_queue_new(1, &c.b));
   weft_task_t *ping, *pong;
-  CHECK_OK(weft_spawn(churn_ping, &c, &ping));
-  CHECK_OK(weft_spawn(churn_pong, &c, &pong));
+  churn_start(&c, &ping, &pong);
 
   weft_udp_opts_t o;
   weft_udp_opts_init(&o);
@@ -146,15 +162,9 @@ static void *latency_main(void *arg) {
   CHECK(pthread_join(th, NULL) == 0);
   /* The churn ran all along: the worker never parked for long. */
   CHECK(atomic_load(&c.messages) > 1000u);
-  atomic_store(&c.stop, 1);
-  CHECK_OK(weft_task_await(ping, NULL));
-  CHECK_OK(weft_task_await(pong, NULL));
-  weft_task_unref(ping);
-  weft_task_unref(pong);
+  churn_stop(&c, ping, pong);
   CHECK_OK(weft_udp_close(u));
   CHECK_OK(weft_udp_free(u));
-  CHECK_OK(weft_queue_free(c.a));
-  CHECK_OK(weft_queue_free(c.b));
 
   qsort(late, SENDS, sizeof late[0], cmp_double);
   double median = late[SENDS / 2];
@@ -174,26 +184,16 @@ static void test_io_ready_task_runs_under_churn(void **state) {
 static void *polls_main(void *arg) {
   (void)arg;
   churn_t c;
-  memset(&c, 0, sizeof c);
-  CHECK_OK(weft_queue_new(1, &c.a));
-  CHECK_OK(weft_queue_new(1, &c.b));
+  weft_task_t *ping, *pong;
   weft_worker_stats_t before, after;
   CHECK_OK(weft_worker_stats(0, &before));
   double t0 = harness_now_ms();
-  weft_task_t *ping, *pong;
-  CHECK_OK(weft_spawn(churn_ping, &c, &ping));
-  CHECK_OK(weft_spawn(churn_pong, &c, &pong));
+  churn_start(&c, &ping, &pong);
   /* The main task sleeps: the two churn tasks keep the worker busy. */
   CHECK_OK(weft_sleep(200));
-  atomic_store(&c.stop, 1);
-  CHECK_OK(weft_task_await(ping, NULL));
-  CHECK_OK(weft_task_await(pong, NULL));
+  churn_stop(&c, ping, pong);
   double elapsed_us = (harness_now_ms() - t0) * 1000.0;
   CHECK_OK(weft_worker_stats(0, &after));
-  weft_task_unref(ping);
-  weft_task_unref(pong);
-  CHECK_OK(weft_queue_free(c.a));
-  CHECK_OK(weft_queue_free(c.b));
 
   uint64_t polls = after.io_polls - before.io_polls;
   uint64_t runs = after.tasks_run - before.tasks_run;
