@@ -216,15 +216,19 @@ static void snap_one(snapbuf_t *b, weft_task_t *t) {
     s->wait = (weft_wait_kind_t)t->wait_kind;
     if (t->started)
       s->worker = (int)t->worker->own.index;
-    if (s->wait != WEFT_WAIT_NONE) {
-      s->wait_obj = t->wait_obj;
-      s->state_ms = ms_since(b->now_ms, t->wait_since_ms);
-      if (t->wait_deadline_ms) /* low 32 bits: within 24 days of now */
-        s->wait_deadline_ms =
-            b->now_ms + (uint64_t)(int64_t)(int32_t)(t->wait_deadline_ms -
-                                                     (uint32_t)b->now_ms);
-    } else {
+    if (s->wait == WEFT_WAIT_NONE) {
       s->state_ms = s->age_ms;
+    } else {
+      s->state_ms = ms_since(b->now_ms, t->wait_since_ms);
+      /* A yield notes no object nor deadline (weft__wait_note_yield): the
+       * fields hold an earlier wait's. */
+      if (s->wait != WEFT_WAIT_YIELD) {
+        s->wait_obj = t->wait_obj;
+        if (t->wait_deadline_ms) /* low 32 bits: within 24 days of now */
+          s->wait_deadline_ms =
+              b->now_ms + (uint64_t)(int64_t)(int32_t)(t->wait_deadline_ms -
+                                                       (uint32_t)b->now_ms);
+      }
     }
 #if !defined(WEFT_CTX_ucontext)
     if ((b->flags & WEFT_SNAPSHOT_BACKTRACE) && t->started && t->stack) {

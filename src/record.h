@@ -54,7 +54,13 @@ struct weft_task {
   /* --- line 0: everything a suspend/resume touches (weft_yield, the run
    * loop, weft__task_run), so that a switch costs one task cache line. --- */
   _Alignas(64) atomic_uint state; /* task_state.h; shared */
-  atomic_int freed;       /* 0 while a task, 1 while free (task.c) */
+  atomic_uchar freed;     /* 0 while a task, 1 while free (task.c) */
+  uint8_t wait_kind;      /* weft_wait_kind_t (weft/dump.h): what it waits
+                             on, noted before it suspends (waitnote.h);
+                             here so that a yield's note stays on this line */
+  /* Poll epoch at the last yield, truncated (worker.c, yield_mark); 0 =
+   * none. */
+  uint16_t yield_mark;
   /* Link in whichever single queue holds the task (overflow batch, inject,
    * inbox, remote-free stack); only the SCHEDULED owner writes it. */
   struct weft_task *next;
@@ -68,9 +74,10 @@ struct weft_task {
   /* Timeout scopes (wait.c), owner-only: the earliest deadline among the
    * scopes not yet expired (the innermost scope is `scope`, below). */
   uint64_t scope_deadline; /* monotonic ns; WEFT__NO_DEADLINE if none */
-  /* Poll epoch at the last yield, truncated (worker.c); 0 = none. A
-   * truncated epoch that happens to be 0 only skips one forced poll. */
-  uint32_t yield_mark;
+  /* When it last suspended (waitnote.h): the low 32 bits of its worker's
+   * loop clock in ms (uv_now, weft_time_ms's epoch); dumps take the time
+   * since as a difference modulo 2^32 (right for 49 days). */
+  uint32_t wait_since_ms;
   uint16_t budget;        /* cooperative budget left (sched/switch.c) */
   uint8_t started;        /* 1 once the task has a stack and a context */
   uint8_t check_canary;   /* 1 if its stack has no guard page (stack.h) */
@@ -94,8 +101,6 @@ struct weft_task {
   atomic_uchar status_read; /* 1 once an owner of a handle read the status
                                (weft__task_status_read): debug mode
                                reports failures nobody read (task.c) */
-  uint8_t wait_kind;      /* weft_wait_kind_t (weft/dump.h): what it waits
-                             on, noted before it suspends (waitnote.h) */
   weft__list_t joinq;          /* weft__waiter_t of tasks awaiting this one */
 #if defined(WEFT_CTX_ucontext)
   weft__ctx_t ctx;        /* saved context while not running */
@@ -127,20 +132,17 @@ struct weft_task {
    * the words below, which it stores and copying readers load atomically
    * (relaxed). Never reset: it stays even between renames. */
   atomic_uint name_seq;
-  /* When it last suspended (waitnote.h): the low 32 bits of its worker's
-   * loop clock in ms (uv_now, weft_time_ms's epoch); dumps take the time
-   * since as a difference modulo 2^32 (right for 49 days). */
-  uint32_t wait_since_ms;
   union {
     char name[WEFT_TASK_NAME_MAX + 1];
     uint64_t name_words[(WEFT_TASK_NAME_MAX + 1) / 8];
   };
   /* Task dumps (dump.c, protocol at its top). Plain fields: parent_id and
    * born_ms are written by the spawner before it publishes the task, the
-   * wait_* ones (and wait_kind, wait_since_ms above, in holes) by the task
-   * itself before it suspends (weft__wait_note, waitnote.h); a dumper
-   * reads them only while it holds the record (DUMPING) and, for the
-   * wait_* ones, while the task is not running. Times are the low 32 bits
+   * wait_* ones (and wait_kind, wait_since_ms on line 0) by the task
+   * itself before it suspends (weft__wait_note, waitnote.h; a yield notes
+   * only the two on line 0, and its wait_obj and wait_deadline_ms mean
+   * nothing); a dumper reads them only while it holds the record
+   * (DUMPING) and, for the wait_* ones, while the task is not running. Times are the low 32 bits
    * of a worker's loop clock (uv_now: ms, the epoch of weft_time_ms), so
    * that the record stays 256 bytes: a bigger one costs a page fault per
    * 64 more tasks (spawn_many: +25% here, docs/design.md). Kept plain and
@@ -155,6 +157,12 @@ struct weft_task {
     !defined(WEFT_CTX_ucontext) && UINTPTR_MAX == UINT64_MAX
 /* Four cache lines: a fifth costs a page fault per 64 spawned tasks. */
 _Static_assert(sizeof(struct weft_task) == 256, "the task record grew");
+/* A yield writes only line 0 of its record (weft_yield, weft__coop_tick). */
+_Static_assert(offsetof(struct weft_task, wait_kind) < 64 &&
+                   offsetof(struct weft_task, wait_since_ms) + 4 <= 64 &&
+                   offsetof(struct weft_task, yield_mark) + 2 <= 64 &&
+                   offsetof(struct weft_task, budget) + 2 <= 64,
+               "a yield's fields left the record's first line");
 #endif
 
 _Static_assert((WEFT_TASK_NAME_MAX + 1) % 8 == 0,

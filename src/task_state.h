@@ -112,11 +112,20 @@ static inline void weft__state_dump_wait(atomic_uint *st) {
 static inline void weft__state_run(atomic_uint *st, unsigned worker) {
   /* acq_rel: acquire pairs with a dumper's release of DUMPING (its reads of
    * the stack happen before the task writes it again); release continues
-   * the spawn's release sequence for dumpers reading a running task. */
-  unsigned old = atomic_fetch_or_explicit(
+   * the spawn's release sequence for dumpers reading a running task. The
+   * old value is not used: x86 then needs one `lock or`, not a CAS loop. */
+  atomic_fetch_or_explicit(
       st, WEFT__ST_RUNNING | ((worker + 1u) << WEFT__ST_WORKER_SHIFT),
       memory_order_acq_rel);
-  if (__builtin_expect((old & WEFT__ST_DUMPING) != 0, 0))
+  /* acquire: a load after the RMW reads its value or a later one. So it
+   * sees DUMPING if a dumper claimed the record before the RMW and still
+   * holds it; if that dumper has released it since, the load reads from
+   * the release and synchronises with it. A dumper that claims after the
+   * RMW saw RUNNING and reads nothing the task writes; seeing its bit
+   * here only costs a wait of one task's copy. */
+  if (__builtin_expect((atomic_load_explicit(st, memory_order_acquire) &
+                        WEFT__ST_DUMPING) != 0,
+                       0))
     weft__state_dump_wait(st);
 }
 

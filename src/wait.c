@@ -391,7 +391,7 @@ int weft_yield(void) {
   scopes_check(t);
   if (weft__wait_check_cancel(t))
     return WEFT_ECANCELED;
-  weft__wait_note(t, WEFT_WAIT_YIELD, NULL);
+  weft__wait_note_yield(t);
   weft__task_switch_out(t, WEFT__AFTER_YIELD);
   return 0;
 }

@@ -26,6 +26,16 @@ static inline void weft__wait_note(weft_task_t *t, weft_wait_kind_t kind,
   t->wait_since_ms = (uint32_t)t->worker->own.loop.time;
 }
 
+/* t (the running task, the caller) is about to yield: only the kind and
+ * the time, both on the record's first line, which the switch writes
+ * anyway (record.h); a yield has no object and no deadline, and dumps
+ * and tools/gdb ignore the stale ones (dump.c). weft__coop_tick stores the
+ * same two fields itself. */
+static inline void weft__wait_note_yield(weft_task_t *t) {
+  t->wait_kind = (uint8_t)WEFT_WAIT_YIELD;
+  t->wait_since_ms = (uint32_t)t->worker->own.loop.time;
+}
+
 /* The wait's own deadline (monotonic ns, WEFT__NO_DEADLINE for none) as
  * the record keeps it: the low 32 bits of the ms, 0 for none (a deadline
  * whose low bits are 0 is kept as 1: a millisecond early in a dump). */

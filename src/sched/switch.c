@@ -217,11 +217,9 @@ void weft__coop_tick(void) {
   weft_task_t *t = weft__task_current();
   if (t && --t->budget == 0) {
     t->budget = WEFT__COOP_BUDGET;
-    /* The wait note of a yield (waitnote.h; stored here directly: the
-     * scheduler includes nothing above it). */
+    /* The wait note of a yield (waitnote.h, weft__wait_note_yield; stored
+     * here directly: the scheduler includes nothing above it). */
     t->wait_kind = WEFT_WAIT_YIELD;
-    t->wait_obj = NULL;
-    t->wait_deadline_ms = 0;
     t->wait_since_ms = (uint32_t)t->worker->own.loop.time;
     weft__task_switch_out(t, WEFT__AFTER_YIELD);
   }

@@ -493,11 +493,14 @@ static void fair_poll(weft__worker_t *w, int force) {
 }
 
 /* A mark no other worker's epoch can equal: epochs start at index + 1 and
- * step by the number of workers. Marks keep the low 32 bits (the task's
- * hot line has room for no more): once an epoch wraps, a rare collision
- * costs one extra poll, and a mark of 0 skips one; neither loses a task. */
-static uint32_t yield_mark(weft__worker_t *w) {
-  return (uint32_t)w->own.poll_epoch;
+ * step by the number of workers. Marks keep the low 16 bits (the task's
+ * hot line has room for no more), and a mark whose low bits are 0 is kept
+ * as 1 (0 means "no mark"): after a wrap, or for a mark turned into 1, a
+ * rare collision costs one extra poll; it never skips the poll a yield
+ * is owed nor loses a task. */
+static uint16_t yield_mark(weft__worker_t *w) {
+  uint16_t m = (uint16_t)w->own.poll_epoch;
+  return m ? m : 1u;
 }
 
 /* t must resume on another worker (a pin, a timer or I/O homed there). */
@@ -505,9 +508,10 @@ static inline int routed_elsewhere(weft__worker_t *w, weft_task_t *t) {
   return t->route && t->route != w;
 }
 
-/* t yielded on this worker and no poll has happened since. */
+/* t yielded on this worker and no poll has happened since (a mark is never
+ * 0, so a task without one never matches). */
 static inline int needs_poll(weft__worker_t *w, weft_task_t *t) {
-  return t->yield_mark && t->yield_mark == yield_mark(w);
+  return t->yield_mark == yield_mark(w);
 }
 
 /* One tick of the run loop: a resumption, counted towards the next poll. */

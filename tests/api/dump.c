@@ -46,6 +46,9 @@ int dump_t_here(void **pcs, int max);
 /* src/backtrace.h's, for the watchdog (linked from the static library). */
 int weft__backtrace_here(void **pcs, int max);
 void *dump_t_leaf(void *arg);
+void *dump_t_yielder(void *arg);
+void *dump_t_hog(void *arg);
+void *dump_t_gate(void *arg);
 
 /* A snapshot entry by task name, or NULL. */
 static const weft_task_snapshot_t *find(const weft_task_snapshot_t *v,
@@ -526,6 +529,99 @@ static void test_many(void **state) {
   (void)run_in_weft(many_main, NULL, 2);
 }
 
+/* ---- a yield's note ------------------------------------------------------ */
+
+/* A yield notes only its kind and time (src/waitnote.h): the object and
+ * deadline of the task's previous wait stay in its record, and a dump must
+ * not show them. The yielder first awaits a gate task with a deadline
+ * (weft_task_wait_for: an object and a deadline), then starts a hog pinned
+ * to its own worker and yields behind it: it stays READY, with a yield as
+ * its last wait, until the hog stops. */
+typedef struct {
+  weft_event_t *event;
+  weft_task_t *gate;
+  atomic_int hogging, stop;
+} yield_world_t;
+
+NOINLINE void *dump_t_gate(void *arg) {
+  yield_world_t *y = arg;
+  CHECK_OK(weft_event_wait(y->event));
+  return NULL;
+}
+
+NOINLINE void *dump_t_hog(void *arg) {
+  yield_world_t *y = arg;
+  atomic_store(&y->hogging, 1);
+  while (!atomic_load(&y->stop))
+    ; /* never suspends: the yielder stays queued behind it */
+  return NULL;
+}
+
+NOINLINE void *dump_t_yielder(void *arg) {
+  yield_world_t *y = arg;
+  CHECK_OK(weft_task_wait_for(y->gate, 600000, NULL));
+  weft_task_t *hog = spawn_named(dump_t_hog, y, "hog", 1);
+  (void)HARNESS_WAIT(atomic_load(&y->hogging));
+  (void)weft_yield(); /* queued behind the hog until it stops */
+  if (hog) {
+    CHECK_OK(weft_task_await(hog, NULL));
+    weft_task_unref(hog);
+  }
+  return NULL;
+}
+
+static void *yield_note_main(void *arg) {
+  yield_world_t y;
+  (void)arg;
+  memset(&y, 0, sizeof y);
+  CHECK_OK(weft_event_new(&y.event));
+  y.gate = spawn_named(dump_t_gate, &y, "gate", 0);
+  weft_task_t *t = spawn_named(dump_t_yielder, &y, "yielder", 1);
+  /* First its wait for the gate, with the object and a deadline. */
+  if (HARNESS_WAIT(shows("yielder", WEFT_TASK_WAITING, WEFT_WAIT_TASK))) {
+    weft_task_snapshot_t *v;
+    size_t n;
+    CHECK_OK(weft_task_snapshot(0, &v, &n));
+    expect(v, n, "yielder", WEFT_TASK_WAITING, WEFT_WAIT_TASK, y.gate);
+    const weft_task_snapshot_t *s = find(v, n, "yielder");
+    if (s)
+      CHECK(s->wait_deadline_ms != WEFT_NO_TIMEOUT);
+    weft_task_snapshot_free(v);
+  }
+  CHECK_OK(weft_event_set(y.event));
+  /* Then its yield, behind the hog. */
+  if (HARNESS_WAIT(shows("yielder", WEFT_TASK_READY, WEFT_WAIT_YIELD))) {
+    weft_task_snapshot_t *v;
+    size_t n;
+    CHECK_OK(weft_task_snapshot(0, &v, &n));
+    const weft_task_snapshot_t *s = find(v, n, "yielder");
+    CHECK(s != NULL);
+    if (s) {
+      CHECK_EQ((int)s->wait, (int)WEFT_WAIT_YIELD);
+      CHECK(s->wait_obj == NULL);
+      CHECK(s->wait_deadline_ms == WEFT_NO_TIMEOUT);
+      CHECK(s->state_ms < 60000); /* noted at the yield, not at spawn */
+    }
+    weft_task_snapshot_free(v);
+  }
+  atomic_store(&y.stop, 1);
+  if (t) {
+    CHECK_OK(weft_task_await(t, NULL));
+    weft_task_unref(t);
+  }
+  if (y.gate) {
+    CHECK_OK(weft_task_await(y.gate, NULL));
+    weft_task_unref(y.gate);
+  }
+  CHECK_OK(weft_event_free(y.event));
+  return NULL;
+}
+
+static void test_yield_note(void **state) {
+  (void)state;
+  (void)run_in_weft(yield_note_main, NULL, 2);
+}
+
 /* ---- dumps racing a busy runtime ------------------------------------------ */
 
 /* Tasks that yield, sleep, spawn and finish children without pause while a
@@ -760,6 +856,7 @@ int main(void) {
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_backtrace_here),
       cmocka_unit_test(test_states),
+      cmocka_unit_test(test_yield_note),
       cmocka_unit_test(test_many),
       cmocka_unit_test(test_churn),
       cmocka_unit_test(test_signal),

@@ -210,7 +210,18 @@ class Task(object):
         wait* and the parent task, shown when set (scalars and pointers;
         an enum shows its enumerator's name)."""
         out = []
+        # A yield notes only its kind and time (src/waitnote.h): the object
+        # and deadline fields still hold an earlier wait's.
+        stale = ()
+        try:
+            if int(self.t["wait_kind"]) == int(
+                    gdb.parse_and_eval("WEFT_WAIT_YIELD")):
+                stale = ("wait_obj", "wait_deadline_ms")
+        except gdb.error:
+            pass
         for n in _extra_fields(self.t.type):
+            if n in stale:
+                continue
             try:
                 v = self.t[n]
                 code = v.type.strip_typedefs().code
