@@ -40,11 +40,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define NBUF 4096u        /* provided buffers (a power of two) */
-#define BUF_SIZE 16384u   /* bytes per provided buffer (< 2^15) */
-#define BGID 1            /* the buffer group */
-#define ENTRIES 4096u     /* submission queue entries */
-#define BATCH_MIN 8u      /* uring-batch: completions a turn waits for */
+#define NBUF 4096u          /* provided buffers (a power of two) */
+#define BUF_SIZE 16384u     /* bytes per provided buffer (< 2^15) */
+#define BGID 1              /* the buffer group */
+#define ENTRIES 4096u       /* submission queue entries */
+#define BATCH_MIN 8u        /* uring-batch: completions a turn waits for */
 #define BATCH_WAIT_NS 50000 /* uring-batch: ... or this long */
 
 enum { OP_ACCEPT = 1, OP_RECV, OP_SEND };
@@ -136,7 +136,8 @@ static char *outbuf_of(int fd) {
 static unsigned request_ends(const char *b, size_t n) {
   unsigned reqs = 0;
   for (size_t k = 3; k < n; k++)
-    if (b[k] == '\n' && b[k - 1] == '\r' && b[k - 2] == '\n' && b[k - 3] == '\r')
+    if (b[k] == '\n' && b[k - 1] == '\r' && b[k - 2] == '\n' &&
+        b[k - 3] == '\r')
       reqs++;
   return reqs;
 }
@@ -214,12 +215,14 @@ static int epoll_floor(int ls) {
 int main(int argc, char **argv) {
   if (argc != 4 || (strcmp(argv[1], "epoll") && strcmp(argv[1], "uring") &&
                     strcmp(argv[1], "uring-batch"))) {
-    fprintf(stderr, "usage: tcp_floor epoll|uring|uring-batch echo|http PORT\n");
+    fprintf(stderr,
+            "usage: tcp_floor epoll|uring|uring-batch echo|http PORT\n");
     return 2;
   }
   http = !strcmp(argv[2], "http");
   int port = atoi(argv[3]);
-  int ls = socket(AF_INET, SOCK_STREAM | (argv[1][0] == 'e' ? SOCK_NONBLOCK : 0), 0),
+  int ls = socket(AF_INET,
+                  SOCK_STREAM | (argv[1][0] == 'e' ? SOCK_NONBLOCK : 0), 0),
       one = 1;
   setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   struct sockaddr_in a = {.sin_family = AF_INET,
@@ -273,7 +276,8 @@ int main(int argc, char **argv) {
     } else {
       rc = io_uring_submit_and_wait(&ring, 1);
     }
-    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY &&
+        rc != -ETIME) {
       fprintf(stderr, "io_uring_submit_and_wait: %s\n", strerror(-rc));
       return 1;
     }

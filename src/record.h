@@ -142,11 +142,11 @@ struct weft_task {
    * itself before it suspends (weft__wait_note, waitnote.h; a yield notes
    * only the two on line 0, and its wait_obj and wait_deadline_ms mean
    * nothing); a dumper reads them only while it holds the record
-   * (DUMPING) and, for the wait_* ones, while the task is not running. Times are the low 32 bits
-   * of a worker's loop clock (uv_now: ms, the epoch of weft_time_ms), so
-   * that the record stays 256 bytes: a bigger one costs a page fault per
-   * 64 more tasks (spawn_many: +25% here, docs/design.md). Kept plain and
-   * named for tools/gdb. */
+   * (DUMPING) and, for the wait_* ones, while the task is not running.
+   * Times are the low 32 bits of a worker's loop clock (uv_now: ms, the
+   * epoch of weft_time_ms), so that the record stays 256 bytes: a bigger
+   * one costs a page fault per 64 more tasks (spawn_many: +25% here,
+   * docs/design.md). Kept plain and named for tools/gdb. */
   uint64_t parent_id;     /* id of the task that spawned it; 0: none */
   const void *wait_obj;   /* the object it waits on, NULL if none */
   uint32_t born_ms;       /* when it was spawned */
