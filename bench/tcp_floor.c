@@ -143,11 +143,10 @@ static unsigned request_ends(const char *b, size_t n) {
 }
 
 static void on_recv(int fd, struct io_uring_cqe *cqe) {
-  if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res != 0 &&
-      cqe->res != -ECONNRESET) {
-    if (cqe->res > 0 || cqe->res == -ENOBUFS)
-      arm_recv(fd); /* the multishot ended: re-arm it */
-  }
+  /* The multishot ended with the connection still usable: re-arm it. */
+  if (!(cqe->flags & IORING_CQE_F_MORE) &&
+      (cqe->res > 0 || cqe->res == -ENOBUFS))
+    arm_recv(fd);
   if (cqe->res <= 0) {
     if (cqe->res != -ENOBUFS)
       close(fd);

@@ -214,8 +214,7 @@ class Task(object):
         # and deadline fields still hold an earlier wait's.
         stale = ()
         try:
-            if int(self.t["wait_kind"]) == int(
-                    gdb.parse_and_eval("WEFT_WAIT_YIELD")):
+            if int(self.t["wait_kind"]) == _wait_yield():
                 stale = ("wait_obj", "wait_deadline_ms")
         except gdb.error:
             pass
@@ -258,6 +257,13 @@ _extra_cache = {}
 def _forget_types(event):
     # A new program or library may define struct weft_task differently.
     _extra_cache.clear()
+
+
+def _wait_yield():
+    """WEFT_WAIT_YIELD's value (looked up once per program)."""
+    if "yield" not in _extra_cache:
+        _extra_cache["yield"] = int(gdb.parse_and_eval("WEFT_WAIT_YIELD"))
+    return _extra_cache["yield"]
 
 
 gdb.events.new_objfile.connect(_forget_types)
